@@ -1,0 +1,81 @@
+# gridmgmt — two commands: `make demo` and `make test` (see README.md).
+# Everything is idempotent: a finished step is skipped on the next run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help system venv services db demo-data demo serve test stop lint fmt bench screenshots clean-var
+
+ROOT      := $(realpath .)
+VENV      := $(ROOT)/.venv
+PY        := $(VENV)/bin/python
+VAR       := $(ROOT)/var
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+export PYTHONUNBUFFERED := 1
+
+APT_PKGS := postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal32 libgeos-c1v5 libproj25 \
+            redis-server chromium fonts-wqy-microhei
+
+help:
+	@echo "make demo   - install, start PostGIS + Redis, migrate, load the Pudong demo, serve on $(HOST):$(PORT)"
+	@echo "make test   - the same set-up, then the whole test suite"
+	@echo "make stop   - stop the private PostgreSQL and Redis started under var/"
+	@echo "make lint   - ruff check + format check"
+	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
+	@echo "make screenshots - refresh docs/face-*.png (the README's pictures of each face) from the demo"
+
+## System packages (Debian 12, as root). Skipped when all are installed.
+system:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "==> apt-get install $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -q && \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	fi
+
+## Python virtualenv with pinned requirements. Re-run only when requirements.txt changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+## Private PostgreSQL/PostGIS and Redis under var/ unless DATABASE_URL / REDIS_URL are set.
+services: system venv
+	@bash scripts/services.sh start
+
+db: services
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+
+demo-data: db
+	$(PY) manage.py demo_load
+
+demo: demo-data
+	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
+	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT) --no-access-log
+
+serve: db
+	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT)
+
+test: services
+	$(PY) manage.py check --fail-level WARNING
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+fmt:
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: demo-data
+	$(PY) bench/grid_build.py
+
+## Pictures of each face for the README, taken in Chromium from the demo data (its own server, free port).
+screenshots: demo-data
+	$(PY) scripts/face_screenshots.py --out docs
+
+stop:
+	@bash scripts/services.sh stop

@@ -1,0 +1,434 @@
+"""Real-time fan-out: N WebSocket screens on the running server, reports posted through the HTTP API (issue 4).
+
+    .venv/bin/python bench/fanout.py [--clients 1000] [--rate 50] [--seconds 30] [--burst 2000] [--workers 1]
+
+Runs against its own database, `<DATABASE_URL's name>_rtbench` (migrated, with a 3×3-cell test district;
+benchmark reports must not land in the demo database), and its own uvicorn on it. Two systems, same clients:
+
+1. **gridmgmt**: N screens subscribed to `all` on /ws/feed/ (wall user's session); reports posted with
+   `POST /api/cases/` (token auth, no photo) from a thread pool — a steady `--rate`/s for `--seconds`, then
+   a burst of `--burst` as fast as the API takes them.
+2. **baseline** (the physical floor): a bare Redis `PUBLISH` per event, relayed by a minimal `websockets`
+   broadcast server (one frame per event) to the same N clients; same steady rate, same burst size.
+
+Per phase: commit → received latency p50/p95/p99 over every (client, event) pair (`at` of the envelope is
+taken just before the transaction, so this slightly overstates), frames/s and events/s delivered, and lost /
+duplicated counts. Results: bench/results/fanout-<N>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ENVELOPE = re.compile(rb'"seq" ?: ?(\d+), ?"type" ?: ?"case\.created", ?"at" ?: ?"([^"]+)"')
+
+
+# --- database and servers ------------------------------------------------------------------------------
+
+
+def _bench_db() -> str:
+    url = os.environ.get("DATABASE_URL")
+    env_file = ROOT / "var" / "local.env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+    url = os.environ["DATABASE_URL"]
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/") + "_rtbench"
+    import psycopg
+
+    admin = parts._replace(path="/postgres")
+    with psycopg.connect(urllib.parse.urlunsplit(admin).replace("postgis://", "postgresql://"), autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            c.execute(f'CREATE DATABASE "{name}"')
+    bench_url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    os.environ["DATABASE_URL"] = bench_url
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
+    return bench_url
+
+
+def _django_world() -> tuple[str, str, tuple[float, float]]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gridmgmt.settings")
+    import django
+
+    django.setup()
+    from django.contrib.sessions.backends.db import SessionStore
+    from rest_framework.authtoken.models import Token
+
+    from gridmgmt.models import Category, User
+    from tests.world import world_build
+
+    if not Category.objects.filter(code="E0404").exists():
+        world_build()
+    wall, patrol = User.objects.get(username="wall"), User.objects.get(username="patrol")
+    session = SessionStore()
+    session["_auth_user_id"] = str(wall.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = wall.get_session_auth_hash()
+    session.create()
+    token, _ = Token.objects.get_or_create(user=patrol)
+    from geo.models import GridCell
+
+    centre = GridCell.objects.order_by("id")[4].center
+    return session.session_key, token.key, (centre.x, centre.y)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cmd: list[str], url: str, env: dict | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc
+        except urllib.error.HTTPError:
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{cmd} did not come up")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# --- the baseline relay (a separate process) -------------------------------------------------------------
+
+
+async def relay_serve(port: int, redis_url: str) -> None:
+    import redis.asyncio as aioredis
+    from websockets.asyncio.server import broadcast, serve
+
+    clients: set = set()
+
+    async def handler(ws):
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async def health(connection, request):
+        if request.path == "/health":
+            return connection.respond(200, "ok\n")
+        return None
+
+    async with serve(handler, "127.0.0.1", port, compression=None, process_request=health):
+        pubsub = aioredis.from_url(redis_url).pubsub()
+        await pubsub.subscribe("bench.relay")
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                broadcast(clients, message["data"].decode())
+
+
+# --- clients -------------------------------------------------------------------------------------------
+
+
+class Tally:
+    """Deliveries per (client, seq) in a bytearray per client, latencies per phase."""
+
+    def __init__(self, n: int):
+        self.counts = [bytearray() for _ in range(n)]
+        self.base = 0
+        self.phase = "steady"
+        self.latency: dict[str, array.array] = {}
+        self.frames: dict[str, int] = {}
+        self.events: dict[str, int] = {}
+        self.last_delivery: dict[str, float] = {}
+
+    def frame(self, i: int, text: bytes) -> None:
+        now = time.time()
+        phase = self.phase
+        self.frames[phase] = self.frames.get(phase, 0) + 1
+        lat = self.latency.setdefault(phase, array.array("d"))
+        counts = self.counts[i]
+        n = 0
+        for seq, at in ENVELOPE.findall(text):
+            k = int(seq) - self.base
+            if k >= len(counts):
+                counts.extend(bytes(k + 1000 - len(counts)))
+            if counts[k] < 255:
+                counts[k] += 1
+            lat.append(now - datetime.fromisoformat(at.decode()).timestamp())
+            n += 1
+        if n:
+            self.events[phase] = self.events.get(phase, 0) + n
+            self.last_delivery[phase] = now
+
+    def check(self, expected: list[int]) -> tuple[int, int]:
+        lost = dup = 0
+        for counts in self.counts:
+            for seq in expected:
+                k = seq - self.base
+                c = counts[k] if k < len(counts) else 0
+                lost += c == 0
+                dup += max(0, c - 1)
+        return lost, dup
+
+    def received_all(self, expected: list[int]) -> bool:
+        k = max(expected) - self.base
+        return all(len(c) > k and all(c[s - self.base] for s in expected[-50:]) for c in self.counts)
+
+
+async def clients_run(url: str, n: int, tally: Tally, *, cookie: str | None, origin: str, ready: asyncio.Event):
+    from websockets.asyncio.client import connect
+
+    connected = 0
+    gate = asyncio.Semaphore(50)
+
+    async def one(i: int):
+        nonlocal connected
+        headers = {"Cookie": f"sessionid={cookie}"} if cookie else {}
+        async with gate:
+            ws = await connect(
+                url, origin=origin, additional_headers=headers, compression=None, max_size=None, open_timeout=120
+            )
+            if cookie:
+                await ws.recv()  # hello
+                await ws.send(json.dumps({"op": "subscribe", "scope": "all", "last": None}))
+                await ws.recv()  # subscribed
+        connected += 1
+        if connected == n:
+            ready.set()
+        try:
+            async for message in ws:
+                tally.frame(i, message if isinstance(message, bytes) else message.encode())
+        except Exception:
+            pass
+
+    return [asyncio.create_task(one(i)) for i in range(n)]
+
+
+# --- posting -------------------------------------------------------------------------------------------
+
+
+def post_reports(server: str, token: str, point: tuple[float, float], n: int, rate: float | None) -> list[str]:
+    """n reports through the API, at `rate`/s (None: as fast as 16 threads get them in). Returns case codes."""
+    body = json.dumps({"category": "E0404", "lon": point[0], "lat": point[1], "description": "bench"}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
+
+    def one(_):
+        request = urllib.request.Request(server + "/api/cases/", data=body, headers=headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())["properties"]["code"]
+
+    with ThreadPoolExecutor(16) as pool:
+        if rate is None:
+            return list(pool.map(one, range(n)))
+        futures, start = [], time.monotonic()
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(one, i))
+        return [f.result() for f in futures]
+
+
+def publish_bare(redis_url: str, first_seq: int, n: int, rate: float | None, sample: str) -> list[int]:
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    start, seqs = time.monotonic(), []
+    for i in range(n):
+        if rate is not None:
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        seq = first_seq + i
+        at = datetime.now().astimezone().isoformat()
+        r.publish("bench.relay", f'{{"seq" : {seq}, "type" : "case.created", "at" : "{at}", "data" : {sample}}}')
+        seqs.append(seq)
+    return seqs
+
+
+# --- one system ----------------------------------------------------------------------------------------
+
+
+def pct(values: array.array, p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 1)
+
+
+def run_system(name: str, *, ws_url: str, origin: str, cookie, n: int, args, send, expected_of) -> dict:
+    """Connect n clients, run steady + burst through `send(count, rate)`, return the figures."""
+    loop = asyncio.new_event_loop()
+    tally = Tally(n)
+    ready = asyncio.Event()
+    out: dict = {"system": name, "clients": n}
+
+    def runner():
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    thread = threading.Thread(target=runner, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    tasks = asyncio.run_coroutine_threadsafe(
+        clients_run(ws_url, n, tally, cookie=cookie, origin=origin, ready=ready), loop
+    ).result()
+    asyncio.run_coroutine_threadsafe(asyncio.wait_for(ready.wait(), 300), loop).result()
+    out["connect_seconds"] = round(time.monotonic() - t0, 1)
+    tally.base = expected_of(None)
+
+    for phase, count, rate in (("steady", int(args.rate * args.seconds), args.rate), ("burst", args.burst, None)):
+        tally.phase = phase
+        started = time.time()
+        handles = send(count, rate)
+        posted = time.time()
+        expected = expected_of(handles)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not tally.received_all(expected):
+            time.sleep(0.2)
+        lost, dup = tally.check(expected)
+        seconds = tally.last_delivery.get(phase, posted) - started
+        lat = tally.latency.get(phase, array.array("d"))
+        out[phase] = {
+            "events": len(expected),
+            "post_seconds": round(posted - started, 2),
+            "posted_per_second": round(len(expected) / (posted - started), 1),
+            "latency_ms": {"p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "max": pct(lat, 100)},
+            "deliveries": tally.events.get(phase, 0),
+            "frames_per_second": round(tally.frames.get(phase, 0) / seconds, 1),
+            "events_per_second": round(tally.events.get(phase, 0) / seconds, 1),
+            "lost": lost,
+            "duplicated": dup,
+        }
+        print(name, phase, json.dumps(out[phase]), flush=True)
+
+    async def close_all():
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(close_all(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.relay:
+        import uvloop
+
+        uvloop.run(relay_serve(args.relay, os.environ["REDIS_URL"]))
+        return
+
+    _bench_db()
+    session, token, point = _django_world()
+    from django.conf import settings
+
+    from realtime.models import FeedEvent
+
+    redis_url = settings.REDIS_URL
+    results: dict = {"args": vars(args)}
+
+    port = _free_port()
+    server = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(args.workers)]
+    proc = _start(cmd, server + "/realtime/position/", env={"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"})
+
+    def expected_ours(codes):
+        if codes is None:
+            return FeedEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        return sorted(FeedEvent.objects.filter(type="case.created", data__code__in=codes).values_list("seq", flat=True))
+
+    try:
+        post_reports(server, token, point, 20, None)  # warm up
+        results["gridmgmt"] = run_system(
+            "gridmgmt",
+            ws_url=f"ws://127.0.0.1:{port}/ws/feed/",
+            origin=server,
+            cookie=session,
+            n=args.clients,
+            args=args,
+            send=lambda count, rate: post_reports(server, token, point, count, rate),
+            expected_of=expected_ours,
+        )
+    finally:
+        _stop(proc)
+
+    if not args.skip_baseline:
+        sample = FeedEvent.objects.filter(type="case.created").order_by("-seq").values_list("data", flat=True).first()
+        sample = json.dumps(sample, ensure_ascii=False)
+        rport = _free_port()
+        relay = _start(
+            [sys.executable, __file__, "--relay", str(rport)],
+            f"http://127.0.0.1:{rport}/health",
+            {"REDIS_URL": redis_url},
+        )
+        counter = {"next": 1}
+
+        def send_bare(count, rate):
+            seqs = publish_bare(redis_url, counter["next"], count, rate, sample)
+            counter["next"] += count
+            return seqs
+
+        try:
+            results["baseline"] = run_system(
+                "baseline",
+                ws_url=f"ws://127.0.0.1:{rport}/",
+                origin=f"http://127.0.0.1:{rport}",
+                cookie=None,
+                n=args.clients,
+                args=args,
+                send=send_bare,
+                expected_of=lambda seqs: 0 if seqs is None else seqs,
+            )
+        finally:
+            _stop(relay)
+        ours, bare = (
+            results["gridmgmt"]["burst"]["events_per_second"],
+            results["baseline"]["burst"]["events_per_second"],
+        )
+        results["burst_ratio_vs_baseline"] = round(ours / bare, 2) if bare else None
+
+    from bench._setup import results_write
+
+    results["load_average_at_end"] = os.getloadavg()  # other work on the machine skews every figure
+    path = results_write(f"fanout-{args.clients}", results)
+    print("written", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Writes of the spatial domain. Keyword-only, typed; set-based (COPY / one SQL statement), never a save() per row."""
+
+import io
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from django.db import connection, transaction
+from psycopg.copy import QueuedLibpqWriter
+from pyproj import Transformer
+
+from geo.coords import DATUM_TO_WGS84, transform_geometry
+from geo.grid import CELL_MAX_M2, SLIVER_M2, Region, grid_generate
+from geo.models import UTM_SRID, AdminArea, GridCell, ResponsibilityGrid
+
+BUNDLED_BOUNDARIES = Path(__file__).resolve().parent / "data" / "shanghai_boundaries_gcj02.geojson"
+_TO_WGS84 = Transformer.from_crs(UTM_SRID, 4326, always_xy=True)
+_TO_UTM = Transformer.from_crs(4326, UTM_SRID, always_xy=True)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    pass
+
+
+def _to_utm(geom):
+    return shapely.transform(geom, lambda xy: np.column_stack(_TO_UTM.transform(xy[:, 0], xy[:, 1])))
+
+
+def _to_wgs84(geoms):
+    return shapely.transform(geoms, lambda xy: np.column_stack(_TO_WGS84.transform(xy[:, 0], xy[:, 1])))
+
+
+def _multi(geom):
+    return shapely.multipolygons([geom]) if shapely.get_type_id(geom) == 3 else geom
+
+
+@dataclass
+class BoundariesResult:
+    created: int
+    updated: int
+
+
+@transaction.atomic
+def boundaries_import(*, path: Path = BUNDLED_BOUNDARIES, datum: str = "gcj02") -> BoundariesResult:
+    """Import city/district boundaries (adcode, name, level) from GeoJSON, converting the datum to WGS-84.
+
+    Idempotent: rows are matched by code and updated in place.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    to_wgs84 = DATUM_TO_WGS84[datum]
+    features = sorted(data["features"], key=lambda f: (f["properties"]["level"] != "city", f["properties"]["adcode"]))
+    created = updated = 0
+    city: AdminArea | None = None
+    for feature in features:  # 17 features: one row each is the clear way here
+        props = feature["properties"]
+        geom = transform_geometry(shapely.geometry.shape(feature["geometry"]), to_wgs84)
+        if not geom.is_valid:  # the datum shift can pinch a vertex of third-party data
+            geom = shapely.make_valid(geom)
+        geom = _multi(geom)
+        level = AdminArea.Level.CITY if props["level"] == "city" else AdminArea.Level.DISTRICT
+        area, was_created = AdminArea.objects.update_or_create(
+            code=props["adcode"],
+            defaults={
+                "name": props["name"],
+                "level": level,
+                "parent": None if level == AdminArea.Level.CITY else city,
+                "boundary": geom.wkt,
+                "area_m2": float(_to_utm(geom).area),
+            },
+        )
+        if level == AdminArea.Level.CITY:
+            city = area
+        created += was_created
+        updated += not was_created
+    return BoundariesResult(created=created, updated=updated)
+
+
+@dataclass
+class SynthResult:
+    streets: int
+    communities: int
+    skipped: bool = False
+
+
+def _block_regions(geom_utm, *, block_m: float):
+    """Grid-aligned block_m squares clipped to geom_utm; returns (pieces, row, col) in north-west order."""
+    from geo.grid import _polygonal, squares_covering
+
+    squares, row, col = squares_covering(geom_utm.bounds, block_m)
+    shapely.prepare(geom_utm)
+    hit = shapely.intersects(geom_utm, squares)
+    pieces = _polygonal(shapely.intersection(geom_utm, squares[hit]))
+    ok = np.array([p is not None for p in pieces])
+    # Vertices every 100 m: the cells' edges then share the block's vertices exactly in WGS-84 too
+    # (a straight UTM line is not straight in lon/lat, so long edges would drift by a fraction of a mm).
+    return _polygonal(shapely.segmentize(pieces[ok], 100.0)), row[hit][ok], col[hit][ok]
+
+
+@transaction.atomic
+def areas_synthesize(*, district_code: str, street_km: float = 6.0, community_km: float = 1.0) -> SynthResult:
+    """Demo only: grid-aligned synthetic streets/towns and communities (flagged is_synthetic).
+
+    Real boundaries come from `gis_import areas`. Blocks align with the 100 m grid, so no cell crosses them.
+    """
+    district = AdminArea.objects.get(code=district_code, level=AdminArea.Level.DISTRICT)
+    if AdminArea.objects.filter(parent=district).exists():
+        return SynthResult(streets=0, communities=0, skipped=True)
+    geom_utm = _to_utm(shapely.from_wkb(bytes(district.boundary.wkb)))
+    streets, _, _ = _block_regions(geom_utm, block_m=street_km * 1000)
+    street_rows = []
+    community_rows = []
+    for s_i, street_geom in enumerate(streets, start=1):
+        street_rows.append(
+            AdminArea(
+                code=f"{district.code}{s_i:03d}",
+                name=f"演示街镇{s_i:02d}",
+                name_en=f"Demo town {s_i:02d}",
+                level=AdminArea.Level.STREET,
+                parent=district,
+                boundary=_to_wgs84(street_geom).wkt,
+                area_m2=float(street_geom.area),
+                is_synthetic=True,
+            )
+        )
+        comms, _, _ = _block_regions(street_geom, block_m=community_km * 1000)
+        community_rows.append(comms)
+    AdminArea.objects.bulk_create(street_rows)
+    rows = []
+    for street, comms in zip(street_rows, community_rows, strict=True):
+        wgs = _to_wgs84(comms)
+        for c_i, (utm_geom, wgs_geom) in enumerate(zip(comms, wgs, strict=True), start=1):
+            rows.append(
+                AdminArea(
+                    code=f"{street.code}{c_i:03d}",
+                    name=f"{street.name}第{c_i}社区",
+                    name_en=f"{street.name_en} community {c_i}",
+                    level=AdminArea.Level.COMMUNITY,
+                    parent=street,
+                    boundary=_multi(wgs_geom).wkt,
+                    area_m2=float(utm_geom.area),
+                    is_synthetic=True,
+                )
+            )
+    AdminArea.objects.bulk_create(rows, batch_size=1000)
+    return SynthResult(streets=len(street_rows), communities=len(rows))
+
+
+@dataclass
+class GridBuildResult:
+    cells: int
+    area_m2: float
+    district_area_m2: float
+    skipped: bool = False
+
+
+def _regions_for(district: AdminArea) -> tuple[list[Region], dict[int, tuple[int | None, int | None]]]:
+    """Cells are clipped to communities where they exist (a cell never crosses one), else to the district."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.id, c.code, s.id, ST_AsBinary(ST_Transform(c.boundary, %s))
+            FROM geo_adminarea c JOIN geo_adminarea s ON s.id = c.parent_id
+            WHERE c.level = 'community' AND s.parent_id = %s ORDER BY c.code
+            """,
+            [UTM_SRID, district.id],
+        )
+        rows = cur.fetchall()
+        if not rows:
+            cur.execute(
+                "SELECT id, code, NULL, ST_AsBinary(ST_Transform(boundary, %s)) FROM geo_adminarea WHERE id = %s",
+                [UTM_SRID, district.id],
+            )
+            rows = cur.fetchall()
+    regions = [Region(key=r[0], code=r[1], geom=shapely.from_wkb(bytes(r[3]))) for r in rows]
+    parents = {r[0]: ((r[2], r[0]) if r[2] is not None else (None, None)) for r in rows}
+    return regions, parents
+
+
+def grid_build(
+    *,
+    district_code: str,
+    size: float = 100.0,
+    sliver_m2: float = SLIVER_M2,
+    rebuild: bool = False,
+    progress: Progress = _no_progress,
+) -> GridBuildResult:
+    """Cover a district with `size` m square cells (UTM 51N), clipped to its communities, coded and stored by COPY."""
+    district = AdminArea.objects.get(code=district_code, level=AdminArea.Level.DISTRICT)
+    existing = GridCell.objects.filter(district=district)
+    if existing.exists() and not rebuild:
+        return GridBuildResult(cells=existing.count(), area_m2=0.0, district_area_m2=district.area_m2, skipped=True)
+    progress("regions", 0, 1)
+    regions, parents = _regions_for(district)
+    progress("generate", 0, 1)
+    pieces = grid_generate(regions=regions, size=size, sliver_m2=sliver_m2, max_m2=CELL_MAX_M2)
+    n = len(pieces.code)
+    keys = np.array([regions[i].key for i in pieces.region_idx])
+    street_ids = pd.array([parents[k][0] for k in keys.tolist()], dtype="Int64")
+    community_ids = pd.array([parents[k][1] for k in keys.tolist()], dtype="Int64")
+
+    def frames(chunk: int = 20_000):
+        # Projected and encoded chunk by chunk, so the client prepares chunk k+1 while PostgreSQL stores k.
+        for start in range(0, n, chunk):
+            part = slice(start, start + chunk)
+            wgs = _to_wgs84(pieces.geom[part])
+            bad = ~shapely.is_valid(wgs)
+            if bad.any():  # a sub-millimetre feature can fold in the projection; repair rather than refuse
+                wgs[bad] = [_multi(shapely.make_valid(g).buffer(0)) for g in wgs[bad]]
+            centers = _to_wgs84(shapely.point_on_surface(pieces.geom[part]))
+            yield pd.DataFrame(
+                {
+                    "code": pieces.code[part],
+                    "geom": shapely.to_wkb(shapely.set_srid(wgs, 4326), hex=True, include_srid=True),
+                    "center": shapely.to_wkb(shapely.set_srid(centers, 4326), hex=True, include_srid=True),
+                    "area_m2": pieces.area[part],
+                    "row": pieces.row[part],
+                    "col": pieces.col[part],
+                    "district_id": district.id,
+                    "street_id": street_ids[part],
+                    "community_id": community_ids[part],
+                }
+            )
+
+    with transaction.atomic():
+        if rebuild:
+            _cells_delete(district_id=district.id)
+        frames_copy(table="geo_gridcell", frames=frames(), total=n, progress=progress)
+    return GridBuildResult(cells=n, area_m2=float(pieces.area.sum()), district_area_m2=district.area_m2)
+
+
+class GridInUse(Exception):
+    pass
+
+
+def _cells_delete(*, district_id: int) -> None:
+    """Set-based delete for a rebuild; refused while cases point at the cells (their history must stay valid)."""
+    from gridmgmt.models import Case
+
+    if Case.objects.filter(district_id=district_id).exists():
+        raise GridInUse("该区已有案件引用网格,不能重建 (cases reference these cells; rebuild refused)")
+    with connection.cursor() as cur:
+        for table in ("geo_camera", "geo_component"):
+            cur.execute(
+                f"UPDATE {table} t SET cell_id = NULL FROM geo_gridcell c"
+                " WHERE t.cell_id = c.id AND c.district_id = %s",
+                [district_id],
+            )
+        cur.execute("DELETE FROM geo_gridcell WHERE district_id = %s", [district_id])
+
+
+def frames_copy(*, table: str, frames: Iterable[pd.DataFrame], total: int, progress: Progress = _no_progress) -> None:
+    """COPY DataFrames (same columns) into a table as tab-separated text, NULL as \\N.
+
+    A queued writer sends from a thread, so encoding the next frame overlaps the server's work."""
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    columns = ", ".join(f'"{c}"' for c in first.columns)
+    done = 0
+    with connection.cursor() as wrapper:
+        raw = wrapper.cursor  # Django's wrapper does not pass `writer` through
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN", writer=QueuedLibpqWriter(raw)) as copy:
+            for frame in itertools.chain([first], frames):
+                buf = io.StringIO()
+                frame.to_csv(buf, sep="\t", header=False, index=False, na_rep="\\N")
+                copy.write(buf.getvalue())
+                done += len(frame)
+                progress("store", done, total)
+
+
+@dataclass
+class RespGridResult:
+    grids: int
+    skipped: bool = False
+
+
+@transaction.atomic
+def respgrids_synthesize(*, district_code: str, block_cells: int = 5) -> RespGridResult:
+    """Demo only: group cells into responsibility grids of block_cells × block_cells within each community.
+
+    One INSERT … SELECT … GROUP BY and one UPDATE: the grouping happens in PostGIS.
+    """
+    district = AdminArea.objects.get(code=district_code, level=AdminArea.Level.DISTRICT)
+    if ResponsibilityGrid.objects.filter(district=district).exists():
+        return RespGridResult(grids=0, skipped=True)
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH blocks AS (
+                SELECT c.id, c.district_id, c.street_id, c.community_id,
+                       coalesce(a.code, d.code) AS parent_code, coalesce(a.name, d.name) AS parent_name,
+                       c.row / %(b)s AS brow, c.col / %(b)s AS bcol, c.geom
+                FROM geo_gridcell c
+                JOIN geo_adminarea d ON d.id = c.district_id
+                LEFT JOIN geo_adminarea a ON a.id = c.community_id
+                WHERE c.district_id = %(d)s
+            ), grouped AS (
+                SELECT district_id, street_id, community_id, parent_code, parent_name, brow, bcol,
+                       row_number() OVER (PARTITION BY parent_code ORDER BY brow, bcol) AS serial,
+                       ST_Multi(ST_Union(geom)) AS geom
+                FROM blocks GROUP BY district_id, street_id, community_id, parent_code, parent_name, brow, bcol
+            )
+            INSERT INTO geo_responsibilitygrid (code, name, district_id, street_id, community_id, geom)
+            SELECT parent_code || 'R' || lpad(serial::text, 2, '0'), parent_name || '责任网格' || serial,
+                   district_id, street_id, community_id, geom
+            FROM grouped
+            """,
+            {"b": block_cells, "d": district.id},
+        )
+        count = cur.rowcount
+    _respgrid_link_cells(district_id=district.id)
+    return RespGridResult(grids=count)
+
+
+def _respgrid_link_cells(*, district_id: int) -> None:
+    # A cell belongs to the grid of its community whose union covers the cell's representative point.
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE geo_gridcell c SET responsibility_grid_id = r.id
+            FROM geo_responsibilitygrid r
+            WHERE c.district_id = %s AND r.district_id = c.district_id
+              AND r.community_id IS NOT DISTINCT FROM c.community_id
+              AND r.geom && c.center AND ST_Covers(r.geom, c.center)
+            """,
+            [district_id],
+        )

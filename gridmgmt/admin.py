@@ -1,0 +1,186 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from geo.admin_mixins import (
+    LargeTableAdminMixin,
+    OfflineGISModelAdmin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    RelatedOnlyLightFilter,
+)
+from gridmgmt.models import (
+    Alert,
+    CameraSystem,
+    Case,
+    CaseEvent,
+    CasePhoto,
+    Category,
+    Department,
+    PatrolTeam,
+    User,
+    WorkCalendarDay,
+)
+
+_AREA_FKS = ("district", "street", "community")
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "name_en", "area")
+    search_fields = ("code", "name", "name_en")
+    autocomplete_fields = ("area",)
+    list_select_related = ("area",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("area__boundary")
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "name",
+        "kind",
+        "parent",
+        "limit_normal",
+        "limit_unit",
+        "limit_urgent",
+        "urgent_limit_unit",
+        "default_department",
+        "is_sensitive",
+        "auto_dispatch",
+        "is_active",
+    )
+    list_filter = ("kind", "is_active", "is_sensitive", "auto_dispatch", "limit_unit")
+    search_fields = ("code", "name", "name_en", "plain_name")
+    autocomplete_fields = ("parent", "default_department")
+    list_select_related = ("parent", "default_department")
+    fieldsets = (
+        (None, {"fields": ("code", "kind", "parent", "name", "name_en", "plain_name", "is_active", "is_sensitive")}),
+        (
+            _("时限"),
+            {
+                "fields": (
+                    ("limit_normal", "limit_unit"),
+                    ("limit_urgent", "urgent_limit_unit"),
+                    ("dispatch_minutes_normal", "dispatch_minutes_urgent"),
+                    "default_urgency",
+                )
+            },
+        ),
+        (_("立案与结案"), {"fields": ("filing_condition", "closing_condition", "default_department", "auto_dispatch")}),
+        (_("疑似重复"), {"fields": ("duplicate_radius_m", "duplicate_window_hours")}),
+    )
+
+
+@admin.register(PatrolTeam)
+class PatrolTeamAdmin(OfflineGISModelAdmin):
+    list_display = ("code", "name", "district", "street", "department", "status", "last_position_at")
+    list_filter = ("status", ("district", RelatedOnlyLightFilter))
+    search_fields = ("code", "name")
+    autocomplete_fields = ("district", "street", "department")
+    filter_horizontal = ("skills",)
+    list_select_related = ("district", "street", "department")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("district__boundary", "street__boundary")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "first_name", "last_name", "role", "area", "team", "department", "is_staff")
+    list_filter = ("role", "is_staff", "is_superuser", "is_active")
+    search_fields = ("username", "first_name", "last_name", "email", "phone")
+    autocomplete_fields = ("area", "team", "department")
+    list_select_related = ("area", "team", "department")
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        (_("网格化管理"), {"fields": ("role", "area", "team", "department", "phone")}),
+    )
+    add_fieldsets = (
+        *DjangoUserAdmin.add_fieldsets,
+        (_("网格化管理"), {"fields": ("role", "area", "team", "department", "phone")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("area__boundary")
+
+
+class CasePhotoInline(admin.TabularInline):
+    model = CasePhoto
+    extra = 0
+    fields = ("kind", "image", "width", "height", "created_at")
+    readonly_fields = ("width", "height", "created_at")
+
+
+class CaseEventInline(ReadOnlyInline):
+    model = CaseEvent
+    fields = ("at", "type", "from_status", "to_status", "actor", "actor_role", "note")
+    readonly_fields = fields
+    ordering = ("id",)
+
+
+@admin.register(Case)
+class CaseAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
+    list_display = (
+        "code",
+        "category",
+        "status",
+        "urgency",
+        "level",
+        "source",
+        "district",
+        "street",
+        "team",
+        "reported_at",
+        "deadline_at",
+    )
+    list_filter = ("status", "urgency", "level", "source", ("district", RelatedOnlyLightFilter))
+    search_fields = ("=code", "=external_id", "address")
+    date_hierarchy = "reported_at"
+    raw_id_fields = ("cell", "duplicate_of", "reporter", "camera")
+    autocomplete_fields = (*_AREA_FKS, "responsibility_grid", "category", "team", "department")
+    list_select_related = ("category", "district", "street", "team")
+    changelist_defer = ("district__boundary", "street__boundary")
+    # State moves only through the workflow services, which also write the event row; the admin shows them.
+    readonly_fields = ("status", "level", "version", "closed_at", "updated_at")
+    inlines = (CasePhotoInline, CaseEventInline)
+
+
+@admin.register(CaseEvent)
+class CaseEventAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin):
+    """Append-only (a trigger refuses UPDATE/DELETE): view only."""
+
+    list_display = ("id", "case", "type", "from_status", "to_status", "actor", "actor_role", "at")
+    list_filter = ("type", "actor_role")
+    search_fields = ("=case__code",)
+    list_select_related = ("case", "actor")
+    raw_id_fields = ("case", "actor", "photos")
+    changelist_defer = ("case__point", "case__description")
+
+
+@admin.register(WorkCalendarDay)
+class WorkCalendarDayAdmin(admin.ModelAdmin):
+    """Holidays and make-up working days: editable data, deadlines read them at computation time."""
+
+    list_display = ("date", "is_workday", "name")
+    list_filter = ("is_workday",)
+    date_hierarchy = "date"
+    search_fields = ("name",)
+
+
+@admin.register(CameraSystem)
+class CameraSystemAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "district", "is_active", "dedup_minutes")
+    list_filter = ("is_active",)
+    search_fields = ("code", "name")
+    autocomplete_fields = ("district",)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "user", "case", "created_at", "read_at")
+    list_select_related = ("user", "case")
+    raw_id_fields = ("user", "case", "event")
+    search_fields = ("=case__code", "user__username")

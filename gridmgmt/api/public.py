@@ -1,0 +1,184 @@
+"""Anonymous endpoints for residents: report a problem, follow it by its code, +1 it, and — with the
+`tracking_token` handed out at report time — rate it or say it is not fixed.
+
+The token is an HMAC of the case code (no table, nothing to leak from the database). Anonymous reports are
+attributed to one inactive system account with the resident role, so the same workflow services (which
+require an actor who can see the case) serve them; that account can never log in.
+"""
+
+from django.core import signing
+from django.http import Http404
+from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from gridmgmt import services
+from gridmgmt.api import serializers as s
+from gridmgmt.api.views import idempotency_key_get
+from gridmgmt.errors import RoleNotAllowed, TransitionNotAllowed
+from gridmgmt.models import Case, CaseEvent, User
+
+TRACKING_SALT = "gridmgmt.api.case-tracking"
+PUBLIC_REPORTER = "public-reporter"
+
+
+def tracking_token_make(*, code: str) -> str:
+    return signing.Signer(salt=TRACKING_SALT).signature(code)
+
+
+def tracking_token_check(*, code: str, token: str | None) -> bool:
+    return bool(token) and constant_time_compare(tracking_token_make(code=code), token)
+
+
+def public_reporter_get() -> User:
+    """The system account anonymous reports are filed under (inactive, no usable password)."""
+    user, created = User.objects.get_or_create(
+        username=PUBLIC_REPORTER,
+        defaults={"role": User.Role.RESIDENT, "is_active": False, "first_name": "匿名居民"},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def case_public_get(*, code: str, token: str | None = None) -> Case:
+    """A case by its code for the public; sensitive categories only with the reporter's token."""
+    case = Case.objects.select_related("category", "cell").filter(code=code).first()
+    if case is None or (case.category.is_sensitive and not tracking_token_check(code=code, token=token)):
+        raise Http404(_("案件不存在"))
+    return case
+
+
+def case_public_data(case: Case) -> dict:
+    events = case.events.order_by("id").values_list("type", "to_status", "at")
+    return {
+        "code": case.code,
+        "status": case.status,
+        "status_label": case.get_status_display(),
+        "category": case.category.plain_name or s.localized_name(case.category),
+        "location": case.cell.center,  # snapped to the cell centre: no exact address for strangers
+        "reported_at": case.reported_at,
+        "due_at": case.due_at,
+        "closed_at": case.closed_at,
+        "supporters": case.supporters,
+        "satisfaction": case.satisfaction,
+        "events": [
+            {"type": t, "type_label": CaseEvent.Type(t).label, "status": to_status, "at": at}
+            for t, to_status, at in events
+        ],
+    }
+
+
+def _public_response(case: Case, *, status_code: int = status.HTTP_200_OK, token: bool = False) -> Response:
+    case = Case.objects.select_related("category", "cell").get(pk=case.pk)
+    data = case_public_data(case)
+    if token:
+        data["tracking_token"] = tracking_token_make(code=case.code)
+        return Response(s.PublicReportResultSerializer(data).data, status=status_code)
+    return Response(s.PublicCaseSerializer(data).data, status=status_code)
+
+
+def _token_actor(case: Case, token: str) -> User:
+    """The reporter, acting through the token they were given."""
+    if not tracking_token_check(code=case.code, token=token):
+        raise RoleNotAllowed(_("tracking_token 无效"), field="token", code="bad_token")
+    if case.reporter is None:
+        raise RoleNotAllowed(_("该案件不支持在线评价"), code="no_reporter")
+    return case.reporter
+
+
+class _Public(APIView):
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "public_action"
+
+
+class PublicCaseDetail(_Public):
+    throttle_scope = "public_read"
+
+    @extend_schema(
+        summary="公开查询案件进度 (按编号)",
+        parameters=[OpenApiParameter("token", OpenApiTypes.STR, description="tracking_token (敏感类别需要)")],
+        responses={200: s.PublicCaseSerializer, 404: OpenApiResponse(description="不存在")},
+    )
+    def get(self, request, code: str):
+        return _public_response(case_public_get(code=code, token=request.query_params.get("token")))
+
+
+class PublicReportCreate(_Public):
+    throttle_scope = "public_report"
+
+    @extend_schema(
+        summary="居民上报 (匿名可用)",
+        request={"multipart/form-data": s.PublicReportInput, "application/json": s.PublicReportInput},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, description="幂等键")
+        ],
+        responses={201: s.PublicReportResultSerializer, 200: s.PublicReportResultSerializer, 400: None, 409: None},
+    )
+    def post(self, request):
+        serializer = s.PublicReportInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user
+        reporter = user if user.is_authenticated and user.role == User.Role.RESIDENT else public_reporter_get()
+        case, created = services.case_report(
+            source=Case.Source.RESIDENT,
+            category_code=data["category"],
+            lon=data["lon"],
+            lat=data["lat"],
+            description=data["description"],
+            reporter=reporter,
+            reporter_name=data["reporter_name"],
+            reporter_phone=data["reporter_phone"],
+            address=data["address"],
+            photos=data.get("photos", []),
+            idempotency_key=idempotency_key_get(request, data),
+        )
+        if not created and (case.source != Case.Source.RESIDENT or case.reporter_id != reporter.id):
+            raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
+        return _public_response(
+            case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, token=True
+        )
+
+
+class PublicCaseSupport(_Public):
+    @extend_schema(summary="附议 (+1, 匿名可用)", request=s.NoteInput, responses={200: s.PublicCaseSerializer})
+    def post(self, request, code: str):
+        serializer = s.NoteInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        case = case_public_get(code=code, token=request.data.get("token"))
+        case = services.case_support(case_id=case.pk, actor=request.user, note=serializer.validated_data["note"])
+        return _public_response(case)
+
+
+class PublicCaseRate(_Public):
+    @extend_schema(summary="居民评价 (需 tracking_token)", request=s.PublicRateInput, responses=s.PublicCaseSerializer)
+    def post(self, request, code: str):
+        serializer = s.PublicRateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        case = case_public_get(code=code, token=d["token"])
+        actor = _token_actor(case, d["token"])
+        case = services.case_rate(case_id=case.pk, actor=actor, satisfaction=d["satisfaction"], note=d["note"])
+        return _public_response(case)
+
+
+class PublicCaseReopen(_Public):
+    @extend_schema(
+        summary="未解决,重新打开 (需 tracking_token)", request=s.PublicReopenInput, responses=s.PublicCaseSerializer
+    )
+    def post(self, request, code: str):
+        serializer = s.PublicReopenInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        case = case_public_get(code=code, token=d["token"])
+        actor = _token_actor(case, d["token"])
+        case = services.case_reopen(case_id=case.pk, actor=actor, reason=d["reason"])
+        return _public_response(case)

@@ -1,0 +1,577 @@
+"""Shapes of the API. Output serializers only read what the views' querysets already joined; input
+serializers only parse — the rules (who may, from which state, with which fields) live in services."""
+
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.fields import empty
+from rest_framework_gis.fields import GeometryField
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from geo.models import GridCell
+from gridmgmt.access import STAFF_ROLES
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.selectors import case_light
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def is_staff_user(user) -> bool:
+    return bool(user and user.is_authenticated and (user.is_superuser or user.role in STAFF_ROLES))
+
+
+def phone_mask(phone: str) -> str:
+    """138****1234: enough for staff to recognise a caller, not enough to copy a number out of a screen."""
+    digits = (phone or "").strip()
+    if not digits:
+        return ""
+    if len(digits) >= 7:
+        return f"{digits[:3]}****{digits[-4:]}"
+    return "*" * (len(digits) - 2) + digits[-2:]
+
+
+def localized_name(obj) -> str:
+    if translation.get_language() and translation.get_language().startswith("en") and getattr(obj, "name_en", ""):
+        return obj.name_en
+    return obj.name
+
+
+def _absolute(request, url: str) -> str:
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["Point"]},
+            "coordinates": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        },
+    }
+)
+class PointGeoJSONField(GeometryField):
+    """A GeoJSON Point outside a model serializer (where the schema cannot be inferred)."""
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A boolean that is required in form posts too (DRF treats a missing checkbox as False)."""
+
+    default_empty_html = empty
+
+
+# --- small nested shapes ------------------------------------------------------------------------------
+
+
+class CategoryBriefSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+    major = serializers.CharField(source="parent.code", default=None, allow_null=True)
+
+    class Meta:
+        model = Category
+        fields = ("code", "name", "name_en", "label", "major")
+
+    def get_label(self, obj) -> str:
+        return localized_name(obj)
+
+
+class TeamBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PatrolTeam
+        fields = ("id", "code", "name")
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CasePhoto
+        fields = ("id", "kind", "url", "width", "height", "created_at")
+
+    def get_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), obj.image.url)
+
+
+class ReporterSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    phone = serializers.CharField(help_text="已脱敏 (masked), e.g. 138****1234")
+
+
+# --- cases ------------------------------------------------------------------------------------------
+
+
+class CaseSerializer(GeoFeatureModelSerializer):
+    """A case as a GeoJSON feature (list shape)."""
+
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    source_label = serializers.CharField(source="get_source_display", read_only=True)
+    urgency_label = serializers.CharField(source="get_urgency_display", read_only=True)
+    level_label = serializers.CharField(source="get_level_display", read_only=True)
+    category = CategoryBriefSerializer(read_only=True)
+    cell = serializers.CharField(source="cell.code", read_only=True)
+    team = TeamBriefSerializer(read_only=True, allow_null=True)
+    light = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        geo_field = "point"
+        fields = (
+            "id",
+            "point",
+            "code",
+            "status",
+            "status_label",
+            "category",
+            "urgency",
+            "urgency_label",
+            "source",
+            "source_label",
+            "level",
+            "level_label",
+            "cell",
+            "address",
+            "team",
+            "deadline_at",
+            "due_at",
+            "light",
+            "reported_at",
+            "closed_at",
+            "supporters",
+            "version",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=["green", "yellow", "red", "none"]))
+    def get_light(self, obj) -> str:
+        now = self.context.get("now") or timezone.now()
+        return case_light(case=obj, now=now)
+
+
+class CaseDetailSerializer(CaseSerializer):
+    """A case with its photos and the stage clocks; the reporter's contact only for staff, masked."""
+
+    district = serializers.CharField(source="district.code", read_only=True)
+    street = serializers.CharField(source="street.code", read_only=True, default=None, allow_null=True)
+    community = serializers.CharField(source="community.code", read_only=True, default=None, allow_null=True)
+    responsibility_grid = serializers.CharField(
+        source="responsibility_grid.code", read_only=True, default=None, allow_null=True
+    )
+    department = serializers.CharField(source="department.name", read_only=True, default=None, allow_null=True)
+    duplicate_of = serializers.CharField(source="duplicate_of.code", read_only=True, default=None, allow_null=True)
+    photos = PhotoSerializer(many=True, read_only=True)
+    reporter = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = (
+            *CaseSerializer.Meta.fields,
+            "description",
+            "district",
+            "street",
+            "community",
+            "responsibility_grid",
+            "department",
+            "duplicate_of",
+            "external_id",
+            "satisfaction",
+            "send_back_count",
+            "rework_count",
+            "extension_pending",
+            "hotline_reply",
+            "replied_at",
+            "accepted_at",
+            "dispatch_deadline_at",
+            "stage_started_at",
+            "warn_at",
+            "parked_at",
+            "updated_at",
+            "photos",
+            "reporter",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(ReporterSerializer(allow_null=True))
+    def get_reporter(self, obj) -> dict | None:
+        request = self.context.get("request")
+        if request is None or not is_staff_user(request.user):
+            return None
+        if not (obj.reporter_name or obj.reporter_phone):
+            return None
+        return {"name": obj.reporter_name, "phone": phone_mask(obj.reporter_phone)}
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+
+class CaseEventSerializer(serializers.ModelSerializer):
+    """One timeline row. Residents see what happened and when, not staff notes, actors or internal data;
+    field staff (patrol) working the case see everything."""
+
+    case_code = serializers.CharField(source="case.code", read_only=True)
+    type_label = serializers.CharField(source="get_type_display", read_only=True)
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None, allow_null=True)
+    location = GeometryField(read_only=True, allow_null=True)
+    photos = PhotoSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = CaseEvent
+        fields = (
+            "id",
+            "case",
+            "case_code",
+            "type",
+            "type_label",
+            "actor",
+            "actor_role",
+            "from_status",
+            "to_status",
+            "at",
+            "location",
+            "note",
+            "data",
+            "photos",
+        )
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.role == User.Role.RESIDENT:
+            data["actor"] = None
+            data["data"] = {}
+            data["location"] = None
+            if instance.actor_role != User.Role.RESIDENT:
+                data["note"] = ""
+        return data
+
+
+# --- teams, cells, categories, me ------------------------------------------------------------------------
+
+
+class TeamSerializer(GeoFeatureModelSerializer):
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    district = serializers.CharField(source="district.code", read_only=True)
+    street = serializers.CharField(source="street.code", read_only=True, default=None, allow_null=True)
+    department = serializers.CharField(source="department.name", read_only=True, default=None, allow_null=True)
+    skills = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    open_cases = serializers.IntegerField(read_only=True, help_text="未办结案件数 (workload)")
+
+    class Meta:
+        model = PatrolTeam
+        geo_field = "last_position"
+        fields = (
+            "id",
+            "last_position",
+            "code",
+            "name",
+            "status",
+            "status_label",
+            "district",
+            "street",
+            "department",
+            "skills",
+            "last_position_at",
+            "open_cases",
+        )
+        read_only_fields = fields
+
+
+class CellSerializer(GeoFeatureModelSerializer):
+    district = serializers.CharField(source="district.code", read_only=True)
+    street = serializers.CharField(source="street.code", read_only=True, default=None, allow_null=True)
+    community = serializers.CharField(source="community.code", read_only=True, default=None, allow_null=True)
+    responsibility_grid = serializers.CharField(
+        source="responsibility_grid.code", read_only=True, default=None, allow_null=True
+    )
+
+    class Meta:
+        model = GridCell
+        geo_field = "geom"
+        fields = (
+            "id",
+            "geom",
+            "code",
+            "row",
+            "col",
+            "area_m2",
+            "district",
+            "street",
+            "community",
+            "responsibility_grid",
+        )
+        read_only_fields = fields
+
+
+class CategoryLeafSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Category
+        fields = (
+            "id",
+            "code",
+            "kind",
+            "name",
+            "name_en",
+            "plain_name",
+            "label",
+            "limit_unit",
+            "limit_normal",
+            "limit_urgent",
+            "urgent_limit_unit",
+            "dispatch_minutes_normal",
+            "dispatch_minutes_urgent",
+            "default_urgency",
+            "duplicate_radius_m",
+            "is_sensitive",
+            "filing_condition",
+            "closing_condition",
+        )
+        read_only_fields = fields
+
+    def get_label(self, obj) -> str:
+        return localized_name(obj)
+
+
+class CategoryTreeSerializer(CategoryLeafSerializer):
+    """A major class (大类) with its active subclasses (小类)."""
+
+    children = CategoryLeafSerializer(many=True, read_only=True, source="active_children")
+
+    class Meta(CategoryLeafSerializer.Meta):
+        fields = (*CategoryLeafSerializer.Meta.fields, "children")
+        read_only_fields = fields
+
+
+class AreaBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    level = serializers.CharField()
+
+
+class DepartmentBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    role_label = serializers.CharField(source="get_role_display", read_only=True)
+    area = AreaBriefSerializer(read_only=True, allow_null=True)
+    team = TeamBriefSerializer(read_only=True, allow_null=True)
+    department = DepartmentBriefSerializer(read_only=True, allow_null=True)
+    is_staff_role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = (
+            "id",
+            "username",
+            "first_name",
+            "last_name",
+            "role",
+            "role_label",
+            "is_staff_role",
+            "area",
+            "team",
+            "department",
+        )
+        read_only_fields = fields
+
+    def get_is_staff_role(self, obj) -> bool:
+        return is_staff_user(obj)
+
+
+# --- inputs ------------------------------------------------------------------------------------------------
+
+
+class _LocationInput(serializers.Serializer):
+    """An optional position of the actor (WGS-84); both or neither."""
+
+    lon = serializers.FloatField(required=False, min_value=-180, max_value=180)
+    lat = serializers.FloatField(required=False, min_value=-90, max_value=90)
+
+    def validate(self, attrs):
+        if ("lon" in attrs) != ("lat" in attrs):
+            raise serializers.ValidationError(
+                {"lon": [ErrorDetail(_("经度和纬度须同时填写"), code="location_partial")]}
+            )
+        return attrs
+
+
+def _photos_field():
+    return serializers.ListField(
+        child=serializers.FileField(), required=False, max_length=9, help_text="照片 (multipart, 最多 9 张)"
+    )
+
+
+class CaseReportInput(serializers.Serializer):
+    category = serializers.CharField(max_length=16, help_text="类别(小类)代码, e.g. E0404")
+    lon = serializers.FloatField()
+    lat = serializers.FloatField()
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    address = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    urgency = serializers.ChoiceField(choices=Case.Urgency.choices, required=False)
+    source = serializers.ChoiceField(
+        choices=[c for c in Case.Source.choices if c[0] != Case.Source.OPEN311],
+        required=False,
+        help_text="默认按角色: 居民→resident, 巡查队员→patrol, 监督员→inspector",
+    )
+    reporter_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
+    reporter_phone = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+    external_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    photos = _photos_field()
+
+
+class PublicReportInput(serializers.Serializer):
+    category = serializers.CharField(max_length=16)
+    lon = serializers.FloatField()
+    lat = serializers.FloatField()
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    address = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    reporter_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
+    reporter_phone = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+    idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    photos = _photos_field()
+
+
+class NoteInput(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class ReasonInput(serializers.Serializer):
+    # Required by the services, which answer with the action's own message ("作废必须填写原因" …).
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class FileInput(NoteInput):
+    urgency = serializers.ChoiceField(choices=Case.Urgency.choices, required=False)
+
+
+class DispatchInput(NoteInput):
+    team = serializers.IntegerField(help_text="处置队伍 id")
+    expected_version = serializers.IntegerField(
+        required=False, min_value=0, help_text="乐观锁: 案件的 version(也可用 If-Match 头)"
+    )
+
+
+class ArbitrateInput(NoteInput):
+    team = serializers.IntegerField(help_text="处置队伍 id")
+
+
+class LocatedNoteInput(NoteInput, _LocationInput):
+    pass
+
+
+class HandleInput(LocatedNoteInput):
+    photos = _photos_field()
+
+
+class CheckInput(HandleInput):
+    passed = StrictBooleanField(help_text="核查是否通过;不通过则返工,须填写 note")
+
+
+class CloseInput(NoteInput):
+    hotline_reply = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class RateInput(NoteInput):
+    satisfaction = serializers.IntegerField(min_value=1, max_value=5)
+
+
+class ExtensionRequestInput(ReasonInput):
+    hours = serializers.FloatField(help_text="申请延长的工作小时数")
+
+
+class ExtensionDecideInput(NoteInput):
+    approve = StrictBooleanField()
+
+
+class MergeInput(NoteInput):
+    into = serializers.CharField(max_length=32, help_text="合并到的案件 id 或编号")
+
+
+class PublicRateInput(RateInput):
+    token = serializers.CharField(max_length=128, help_text="上报时返回的 tracking_token")
+
+
+class PublicReopenInput(ReasonInput):
+    token = serializers.CharField(max_length=128, help_text="上报时返回的 tracking_token")
+
+
+# --- public (anonymous) shapes ---------------------------------------------------------------------------
+
+
+class PublicEventSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    type_label = serializers.CharField()
+    status = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class PublicCaseSerializer(serializers.Serializer):
+    """What anyone with the case code may see: never the reporter, staff notes or the exact position."""
+
+    code = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    category = serializers.CharField(help_text="通俗说法")
+    location = PointGeoJSONField(help_text="所在单元网格的中心点(已模糊化)")
+    reported_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    supporters = serializers.IntegerField()
+    satisfaction = serializers.IntegerField(allow_null=True)
+    events = PublicEventSerializer(many=True)
+
+
+class PublicReportResultSerializer(PublicCaseSerializer):
+    tracking_token = serializers.CharField(help_text="评价、重新打开时需要;请妥善保存")
+
+
+class DuplicatesQuery(serializers.Serializer):
+    category = serializers.CharField(max_length=16)
+    lon = serializers.FloatField(min_value=-180, max_value=180)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    exclude = serializers.IntegerField(required=False, help_text="排除的案件 id (自身)")
+    radius = serializers.FloatField(
+        required=False, min_value=1, max_value=5000, help_text="搜索半径(米, 仅工作人员; 默认按类别)"
+    )
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=20, default=5)
+
+
+class DuplicateCaseSerializer(CaseSerializer):
+    distance_m = serializers.FloatField(read_only=True)
+
+    class Meta(CaseSerializer.Meta):
+        fields = (*CaseSerializer.Meta.fields, "distance_m")
+        read_only_fields = fields
+
+
+class PublicDuplicateSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    category = serializers.CharField()
+    location = PointGeoJSONField(help_text="所在单元网格的中心点(已模糊化)")
+    distance_m = serializers.FloatField()
+    supporters = serializers.IntegerField()
+    reported_at = serializers.DateTimeField()
+
+
+class CandidateSerializer(serializers.Serializer):
+    team = TeamBriefSerializer()
+    score = serializers.FloatField()
+    distance_m = serializers.FloatField(allow_null=True)
+    owns_grid = serializers.BooleanField()
+    workload = serializers.IntegerField()
+    skill = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class CandidatesSerializer(serializers.Serializer):
+    case = serializers.CharField(help_text="案件编号")
+    results = CandidateSerializer(many=True)

@@ -1,0 +1,582 @@
+"""The REST API's staff and citizen endpoints. Views parse, scope through `gridmgmt.access`, call one
+service, and render; every rule (roles, states, deadlines) is in `gridmgmt.services`."""
+
+import re
+
+from django.contrib.gis.geos import Point
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from geo.models import GridCell
+from gridmgmt import access, selectors, services
+from gridmgmt.api import serializers as s
+from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
+from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
+from gridmgmt.errors import InvalidInput, RoleNotAllowed, TransitionNotAllowed
+from gridmgmt.models import Case, CaseEvent, Category, PatrolTeam, User
+
+R = User.Role
+SRC = Case.Source
+
+# Which intake channels each role may report through; the first one is the default.
+REPORT_SOURCES: dict[str, tuple[str, ...]] = {
+    R.RESIDENT: (SRC.RESIDENT,),
+    R.PATROL: (SRC.PATROL,),
+    R.INSPECTOR: (SRC.INSPECTOR, SRC.CAMERA),
+    R.DISPATCHER: (SRC.HOTLINE, SRC.CAMERA, SRC.ASSIGNED, SRC.RESIDENT),
+    R.SHIFT_LEADER: (SRC.ASSIGNED, SRC.HOTLINE, SRC.CAMERA),
+    R.ADMIN: tuple(v for v in SRC.values if v != SRC.OPEN311),
+}
+# Above this many cells an unbounded list would be tens of MB of GeoJSON: clients use a bbox or the tiles.
+CELL_LIST_MAX = 2000
+ERROR_RESPONSES = {
+    400: OpenApiResponse(description="无效输入 {code, detail, field}"),
+    403: OpenApiResponse(description="角色不允许"),
+    404: OpenApiResponse(description="不存在或不在权限范围内"),
+    409: OpenApiResponse(description="当前状态不允许此操作,或已被他人更新"),
+}
+
+
+def report_source_resolve(*, user: User, source: str | None) -> str:
+    role = R.ADMIN if user.is_superuser else user.role
+    allowed = REPORT_SOURCES.get(role, ())
+    if not allowed:
+        raise RoleNotAllowed(_("角色「%(role)s」不能上报案件") % {"role": User.Role(role).label})
+    if source is None:
+        return allowed[0]
+    if source not in allowed:
+        raise RoleNotAllowed(
+            _("角色「%(role)s」不能以「%(source)s」渠道上报")
+            % {"role": User.Role(role).label, "source": SRC(source).label},
+            field="source",
+        )
+    return source
+
+
+def idempotency_key_get(request, data: dict) -> str | None:
+    key = (request.headers.get("Idempotency-Key") or data.get("idempotency_key") or "").strip()
+    if len(key) > 64:
+        raise InvalidInput(_("幂等键不能超过 64 个字符"), field="idempotency_key")
+    return key or None
+
+
+def case_detail_queryset() -> QuerySet[Case]:
+    return Case.objects.select_related(
+        "category__parent",
+        "cell",
+        "team",
+        "district",
+        "street",
+        "community",
+        "responsibility_grid",
+        "department",
+        "duplicate_of",
+    ).prefetch_related("photos")
+
+
+def _if_match_version(request) -> int | None:
+    """`If-Match: "7"` (or W/"7") → 7: the case version the client last saw."""
+    raw = request.headers.get("If-Match")
+    if not raw:
+        return None
+    m = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', raw)
+    if not m:
+        raise InvalidInput(_('If-Match 须为案件版本号, 如 "3"'), field="If-Match")
+    return int(m.group(1))
+
+
+def _point(data: dict) -> Point | None:
+    if "lon" in data and "lat" in data:
+        return Point(data["lon"], data["lat"], srid=4326)
+    return None
+
+
+def _bounded_int(raw, *, default: int, low: int, high: int, field: str) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = low - 1
+    if not low <= value <= high:
+        raise InvalidInput(
+            _("%(field)s 须为 %(low)d–%(high)d 的整数") % {"field": field, "low": low, "high": high}, field=field
+        )
+    return value
+
+
+def _parse(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _case_id(pk) -> int:
+    try:
+        return int(pk)
+    except (TypeError, ValueError):
+        raise Http404(_("案件不存在")) from None
+
+
+def _action_schema(request, summary: str, *, if_match: bool = False):
+    parameters = None
+    if if_match:
+        parameters = [
+            OpenApiParameter(
+                "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description='案件 version (乐观锁), e.g. "3"'
+            )
+        ]
+    return extend_schema(
+        request={"application/json": request, "multipart/form-data": request} if request else None,
+        responses={200: s.CaseDetailSerializer, **ERROR_RESPONSES},
+        summary=summary,
+        parameters=parameters,
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="案件列表 (GeoJSON)", responses=s.CaseSerializer(many=True)),
+    retrieve=extend_schema(summary="案件详情 (GeoJSON Feature)", responses={200: s.CaseDetailSerializer, 404: None}),
+)
+class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Cases visible to the caller, with the workflow as one POST action per transition."""
+
+    serializer_class = s.CaseSerializer
+    pagination_class = FeaturePagination
+    filter_backends = [DjangoFilterBackend, BBoxFilter]
+    filterset_class = CaseFilter
+    bbox_filter_field = "point"
+    queryset = Case.objects.none()  # the real one is always scoped per user
+
+    def get_queryset(self):
+        qs = (
+            access.cases_visible(user=self.request.user)
+            .select_related("category__parent", "cell", "team")
+            .order_by("-reported_at", "-id")  # a total order: page boundaries never repeat or skip a case
+        )
+        if self.action == "retrieve":
+            return qs.select_related(
+                "district", "street", "community", "responsibility_grid", "department", "duplicate_of"
+            ).prefetch_related("photos")
+        return qs
+
+    def get_serializer_class(self):
+        return s.CaseDetailSerializer if self.action == "retrieve" else s.CaseSerializer
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    def retrieve(self, request, *args, **kwargs):
+        response = super().retrieve(request, *args, **kwargs)
+        response["ETag"] = f'"{response.data["properties"]["version"]}"'
+        return response
+
+    def _respond(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
+        # The service has already authorised the actor on this case; re-read it unscoped because the
+        # action may have moved it out of the actor's own scope (e.g. a team sending it back).
+        fresh = case_detail_queryset().get(pk=case.pk)
+        data = s.CaseDetailSerializer(fresh, context=self.get_serializer_context()).data
+        return Response(data, status=status_code, headers={"ETag": f'"{fresh.version}"'})
+
+    @extend_schema(
+        summary="上报案件",
+        request={"multipart/form-data": s.CaseReportInput, "application/json": s.CaseReportInput},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, description="幂等键")
+        ],
+        responses={201: s.CaseDetailSerializer, 200: s.CaseDetailSerializer, **ERROR_RESPONSES},
+    )
+    def create(self, request):
+        data = _parse(s.CaseReportInput, request)
+        user = request.user
+        source = report_source_resolve(user=user, source=data.get("source"))
+        key = idempotency_key_get(request, data)
+        own = user.role == R.RESIDENT
+        case, created = services.case_report(
+            source=source,
+            category_code=data["category"],
+            lon=data["lon"],
+            lat=data["lat"],
+            description=data["description"],
+            urgency=data.get("urgency"),
+            reporter=user,
+            reporter_name=data["reporter_name"] or (user.get_full_name() if own else ""),
+            reporter_phone=data["reporter_phone"] or (user.phone if own else ""),
+            address=data["address"],
+            photos=data.get("photos", []),
+            idempotency_key=key,
+            external_id=data["external_id"],
+        )
+        if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():
+            # Someone else's key: say it is taken without showing their case.
+            raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
+        return self._respond(case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    # --- dispatch help ---
+
+    @extend_schema(
+        summary="派遣候选队伍 (按责任网格、距离、工作量、技能排序)",
+        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="1–50, 默认 10")],
+        responses={200: s.CandidatesSerializer, 403: OpenApiResponse(description="仅工作人员"), 404: None},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def candidates(self, request, pk=None):
+        if not s.is_staff_user(request.user):
+            raise RoleNotAllowed(_("只有工作人员可以查看派遣候选"))
+        case = access.case_access(user=request.user, case_id=_case_id(pk))
+        limit = _bounded_int(request.query_params.get("limit"), default=10, low=1, high=50, field="limit")
+        ranked = selectors.dispatch_candidates(case=case, limit=limit)
+        data = {"case": case.code, "results": ranked}
+        return Response(s.CandidatesSerializer(data).data)
+
+    # --- timeline ---
+
+    @extend_schema(summary="案件时间线", responses=s.CaseEventSerializer(many=True), filters=False)
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=s.CaseEventSerializer,
+        pagination_class=EventCursorPagination,
+        filter_backends=[],
+    )
+    def events(self, request, pk=None):
+        case = access.case_access(user=request.user, case_id=_case_id(pk))
+        qs = CaseEvent.objects.filter(case=case).select_related("case", "actor").prefetch_related("photos")
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(s.CaseEventSerializer(page, many=True, context={"request": request}).data)
+
+    # --- workflow: one action per service function ---
+
+    @_action_schema(s.FileInput, "立案")
+    @action(detail=True, methods=["post"], url_path="file")
+    def file(self, request, pk=None):
+        d = _parse(s.FileInput, request)
+        case = services.case_file(case_id=_case_id(pk), actor=request.user, note=d["note"], urgency=d.get("urgency"))
+        return self._respond(case)
+
+    @_action_schema(s.ReasonInput, "作废")
+    @action(detail=True, methods=["post"])
+    def void(self, request, pk=None):
+        d = _parse(s.ReasonInput, request)
+        return self._respond(services.case_void(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+
+    @_action_schema(s.DispatchInput, "派遣", if_match=True)
+    @action(detail=True, methods=["post"], url_path="dispatch", url_name="dispatch")
+    def dispatch_to_team(self, request, pk=None):  # not `dispatch`: that name is APIView's request entry point
+        d = _parse(s.DispatchInput, request)
+        expected = d.get("expected_version")
+        if expected is None:
+            expected = _if_match_version(request)
+        case = services.case_dispatch(
+            case_id=_case_id(pk), actor=request.user, team_id=d["team"], note=d["note"], expected_version=expected
+        )
+        return self._respond(case)
+
+    @_action_schema(s.ArbitrateInput, "审定")
+    @action(detail=True, methods=["post"])
+    def arbitrate(self, request, pk=None):
+        d = _parse(s.ArbitrateInput, request)
+        case = services.case_arbitrate(case_id=_case_id(pk), actor=request.user, team_id=d["team"], note=d["note"])
+        return self._respond(case)
+
+    @_action_schema(s.LocatedNoteInput, "签收")
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        d = _parse(s.LocatedNoteInput, request)
+        return self._respond(services.case_accept(case_id=_case_id(pk), actor=request.user, location=_point(d)))
+
+    @_action_schema(s.ReasonInput, "退单")
+    @action(detail=True, methods=["post"], url_path="send-back")
+    def send_back(self, request, pk=None):
+        d = _parse(s.ReasonInput, request)
+        return self._respond(services.case_send_back(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+
+    @_action_schema(s.HandleInput, "处置反馈 (须上传处置后照片)")
+    @action(detail=True, methods=["post"])
+    def handle(self, request, pk=None):
+        d = _parse(s.HandleInput, request)
+        case = services.case_handle(
+            case_id=_case_id(pk), actor=request.user, note=d["note"], photos=d.get("photos", []), location=_point(d)
+        )
+        return self._respond(case)
+
+    @_action_schema(s.HandleInput, "自处理")
+    @action(detail=True, methods=["post"], url_path="self-handle")
+    def self_handle(self, request, pk=None):
+        d = _parse(s.HandleInput, request)
+        case = services.case_self_handle(
+            case_id=_case_id(pk), actor=request.user, note=d["note"], photos=d.get("photos", []), location=_point(d)
+        )
+        return self._respond(case)
+
+    @_action_schema(s.CheckInput, "核查 (passed=false 返工)")
+    @action(detail=True, methods=["post"])
+    def check(self, request, pk=None):
+        d = _parse(s.CheckInput, request)
+        case = services.case_check(
+            case_id=_case_id(pk),
+            actor=request.user,
+            passed=d["passed"],
+            note=d["note"],
+            photos=d.get("photos", []),
+            location=_point(d),
+        )
+        return self._respond(case)
+
+    @_action_schema(s.CloseInput, "结案 (12345 工单须填写 hotline_reply)")
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        d = _parse(s.CloseInput, request)
+        case = services.case_close(
+            case_id=_case_id(pk), actor=request.user, note=d["note"], hotline_reply=d["hotline_reply"]
+        )
+        return self._respond(case)
+
+    @_action_schema(s.RateInput, "评价 (1–5)")
+    @action(detail=True, methods=["post"])
+    def rate(self, request, pk=None):
+        d = _parse(s.RateInput, request)
+        case = services.case_rate(
+            case_id=_case_id(pk), actor=request.user, satisfaction=d["satisfaction"], note=d["note"]
+        )
+        return self._respond(case)
+
+    @_action_schema(s.ReasonInput, "重新打开 (未解决)")
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        d = _parse(s.ReasonInput, request)
+        return self._respond(services.case_reopen(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+
+    @_action_schema(None, "归档")
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        return self._respond(services.case_archive(case_id=_case_id(pk), actor=request.user))
+
+    @_action_schema(s.ExtensionRequestInput, "申请延时")
+    @action(detail=True, methods=["post"], url_path="extension-request")
+    def extension_request(self, request, pk=None):
+        d = _parse(s.ExtensionRequestInput, request)
+        case = services.case_extension_request(
+            case_id=_case_id(pk), actor=request.user, hours=d["hours"], reason=d["reason"]
+        )
+        return self._respond(case)
+
+    @_action_schema(s.ExtensionDecideInput, "审批延时")
+    @action(detail=True, methods=["post"], url_path="extension-decide")
+    def extension_decide(self, request, pk=None):
+        d = _parse(s.ExtensionDecideInput, request)
+        case = services.case_extension_decide(
+            case_id=_case_id(pk), actor=request.user, approve=d["approve"], note=d["note"]
+        )
+        return self._respond(case)
+
+    @_action_schema(s.ReasonInput, "挂账")
+    @action(detail=True, methods=["post"])
+    def park(self, request, pk=None):
+        d = _parse(s.ReasonInput, request)
+        return self._respond(services.case_park(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+
+    @_action_schema(s.NoteInput, "恢复")
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        d = _parse(s.NoteInput, request)
+        return self._respond(services.case_resume(case_id=_case_id(pk), actor=request.user, note=d["note"]))
+
+    @_action_schema(s.MergeInput, "合并到另一案件")
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        d = _parse(s.MergeInput, request)
+        into = d["into"].strip()
+        target = access.cases_visible(user=request.user).filter(code=into).values_list("pk", flat=True).first()
+        if target is None:
+            if not into.isdigit():
+                raise InvalidInput(_("目标案件不存在或已办结"), field="into")
+            target = int(into)
+        case = services.case_merge(case_id=_case_id(pk), actor=request.user, into_id=target, note=d["note"])
+        return self._respond(case)
+
+    @_action_schema(s.NoteInput, "附议 (+1)")
+    @action(detail=True, methods=["post"])
+    def support(self, request, pk=None):
+        d = _parse(s.NoteInput, request)
+        case = access.case_access(user=request.user, case_id=_case_id(pk))
+        return self._respond(services.case_support(case_id=case.pk, actor=request.user, note=d["note"]))
+
+
+@extend_schema(summary="事件流 (按权限范围; after_id 续传)")
+class EventList(generics.ListAPIView):
+    serializer_class = s.CaseEventSerializer
+    pagination_class = EventCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = EventFilter
+    queryset = CaseEvent.objects.none()
+
+    def get_queryset(self):
+        visible = access.cases_visible(user=self.request.user)
+        return (
+            CaseEvent.objects.filter(case__in=visible.values("pk"))
+            .select_related("case", "actor")
+            .prefetch_related("photos")
+        )
+
+
+def _open_cases_subquery():
+    open_counts = (
+        Case.objects.filter(team=OuterRef("pk"), status__in=services.OPEN_STATUSES)
+        .order_by()
+        .values("team")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="巡查队伍 (GeoJSON, 最近位置与未办结工作量)"),
+    retrieve=extend_schema(summary="巡查队伍详情"),
+)
+class TeamViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.TeamSerializer
+    pagination_class = FeaturePagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TeamFilter
+    queryset = PatrolTeam.objects.none()
+
+    def get_queryset(self):
+        return (
+            access.teams_visible(user=self.request.user)
+            .select_related("district", "street", "department")
+            .prefetch_related("skills")
+            .annotate(open_cases=_open_cases_subquery())
+            .order_by("code")
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="单元网格 (GeoJSON; 须按 in_bbox 查询)",
+        description=(
+            f"无 in_bbox 且超过 {CELL_LIST_MAX} 个网格时返回 400;"
+            "整区浏览请用矢量瓦片 /tiles/cells/{z}/{x}/{y}.pbf"
+        ),
+    ),
+)
+class CellViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.CellSerializer
+    pagination_class = FeaturePagination
+    filter_backends = [DjangoFilterBackend, BBoxFilter]
+    filterset_class = CellFilter
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    queryset = GridCell.objects.none()
+
+    def get_queryset(self):
+        return access.cells_visible(user=self.request.user).select_related(
+            "district", "street", "community", "responsibility_grid"
+        )
+
+    def list(self, request, *args, **kwargs):
+        if not request.query_params.get(BBoxFilter.bbox_param):
+            if self.filter_queryset(self.get_queryset()).count() > CELL_LIST_MAX:
+                tiles = reverse("geo:cell-tile", kwargs={"z": 0, "x": 0, "y": 0}).replace("/0/0/0.", "/{z}/{x}/{y}.")
+                raise InvalidInput(
+                    _("网格太多,请用 in_bbox=最小经度,最小纬度,最大经度,最大纬度 限定范围,或使用矢量瓦片 %(tiles)s")
+                    % {"tiles": tiles},
+                    field=BBoxFilter.bbox_param,
+                    code="bbox_required",
+                )
+        return super().list(request, *args, **kwargs)
+
+
+@extend_schema(summary="案件类别树 (大类 → 小类, 含时限)")
+class CategoryList(generics.ListAPIView):
+    serializer_class = s.CategoryTreeSerializer
+    pagination_class = PagePagination
+    permission_classes = [permissions.AllowAny]
+
+    def get_queryset(self):
+        children = Category.objects.filter(is_active=True).order_by("code")
+        return (
+            Category.objects.filter(parent__isnull=True, is_active=True)
+            .prefetch_related(Prefetch("children", queryset=children, to_attr="active_children"))
+            .order_by("code")
+        )
+
+
+class MeView(APIView):
+    @extend_schema(summary="当前用户 (角色、辖区、队伍)", responses=s.MeSerializer)
+    def get(self, request):
+        user = User.objects.select_related("area", "team", "department").get(pk=request.user.pk)
+        return Response(s.MeSerializer(user).data)
+
+
+class DuplicatesView(APIView):
+    """ "Has this already been reported?": open cases of the same category nearby, nearest first.
+
+    Staff get the cases they may see (GeoJSON, with distance and an optional radius up to 5 km); everyone
+    else — residents and anonymous reporters — gets only what the public tracking page shows, so they can
+    +1 an existing case instead of filing a duplicate; sensitive categories are left out for them."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        summary="疑似重复案件 (同类、附近、时间窗内)",
+        parameters=[s.DuplicatesQuery],
+        responses={200: s.DuplicateCaseSerializer(many=True), 400: OpenApiResponse(description="无效输入")},
+        description="工作人员: GeoJSON FeatureCollection (DuplicateCase); 其他人: {results: [PublicDuplicate]}",
+    )
+    def get(self, request):
+        query = s.DuplicatesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        staff = s.is_staff_user(request.user)
+        found = selectors.case_duplicates_find(
+            category_code=q["category"],
+            lon=q["lon"],
+            lat=q["lat"],
+            exclude_id=q.get("exclude"),
+            limit=q["limit"],
+            radius_m=q.get("radius") if staff else None,
+        )
+        distance = {c.pk: c.distance_m for c in found}
+        order = {pk: i for i, pk in enumerate(distance)}
+        if staff:
+            rows = (
+                access.cases_visible(user=request.user)
+                .filter(pk__in=distance)
+                .select_related("category__parent", "cell", "team")
+            )
+        else:
+            rows = Case.objects.filter(pk__in=distance, category__is_sensitive=False).select_related("category", "cell")
+        rows = sorted(rows, key=lambda c: order[c.pk])
+        for case in rows:
+            case.distance_m = round(float(distance[case.pk]), 1)
+        if staff:
+            context = {"request": request, "now": timezone.now()}
+            return Response(s.DuplicateCaseSerializer(rows, many=True, context=context).data)
+        items = [
+            {
+                "code": c.code,
+                "status": c.status,
+                "status_label": c.get_status_display(),
+                "category": c.category.plain_name or s.localized_name(c.category),
+                "location": c.cell.center,
+                "distance_m": c.distance_m,
+                "supporters": c.supporters,
+                "reported_at": c.reported_at,
+            }
+            for c in rows
+        ]
+        return Response({"results": s.PublicDuplicateSerializer(items, many=True).data})

@@ -1,0 +1,1089 @@
+"""Demo data for one district (Pudong, 310115 by default): cameras, components, teams, users, 90 days of cases.
+
+Every generator is deterministic for a given seed and `now`, idempotent (it detects its own rows and skips)
+and set-based: points are drawn in PostGIS (`ST_GeneratePoints` with a per-row seed), rows are written with
+`INSERT … SELECT` over arrays or with COPY, never one `save()` per row. The case history is generated in
+Python (one timeline per case) and inserted once: `CaseEvent` is append-only, so nothing is ever updated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from io import StringIO
+from itertools import accumulate
+from pathlib import Path
+from time import perf_counter
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.core.management import call_command, get_commands
+from django.db import connection, transaction
+from django.utils import timezone
+
+from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, Department, PatrolTeam, User, WorkCalendarDay
+
+TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_SEED = 20130801  # Pudong's smart-community pilot started in August 2013
+DEFAULT_DISTRICT = "310115"
+DEMO_PASSWORD = "demo1234"
+DEMO_KEY_PREFIX = "demo:"  # idempotency_key of generated cases: how a second run recognises them
+PHOTO_DIR = "demo"  # under MEDIA_ROOT
+FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+Out = Callable[[str], None]
+
+
+class DemoError(Exception):
+    """The demo cannot be generated (missing district, cells or taxonomy)."""
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    cameras: int = 2000
+    components: int = 5000
+    teams: int = 60
+    cases: int = 20_000
+    days: int = 90
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: str
+    label: str  # Chinese role name
+    gloss: str  # English gloss
+    face: str  # the page this user is for
+
+
+# One login per role; all share DEMO_PASSWORD (documented by `demo_banner`).
+DEMO_USERS: tuple[DemoUser, ...] = (
+    DemoUser("resident", User.Role.RESIDENT, "居民", "resident", "/report/"),
+    DemoUser("patrol", User.Role.PATROL, "巡查队员", "patrol member", "/patrol/"),
+    DemoUser("dispatcher", User.Role.DISPATCHER, "派遣员", "dispatcher", "/dispatch/"),
+    DemoUser("inspector", User.Role.INSPECTOR, "监督员", "grid inspector", "/patrol/"),
+    DemoUser("shift_leader", User.Role.SHIFT_LEADER, "值班长", "shift leader", "/dispatch/"),
+    DemoUser("wall", User.Role.WALL, "大屏(只读)", "video wall, read-only", "/wall/"),
+    DemoUser("admin", User.Role.ADMIN, "管理员", "administrator", "/admin/"),
+)
+
+
+@dataclass
+class StepResult:
+    name: str
+    created: int = 0  # -1: not counted (a geo command reports its own numbers)
+    skipped: bool = False
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class DemoReport:
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------- vocabulary
+ROADS = (
+    "世纪大道", "张杨路", "浦东南路", "东方路", "杨高中路", "龙阳路", "锦绣路", "金桥路", "川沙路", "华夏东路",
+    "沪南公路", "周祝公路", "浦建路", "峨山路", "源深路", "崂山路", "商城路", "潍坊路", "松林路", "南泉路",
+    "临沂路", "洪山路", "成山路", "杨思路", "高科西路", "张江路", "祖冲之路", "碧波路", "蔡伦路", "郭守敬路",
+    "金科路", "博云路", "罗山路", "德平路", "云山路", "金杨路", "五莲路", "巨峰路", "博兴路", "新金桥路",
+    "沪东路", "浦东北路", "凌河路", "高桥路", "秀沿路", "康桥路", "周浦中心路", "年家浜路", "沪南路", "航头路",
+)  # fmt: skip
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈"
+GIVEN = (
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英",
+    "霞", "平", "刚", "桂英", "建华", "志强", "海燕", "国庆", "晓东", "文斌", "红梅", "卫东", "建国", "丹", "浩",
+)  # fmt: skip
+
+# Relative frequency of each minor class among cases: street order and rubbish dominate. Unlisted: 0.15.
+CASE_WEIGHTS: dict[str, float] = {
+    "E0404": 16, "E0405": 9, "E0101": 9, "E0401": 7, "E0402": 7, "E0201": 6, "E0406": 5, "E0103": 4,
+    "E0102": 3, "E0110": 3, "E0407": 3, "E0105": 2.5, "E0403": 2, "E0203": 1.5, "E0410": 1.5, "E0104": 1,
+    "E0409": 0.8, "E0108": 0.8, "E0106": 0.6, "E0112": 0.6, "E0301": 0.8, "E0304": 0.6, "E0306": 0.5,
+    "E0503": 0.6, "E0504": 0.4, "E0502": 0.3, "E0601": 0.8, "E0602": 0.3,
+    "C0109": 1.5, "C0206": 1.0, "C0102": 0.8, "C0103": 0.8, "C0101": 0.6, "C0301": 0.8, "C0204": 0.6,
+    "C0202": 0.5, "C0401": 0.6, "C0104": 0.5, "C0201": 0.3,
+}  # fmt: skip
+# Assets that exist in large numbers on the ground (for the component layer).
+COMPONENT_WEIGHTS: dict[str, float] = {
+    "C0102": 15, "C0103": 15, "C0101": 10, "C0104": 8, "C0105": 8, "C0106": 8, "C0107": 4, "C0108": 6,
+    "C0109": 15, "C0301": 12, "C0303": 5, "C0202": 5, "C0201": 2, "C0401": 8, "C0110": 2, "C0204": 3,
+}  # fmt: skip
+SOURCE_WEIGHTS: dict[str, float] = {
+    Case.Source.PATROL: 34,
+    Case.Source.INSPECTOR: 14,
+    Case.Source.CAMERA: 16,
+    Case.Source.RESIDENT: 14,
+    Case.Source.HOTLINE: 17,
+    Case.Source.ASSIGNED: 5,
+}
+# What a street camera can actually see.
+CAMERA_CODES = frozenset({"E0101", "E0102", "E0103", "E0105", "E0110", "E0304", "E0503"})
+# What a patrol member can fix on the spot (自处理) — moving people and objects, not repairs.
+SELF_HANDLE_CODES = frozenset({"E0401", "E0402", "E0405", "E0406", "E0407", "E0203", "E0108", "E0201", "E0410"})
+HOURLY = (1, 1, 1, 1, 1, 2, 4, 7, 10, 11, 11, 10, 7, 8, 10, 10, 10, 10, 9, 8, 6, 4, 2, 1)  # reports by hour
+VOID_REASONS = ("重复上报,已合并到在办案件", "现场核实无此问题", "不属于城市管理受理范围", "信息不全无法核实")
+SENT_BACK_REASONS = ("不属于本单位职责范围", "位置不在本责任网格", "需产权单位处置")
+PARK_REASONS = ("涉及多部门协调,报请挂账", "需专项整治统一处置", "待产权单位确认")
+CHECK_FAIL_NOTES = ("现场核查未整改到位,返工", "处置后仍有残留,返工", "照片与现场不符,返工")
+
+
+# --------------------------------------------------------------------------------------------- orchestration
+def load_demo(
+    *,
+    district_code: str = DEFAULT_DISTRICT,
+    seed: int = DEFAULT_SEED,
+    scale: DemoScale = DemoScale(),
+    now: datetime | None = None,
+    with_geography: bool = True,
+    out: Out = print,
+) -> DemoReport:
+    """Run every step in order; each one skips itself if its rows already exist."""
+    started = perf_counter()
+    report = DemoReport()
+    if with_geography:
+        for name, args in (
+            ("boundaries_import", []),
+            ("areas_synthesize", ["--district", district_code]),
+            ("grid_build", ["--district", district_code, "--size", "100", "--no-progress"]),
+            ("respgrids_synthesize", ["--district", district_code]),
+        ):
+            step = _run(name=name, fn=lambda n=name, a=args: _call_geo_command(name=n, args=a), out=out)
+            report.steps.append(step)
+    report.steps.append(_run(name="taxonomy", fn=load_taxonomy, out=out))
+    report.steps += generate_demo_data(district_code=district_code, seed=seed, scale=scale, now=now, out=out)
+    report.seconds = perf_counter() - started
+    out(f"演示数据就绪 demo data ready: {report.seconds:.1f} s")
+    return report
+
+
+def generate_demo_data(
+    *,
+    district_code: str = DEFAULT_DISTRICT,
+    seed: int = DEFAULT_SEED,
+    scale: DemoScale = DemoScale(),
+    now: datetime | None = None,
+    out: Out = print,
+) -> list[StepResult]:
+    """Everything after the geography and the taxonomy exist: the part tests run on a tiny district."""
+    now = (now or timezone.now()).astimezone(TZ).replace(microsecond=0)
+    district = AdminArea.objects.filter(code=district_code, level=AdminArea.Level.DISTRICT).first()
+    if district is None:
+        raise DemoError(f"区 {district_code} 不存在 (district not found: run boundaries_import)")
+    if not GridCell.objects.filter(district=district).exists():
+        raise DemoError(f"区 {district_code} 没有单元网格 (no cells: run grid_build)")
+    if not Category.objects.filter(parent__isnull=False).exists():
+        raise DemoError("没有案件类别 (no categories: loaddata departments categories)")
+    steps = [
+        ("photos", lambda: ensure_photo_pool(seed=seed)),
+        ("cameras", lambda: generate_cameras(district=district, count=scale.cameras, seed=seed, now=now)),
+        ("components", lambda: generate_components(district=district, count=scale.components, seed=seed)),
+        ("teams", lambda: generate_teams(district=district, count=scale.teams, seed=seed, now=now)),
+        ("users", lambda: generate_demo_users(district=district)),
+        ("cases", lambda: generate_cases(district=district, count=scale.cases, days=scale.days, seed=seed, now=now)),
+    ]
+    return [_run(name=name, fn=fn, out=out) for name, fn in steps]
+
+
+def _run(*, name: str, fn: Callable[[], StepResult], out: Out) -> StepResult:
+    started = perf_counter()
+    result = fn()
+    result.name = name
+    result.seconds = perf_counter() - started
+    verb = "skipped" if result.skipped else f"{result.created} created" if result.created >= 0 else "done"
+    out(f"  {name:<22} {verb:<16} {result.detail} ({result.seconds:.1f} s)")
+    return result
+
+
+def _call_geo_command(*, name: str, args: list[str]) -> StepResult:
+    # The geography commands are idempotent themselves; we only relay what they print.
+    if name not in get_commands():
+        return StepResult(name, skipped=True, detail="command not installed")
+    buf = StringIO()
+    call_command(name, *args, stdout=buf)
+    return StepResult(name, created=-1, detail=buf.getvalue().strip().replace("\n", "; "))
+
+
+def load_taxonomy() -> StepResult:
+    """`loaddata departments categories workcalendar` for the fixtures not fully loaded yet (keeps admin
+    edits of a fixture whose rows all exist)."""
+    fixture_dir = Path(__file__).resolve().parent / "fixtures"
+    models = {"departments": Department, "categories": Category, "workcalendar": WorkCalendarDay}
+    missing, have_total = [], {}
+    for name, model in models.items():
+        want = {row["pk"] for row in json.loads((fixture_dir / f"{name}.json").read_text())}
+        have = set(model.objects.filter(pk__in=want).values_list("pk", flat=True))
+        have_total[name] = len(have)
+        if have != want:
+            missing.append((name, len(want - have)))
+    summary = ", ".join(f"{n} {c}" for n, c in have_total.items())
+    if not missing:
+        return StepResult("taxonomy", skipped=True, detail=summary)
+    call_command("loaddata", *(name for name, _ in missing), verbosity=0)
+    names = " ".join(name for name, _ in missing)
+    return StepResult("taxonomy", created=sum(c for _, c in missing), detail=f"loaddata {names}")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _row_seeds(*, seed: int, salt: int, n: int) -> list[int]:
+    # ST_GeneratePoints takes an int4 seed (> 0): one distinct, reproducible seed per row.
+    return [((seed * 1_000_003 + salt * 7_919 + i) % 2_000_000_000) + 1 for i in range(n)]
+
+
+def _weighted(rng: random.Random, weights: dict, k: int) -> list:
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[x] for x in keys], k=k)
+
+
+class _Picker:
+    """Weighted choice with cumulative weights computed once (20,000 draws per run)."""
+
+    def __init__(self, weights: dict) -> None:
+        self.keys = list(weights)
+        self.cum = list(accumulate(weights[k] for k in self.keys))
+
+    def __call__(self, rng: random.Random):
+        return rng.choices(self.keys, cum_weights=self.cum)[0]
+
+
+def _cells(*, district: AdminArea) -> list[tuple[int, int | None, int | None, int | None]]:
+    """(id, street_id, community_id, responsibility_grid_id) of every cell, in id order (stable for a seed)."""
+    return list(
+        GridCell.objects.filter(district=district)
+        .order_by("id")
+        .values_list("id", "street_id", "community_id", "responsibility_grid_id")
+    )
+
+
+def _allocate_ids(*, table: str, n: int) -> list[int]:
+    # Take ids from the table's own sequence so COPY can write them and later rows still follow on.
+    if n == 0:
+        return []
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n])
+        return [r[0] for r in cur.fetchall()]
+
+
+def _copy(*, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    with connection.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _person_name(rng: random.Random) -> tuple[str, str]:
+    return rng.choice(SURNAMES), rng.choice(GIVEN)
+
+
+def _phone(rng: random.Random) -> str:
+    return f"13{rng.randint(0, 9)}{rng.randint(0, 99_999_999):08d}"
+
+
+# --------------------------------------------------------------------------------------------- photos
+PHOTO_FAMILIES: dict[str, tuple[str, tuple[int, int, int]]] = {
+    # family: (caption, ground colour)
+    "rubbish": ("垃圾", (120, 110, 90)),
+    "parking": ("停车", (90, 90, 95)),
+    "stall": ("摊点", (110, 100, 95)),
+    "manhole": ("井盖", (80, 80, 85)),
+    "road": ("道路", (95, 95, 100)),
+    "green": ("绿化", (70, 120, 60)),
+    "ads": ("广告", (150, 140, 130)),
+    "water": ("积水", (70, 90, 120)),
+    "light": ("设施", (100, 100, 110)),
+    "works": ("施工", (140, 120, 90)),
+}
+PHOTO_VARIANTS = (("before", 0), ("before", 1), ("after", 0))  # 10 families x 3 = a pool of 30
+
+
+def _photo_family(code: str) -> str:
+    """Which picture family illustrates a category (first match wins)."""
+    rules = (
+        ({"E0403", "E0404", "E0406", "E0407"}, "parking"),
+        ({"E0112", "E0506"}, "green"),
+        ({"E0502", "E0503", "E0508"}, "water"),
+        ({"E0504", "C0101", "C0102", "C0103", "C0104", "C0105", "C0106", "C0107"}, "manhole"),
+        ({"E0501", "E0509"}, "road"),
+    )
+    for codes, family in rules:
+        if code in codes:
+            return family
+    prefixes = (("E04", "stall"), ("E01", "rubbish"), ("C03", "rubbish"), ("E02", "ads"), ("E03", "works"),
+                ("C05", "works"), ("C04", "green"), ("C02", "road"))  # fmt: skip
+    return next((family for prefix, family in prefixes if code.startswith(prefix)), "light")
+
+
+def photo_path(*, family: str, kind: str, variant: int) -> str:
+    return f"{PHOTO_DIR}/{family}_{kind}_{variant}.jpg"
+
+
+def ensure_photo_pool(*, seed: int, size: tuple[int, int] = (640, 480)) -> StepResult:
+    """Write the small pool of demo JPEGs under MEDIA_ROOT once; cases only reference them."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    root = Path(settings.MEDIA_ROOT)
+    (root / PHOTO_DIR).mkdir(parents=True, exist_ok=True)
+    font_big = ImageFont.truetype(FONT_PATH, 30) if Path(FONT_PATH).exists() else ImageFont.load_default()
+    font_small = ImageFont.truetype(FONT_PATH, 18) if Path(FONT_PATH).exists() else ImageFont.load_default()
+    written = 0
+    w, h = size
+    for f_idx, (family, (caption, ground)) in enumerate(PHOTO_FAMILIES.items()):
+        for kind, variant in PHOTO_VARIANTS:
+            target = root / photo_path(family=family, kind=kind, variant=variant)
+            if target.exists():
+                continue
+            rng = random.Random(seed + f_idx * 10 + variant + (5 if kind == "after" else 0))
+            img = Image.new("RGB", size)
+            draw = ImageDraw.Draw(img)
+            horizon = int(h * rng.uniform(0.38, 0.5))
+            for y in range(horizon):  # sky gradient
+                t = y / horizon
+                draw.line([(0, y), (w, y)], fill=(int(150 + 60 * t), int(185 + 40 * t), int(225 + 20 * t)))
+            draw.rectangle([0, horizon, w, h], fill=ground)
+            for _ in range(rng.randint(3, 6)):  # buildings on the skyline
+                x0 = rng.randint(-40, w - 40)
+                bw, bh = rng.randint(60, 160), rng.randint(60, horizon - 10)
+                shade = rng.randint(150, 210)
+                draw.rectangle([x0, horizon - bh, x0 + bw, horizon], fill=(shade, shade - 10, shade - 20))
+            draw.line([(0, int(h * 0.78)), (w, int(h * 0.7))], fill=(230, 230, 230), width=4)  # kerb line
+            if kind == "before":  # clutter: the problem
+                for _ in range(rng.randint(6, 14)):
+                    x, y = rng.randint(40, w - 80), rng.randint(horizon + 20, h - 90)
+                    r = rng.randint(10, 40)
+                    colour = (rng.randint(60, 230), rng.randint(40, 200), rng.randint(30, 160))
+                    draw.ellipse([x, y, x + r * 1.6, y + r], fill=colour, outline=(40, 40, 40))
+            else:  # tidy: cones and a clean surface
+                for i in range(3):
+                    x = 180 + i * 110
+                    draw.polygon([(x, h - 110), (x + 24, h - 170), (x + 48, h - 110)], fill=(240, 120, 30))
+            draw.rectangle([0, h - 64, w, h], fill=(0, 0, 0))
+            label = f"{caption} · {'处置前 before' if kind == 'before' else '处置后 after'}"
+            draw.text((16, h - 58), label, font=font_big, fill=(255, 255, 255))
+            draw.text((w - 210, 12), "浦东新区 演示图片 DEMO", font=font_small, fill=(30, 30, 30))
+            img.save(target, "JPEG", quality=72, optimize=True)
+            written += 1
+    total = len(PHOTO_FAMILIES) * len(PHOTO_VARIANTS)
+    return StepResult("photos", created=written, skipped=written == 0, detail=f"{total} files in {PHOTO_DIR}/")
+
+
+# --------------------------------------------------------------------------------------------- cameras
+def generate_cameras(*, district: AdminArea, count: int, seed: int, now: datetime) -> StepResult:
+    """~`count` street cameras, each at a random point inside a random cell; about 5 % offline."""
+    prefix = f"{district.code}-CAM-"
+    existing = Camera.objects.filter(code__startswith=prefix).count()
+    if existing:
+        return StepResult("cameras", skipped=True, detail=f"{existing} already exist")
+    rng = random.Random(seed * 31 + 1)
+    cells = _cells(district=district)
+    picks = rng.sample(cells, count) if count <= len(cells) else rng.choices(cells, k=count)
+    codes, names, cell_ids, statuses, seen = [], [], [], [], []
+    per_name: dict[str, int] = defaultdict(int)
+    for i, cell in enumerate(picks, start=1):
+        a, b = rng.sample(ROADS, 2)
+        base = f"浦东-{a}{b}口"
+        per_name[base] += 1
+        offline = rng.random() < 0.05
+        codes.append(f"{prefix}{i:05d}")
+        names.append(f"{base}-{per_name[base]:02d}")
+        cell_ids.append(cell[0])
+        statuses.append(Camera.Status.OFFLINE if offline else Camera.Status.ONLINE)
+        lag = timedelta(hours=rng.uniform(2, 240)) if offline else timedelta(seconds=rng.uniform(0, 60))
+        seen.append(now - lag)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO geo_camera (code, name, location, cell_id, district_id, status, stream_url, last_seen_at)
+            SELECT t.code, t.name, ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), c.id, c.district_id,
+                   t.status, '', t.seen
+            FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::int[])
+                 AS t(code, name, cell_id, status, seen, seed)
+            JOIN geo_gridcell c ON c.id = t.cell_id
+            """,
+            [codes, names, cell_ids, statuses, seen, _row_seeds(seed=seed, salt=1, n=count)],
+        )
+        created = cur.rowcount
+    offline = statuses.count(Camera.Status.OFFLINE)
+    return StepResult("cameras", created=created, detail=f"{offline} offline")
+
+
+# --------------------------------------------------------------------------------------------- components
+def generate_components(*, district: AdminArea, count: int, seed: int) -> StepResult:
+    """Manhole covers, lights, bins, hydrants… on random cells, routed to their category's department."""
+    existing = Component.objects.filter(code__startswith=district.code, cell__district=district).count()
+    if existing:
+        return StepResult("components", skipped=True, detail=f"{existing} already exist")
+    rng = random.Random(seed * 31 + 2)
+    cats = {c.code: c for c in Category.objects.filter(code__in=COMPONENT_WEIGHTS)}
+    weights = {code: w for code, w in COMPONENT_WEIGHTS.items() if code in cats}
+    cells = _cells(district=district)
+    serial: dict[str, int] = defaultdict(int)
+    codes, names, majors, cat_ids, dept_ids, cell_ids = [], [], [], [], [], []
+    for code in _weighted(rng, weights, count):
+        cat = cats[code]
+        serial[code] += 1
+        # admin(6) + major(2) + minor(2) + serial(6): the standard's component code layout.
+        codes.append(f"{district.code}{code[1:5]}{serial[code]:06d}")
+        names.append(f"{cat.name}-{rng.choice(ROADS)}")
+        majors.append(code[1:3])
+        cat_ids.append(cat.pk)
+        dept_ids.append(cat.default_department_id)
+        cell_ids.append(rng.choice(cells)[0])
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO geo_component (code, major_class, category_id, name, location, cell_id,
+                                       authority_id, owner_id, maintainer_id, status)
+            SELECT t.code, t.major, t.cat, t.name, ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), c.id,
+                   t.dept, t.dept, t.dept, 'normal'
+            FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::int[])
+                 AS t(code, major, cat, name, dept, cell_id, seed)
+            JOIN geo_gridcell c ON c.id = t.cell_id
+            """,
+            [codes, majors, cat_ids, names, dept_ids, cell_ids, _row_seeds(seed=seed, salt=2, n=count)],
+        )
+        created = cur.rowcount
+    return StepResult("components", created=created, detail=f"{len(serial)} kinds")
+
+
+# --------------------------------------------------------------------------------------------- teams
+def _split_evenly(items: list, k: int) -> list[list]:
+    n = len(items)
+    return [items[(i * n) // k : ((i + 1) * n) // k] for i in range(k)]
+
+
+def _serpentine(items: list[tuple[int, float, float]], *, pitch: float) -> list[tuple[int, float, float]]:
+    """Boustrophedon order (rows of one grid pitch, alternating direction): consecutive runs stay contiguous."""
+    top = max(y for _, _, y in items)
+
+    def key(g: tuple[int, float, float]) -> tuple[int, float]:
+        band = round((top - g[2]) / pitch)
+        return band, g[1] if band % 2 == 0 else -g[1]
+
+    return sorted(items, key=key)
+
+
+def _quotas(sizes: dict[int, int], total: int) -> dict[int, int]:
+    """Teams per street: proportional to its grids (largest remainder), at least one, never more than grids."""
+    grand = sum(sizes.values())
+    total = max(total, len(sizes))
+    raw = {k: total * v / grand for k, v in sizes.items()}
+    q = {k: max(1, min(sizes[k], int(r))) for k, r in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - int(raw[k]), reverse=True):
+        if sum(q.values()) >= total:
+            break
+        if q[k] < sizes[k]:
+            q[k] += 1
+    return q
+
+
+def generate_teams(*, district: AdminArea, count: int, seed: int, now: datetime) -> StepResult:
+    """~`count` patrol teams; each owns a contiguous run of its street's responsibility grids."""
+    existing = PatrolTeam.objects.filter(district=district).count()
+    if existing:
+        return StepResult("teams", skipped=True, detail=f"{existing} already exist")
+    rng = random.Random(seed * 31 + 3)
+    # Grid centroids in UTM (from their cells: ResponsibilityGrid.geom may be empty).
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT rg.id, rg.street_id,
+                   avg(ST_X(ST_Transform(c.center, 32651))), avg(ST_Y(ST_Transform(c.center, 32651))),
+                   sum(c.area_m2)
+            FROM geo_responsibilitygrid rg JOIN geo_gridcell c ON c.responsibility_grid_id = rg.id
+            WHERE rg.district_id = %s
+            GROUP BY rg.id, rg.street_id ORDER BY rg.id
+            """,
+            [district.pk],
+        )
+        grids = cur.fetchall()
+    if not grids:
+        raise DemoError("没有责任网格 (no responsibility grids: run respgrids_synthesize)")
+    by_street: dict[int | None, list[tuple[int, float, float]]] = defaultdict(list)
+    for gid, street_id, x, y, _area in grids:
+        by_street[street_id].append((gid, x, y))
+    pitch = math.sqrt(statistics.median(g[4] for g in grids))  # typical grid edge, metres
+    streets = {a.pk: a for a in AdminArea.objects.filter(pk__in=[s for s in by_street if s])}
+    quotas = _quotas({s: len(g) for s, g in by_street.items()}, count)
+    cells_by_grid: dict[int, list[int]] = defaultdict(list)
+    for cid, _s, _c, gid in _cells(district=district):
+        if gid:
+            cells_by_grid[gid].append(cid)
+
+    dept = Department.objects.filter(code="PD-CGZF").first()  # street patrols are 城管执法 squads
+    skill_pool = list(Category.objects.filter(code__startswith="E04", parent__isnull=False).values_list("pk", "code"))
+    extra_pool = list(
+        Category.objects.filter(
+            parent__isnull=False, code__in=["E0101", "E0103", "E0105", "E0201", "E0110", "C0109"]
+        ).values_list("pk", "code")
+    )
+    teams: list[PatrolTeam] = []
+    team_grids: list[list[int]] = []
+    street_order = sorted(by_street, key=lambda s: streets[s].code if s in streets else "")
+    for street_id in street_order:
+        items = _serpentine(by_street[street_id], pitch=pitch)
+        street = streets.get(street_id)
+        for n, chunk in enumerate(_split_evenly(items, quotas[street_id]), start=1):
+            i = len(teams) + 1
+            status = _weighted(rng, {"on_duty": 75, "busy": 15, "off_duty": 10}, 1)[0]
+            teams.append(
+                PatrolTeam(
+                    code=f"{district.code}-PT-{i:03d}",
+                    name=f"{street.name if street else district.name}第{n}巡查队",
+                    district=district,
+                    street=street,
+                    department=dept,
+                    status=status,
+                    last_position_at=now - timedelta(seconds=rng.randint(5, 600 if status != "off_duty" else 20000)),
+                )
+            )
+            team_grids.append([g[0] for g in chunk])
+    pwd = make_password(DEMO_PASSWORD)  # hashed once: a PBKDF2 hash per member would take minutes
+    with transaction.atomic():
+        PatrolTeam.objects.bulk_create(teams, batch_size=1000)
+        grid_ids, grid_team, pos_team, pos_cell = [], [], [], []
+        skills = []
+        members: list[User] = []
+        for t_idx, (team, gids) in enumerate(zip(teams, team_grids, strict=True), start=1):
+            grid_ids += gids
+            grid_team += [team.pk] * len(gids)
+            pos_team.append(team.pk)
+            pos_cell.append(rng.choice(cells_by_grid[rng.choice(gids)]))
+            picked = rng.sample(skill_pool, min(len(skill_pool), rng.randint(2, 4)))
+            picked += rng.sample(extra_pool, min(len(extra_pool), rng.randint(1, 2)))
+            skills += [PatrolTeam.skills.through(patrolteam_id=team.pk, category_id=pk) for pk, _ in picked]
+            for m in range(1, rng.randint(3, 5) + 1):
+                last, first = _person_name(rng)
+                members.append(
+                    User(
+                        username=f"pt{t_idx:03d}-{m}",
+                        password=pwd,
+                        first_name=first,
+                        last_name=last,
+                        role=User.Role.PATROL,
+                        area=district,
+                        team=team,
+                        department=dept,
+                        phone=_phone(rng),
+                    )
+                )
+        PatrolTeam.skills.through.objects.bulk_create(skills, batch_size=5000)
+        User.objects.bulk_create(members, batch_size=2000)
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE geo_responsibilitygrid rg SET team_id = t.team_id
+                FROM unnest(%s::bigint[], %s::bigint[]) AS t(grid_id, team_id) WHERE rg.id = t.grid_id
+                """,
+                [grid_ids, grid_team],
+            )
+            cur.execute(
+                """
+                UPDATE gridmgmt_patrolteam pt
+                SET last_position = ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1)::geography
+                FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS t(team_id, cell_id, seed)
+                JOIN geo_gridcell c ON c.id = t.cell_id
+                WHERE pt.id = t.team_id
+                """,
+                [pos_team, pos_cell, _row_seeds(seed=seed, salt=3, n=len(pos_team))],
+            )
+    return StepResult(
+        "teams",
+        created=len(teams),
+        detail=f"{len(members)} members, {len(grid_ids)} grids in {len(by_street)} streets",
+    )
+
+
+# --------------------------------------------------------------------------------------------- users
+def _demo_department(*, role: str, team: PatrolTeam | None, centre: Department | None) -> Department | None:
+    if role == User.Role.RESIDENT:
+        return None
+    if role == User.Role.PATROL:
+        return team.department if team else None
+    return centre  # command-centre staff: 城运中心
+
+
+def generate_demo_users(*, district: AdminArea) -> StepResult:
+    """One login per role (password DEMO_PASSWORD); staff are scoped to the district."""
+    have = set(User.objects.filter(username__in=[u.username for u in DEMO_USERS]).values_list("username", flat=True))
+    missing = [u for u in DEMO_USERS if u.username not in have]
+    if not missing:
+        return StepResult("users", skipped=True, detail=f"{len(have)} demo logins exist")
+    pwd = make_password(DEMO_PASSWORD)
+    first_team = PatrolTeam.objects.filter(district=district).order_by("code").first()
+    centre = Department.objects.filter(code="PD-CYZX").first()
+    rows = []
+    for u in missing:
+        staff = u.role != User.Role.RESIDENT
+        rows.append(
+            User(
+                username=u.username,
+                password=pwd,
+                first_name=u.label,
+                last_name="演示",
+                role=u.role,
+                area=district if staff else None,
+                team=first_team if u.role == User.Role.PATROL else None,
+                department=_demo_department(role=u.role, team=first_team, centre=centre),
+                is_staff=u.role == User.Role.ADMIN,
+                is_superuser=u.role == User.Role.ADMIN,
+            )
+        )
+    User.objects.bulk_create(rows)
+    return StepResult("users", created=len(rows), detail=", ".join(u.username for u in missing))
+
+
+# --------------------------------------------------------------------------------------------- working time
+WORK_START, WORK_END = 9, 17  # approximation: 8 working hours, Mon–Fri, no holidays (the real calendar is data)
+
+
+def add_limit(*, start: datetime, amount: int, unit: str) -> datetime:
+    """Deadline = start + a limit in natural hours, working hours or working days (8 working hours each)."""
+    if unit == Category.LimitUnit.HOURS:
+        return start + timedelta(hours=amount)
+    hours = amount * (WORK_END - WORK_START) if unit == Category.LimitUnit.WORKING_DAYS else amount
+    remaining = timedelta(hours=hours)
+    t = start.astimezone(TZ)
+    while True:
+        day_start = t.replace(hour=WORK_START, minute=0, second=0, microsecond=0)
+        day_end = t.replace(hour=WORK_END, minute=0, second=0, microsecond=0)
+        if t.weekday() >= 5 or t >= day_end:
+            t = day_start + timedelta(days=1)
+            continue
+        t = max(t, day_start)
+        if remaining <= day_end - t:
+            return t + remaining
+        remaining -= day_end - t
+        t = day_start + timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------- cases
+@dataclass
+class _Ev:
+    type: str
+    from_status: str
+    to_status: str
+    at: datetime
+    actor: int | None
+    role: str
+    team: int | None
+    note: str = ""
+    data: dict = field(default_factory=dict)
+    located: bool = False
+    photo: str | None = None  # "before" / "after": a CasePhoto is attached to this event
+
+
+class _Timeline:
+    """The steps of one case; a step dated after `now` has not happened, nor has anything after it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.events: list[_Ev] = []
+        self.status = ""
+        self.team: int | None = None
+        self.stopped = False
+
+    @property
+    def last(self) -> datetime:
+        return self.events[-1].at
+
+    def add(self, type_: str, to: str | None, at: datetime, actor: tuple[int | None, str], **kw) -> bool:
+        if self.events:
+            at = max(at, self.last + timedelta(seconds=1))  # strictly increasing
+        if self.stopped or at > self.now:
+            self.stopped = True
+            return False
+        self.events.append(_Ev(type_, self.status, to or self.status, at, actor[0], actor[1], self.team, **kw))
+        self.status = to or self.status
+        return True
+
+
+@dataclass
+class _World:
+    """Everything a case timeline needs to know about the district, fetched once."""
+
+    cells: list[tuple[int, int | None, int | None, int | None]]
+    hot_cells: list[tuple[int, int | None, int | None, int | None]]
+    grid_team: dict[int, int]
+    street_teams: dict[int | None, list[int]]
+    all_teams: list[int]
+    members: dict[int, list[int]]
+    cameras: list[tuple[int, int]]  # (camera id, cell id)
+    cell_by_id: dict[int, tuple[int, int | None, int | None, int | None]]
+    street_names: dict[int, str]
+    users: dict[str, int]  # role -> demo user id
+
+
+def _load_world(*, district: AdminArea, rng: random.Random) -> _World:
+    cells = _cells(district=district)
+    grid_team = dict(
+        ResponsibilityGrid.objects.filter(district=district, team__isnull=False).values_list("id", "team_id")
+    )
+    teams = list(PatrolTeam.objects.filter(district=district).order_by("id").values_list("id", "street_id"))
+    if not teams:
+        raise DemoError("没有巡查队伍 (no patrol teams: run the teams step first)")
+    street_teams: dict[int | None, list[int]] = defaultdict(list)
+    for tid, sid in teams:
+        street_teams[sid].append(tid)
+    members: dict[int, list[int]] = defaultdict(list)
+    for uid, tid in User.objects.filter(team_id__in=[t for t, _ in teams]).order_by("id").values_list("id", "team_id"):
+        members[tid].append(uid)
+    # Hotspots: 5 % of the grids draw a third of the cases, so the heat map has something to show.
+    grids = sorted({c[3] for c in cells if c[3]})
+    hot = set(rng.sample(grids, max(1, len(grids) // 20))) if grids else set()
+    hot_cells = [c for c in cells if c[3] in hot] or cells
+    cameras = list(
+        Camera.objects.filter(district=district, cell__isnull=False).order_by("id").values_list("id", "cell_id")
+    )
+    users = dict(User.objects.filter(username__in=[u.username for u in DEMO_USERS]).values_list("role", "id"))
+    street_names = dict(AdminArea.objects.filter(parent=district).values_list("id", "name"))
+    return _World(
+        cells=cells,
+        hot_cells=hot_cells,
+        grid_team=grid_team,
+        street_teams=street_teams,
+        all_teams=[t for t, _ in teams],
+        members=members,
+        cameras=cameras,
+        cell_by_id={c[0]: c for c in cells},
+        street_names=street_names,
+        users=users,
+    )
+
+
+def _team_for(world: _World, cell: tuple, rng: random.Random) -> int:
+    team = world.grid_team.get(cell[3]) if cell[3] else None
+    if team is None:  # 属地兜底: a team of the same street, else any team
+        team = rng.choice(world.street_teams.get(cell[1]) or world.all_teams)
+    return team
+
+
+_satisfaction = _Picker({5: 62, 4: 28, 3: 6, 2: 2.5, 1: 1.5})  # return visits: mostly satisfied
+
+
+def _simulate(
+    *,
+    rng: random.Random,
+    now: datetime,
+    cat: Category,
+    source: str,
+    urgency: str,
+    reported_at: datetime,
+    reporter: tuple[int | None, str],
+    team: int,
+    world: _World,
+) -> tuple[_Timeline, dict]:
+    """One case's history from report to archive, cut at `now`. Returns the timeline and the case's fields."""
+    S, T = Case.Status, CaseEvent.Type
+    u = world.users
+    dispatcher = (u.get(User.Role.DISPATCHER), User.Role.DISPATCHER)
+    inspector = (u.get(User.Role.INSPECTOR), User.Role.INSPECTOR)
+    leader = (u.get(User.Role.SHIFT_LEADER), User.Role.SHIFT_LEADER)
+    system = (None, "system")
+    crew = world.members.get(team) or [None]
+    member = (rng.choice(crew), User.Role.PATROL)
+    urgent = urgency == Case.Urgency.URGENT
+    recent = now - reported_at < timedelta(hours=12)  # the live queue: some of these wait longer
+
+    def minutes(a: float, b: float) -> timedelta:
+        return timedelta(minutes=rng.uniform(a, b))
+
+    fields: dict = {"team": None, "department": None, "deadline_at": None, "closed_at": None, "satisfaction": None}
+
+    tl = _Timeline(now)
+    tl.add(T.REPORTED, S.REPORTED, reported_at, reporter, located=True, photo="before")
+    dispatch_limit = cat.dispatch_minutes_urgent if urgent else cat.dispatch_minutes_normal
+    if recent and rng.random() < 0.25:
+        file_delay = minutes(40, 480)
+    elif rng.random() < 0.05:
+        file_delay = minutes(dispatch_limit, dispatch_limit * 3)  # filed late
+    else:
+        file_delay = minutes(1, dispatch_limit * 0.6)
+    void_rate = 0.06 if source in {Case.Source.RESIDENT, Case.Source.HOTLINE} else 0.02
+    if rng.random() < void_rate:
+        tl.add(T.VOIDED, S.VOIDED, reported_at + file_delay, dispatcher, note=rng.choice(VOID_REASONS))
+        return tl, fields
+    if not tl.add(T.FILED, S.FILED, reported_at + file_delay, dispatcher):
+        return tl, fields
+
+    span = timedelta(0)
+    if source == Case.Source.PATROL and cat.code in SELF_HANDLE_CODES and rng.random() < 0.3:
+        # 自处理: the reporting patrol member fixed it on the spot; the check still comes from someone else.
+        tl.team = fields["team"] = team
+        start = tl.last
+        fields["deadline_at"] = add_limit(start=start, amount=cat.limit_normal, unit=cat.limit_unit)
+        tl.add(T.SELF_HANDLED, S.HANDLED, start + minutes(5, 40), reporter, located=True, photo="after")
+        handled_first = tl.events[-1].at if tl.status == S.HANDLED else None
+    else:
+        dispatch_delay = minutes(30, 300) if recent and rng.random() < 0.15 else minutes(1, dispatch_limit * 0.3)
+        dispatched_at = tl.last + dispatch_delay
+        tl.team = team
+        if not tl.add(
+            T.DISPATCHED,
+            S.DISPATCHED,
+            dispatched_at,
+            dispatcher,
+            data={"team_id": team, "department_id": cat.default_department_id},
+        ):
+            return tl, fields
+        fields["team"], fields["department"] = team, cat.default_department_id
+        amount, unit = (cat.limit_urgent, cat.urgent_limit_unit) if urgent else (cat.limit_normal, cat.limit_unit)
+        deadline = add_limit(start=dispatched_at, amount=amount, unit=unit)
+        span = deadline - dispatched_at
+        if rng.random() < 0.03:  # 退单 → 审定: ownership confirmed, same team
+            tl.add(T.SENT_BACK, S.SENT_BACK, tl.last + minutes(10, 60), member, note=rng.choice(SENT_BACK_REASONS))
+            tl.add(T.ARBITRATED, S.DISPATCHED, tl.last + minutes(30, 240), leader, note="审定:属本单位职责,维持派遣")
+        accept_delay = minutes(60, 240) if recent and rng.random() < 0.15 else minutes(2, 6 if urgent else 20)
+        tl.add(T.ACCEPTED, S.HANDLING, tl.last + accept_delay, member, located=True)
+        if rng.random() < 0.012:  # 挂账: the clock stops until it is resumed
+            parked_at = tl.last + minutes(30, 600)
+            tl.add(T.PARKED, S.PARKED, parked_at, leader, note=rng.choice(PARK_REASONS))
+            if now - reported_at > timedelta(days=20) or rng.random() < 0.5:
+                pause = timedelta(days=rng.uniform(1, 6))
+                tl.add(
+                    T.RESUMED,
+                    S.HANDLING,
+                    parked_at + pause,
+                    leader,
+                    data={"paused_seconds": int(pause.total_seconds())},
+                )
+                deadline += pause
+        if rng.random() < 0.02:  # 延时
+            extra = max(span / 2, timedelta(hours=1))
+            tl.add(T.EXTENSION_REQUESTED, None, tl.last + minutes(10, 120), member, note="需协调产权单位,申请延时")
+            if tl.add(
+                T.EXTENSION_APPROVED,
+                None,
+                tl.last + minutes(10, 60),
+                leader,
+                data={"extra_hours": round(extra / timedelta(hours=1), 1)},
+            ):
+                deadline += extra
+        fields["deadline_at"] = deadline
+        # Most finish within 15–85 % of the limit; one in twelve runs late.
+        f = rng.uniform(1.05, 2.6) if rng.random() < 0.08 else rng.uniform(0.15, 0.85)
+        handled_at = max(dispatched_at + span * f, tl.last + minutes(5, 30))
+        tl.add(T.HANDLED, S.HANDLED, handled_at, member, located=True, photo="after")
+        handled_first = tl.events[-1].at if tl.status == S.HANDLED else None
+
+    if tl.status == S.HANDLED and rng.random() < 0.05:  # 核查不通过 → 返工
+        tl.add(
+            T.CHECK_FAILED,
+            S.HANDLING,
+            tl.last + minutes(15, 240),
+            inspector,
+            located=True,
+            note=rng.choice(CHECK_FAIL_NOTES),
+        )
+        tl.add(T.HANDLED, S.HANDLED, tl.last + minutes(60, 480), member, located=True, photo="after")
+    # Inspectors batch their rounds and the centre closes in shifts: some cases wait hours at each desk.
+    check_delay = minutes(240, 1200) if rng.random() < 0.3 else minutes(15, 240)
+    tl.add(T.CHECK_PASSED, S.CHECKED, tl.last + check_delay, inspector, located=True)
+    close_delay = minutes(120, 720) if rng.random() < 0.15 else minutes(5, 90)
+    if tl.add(T.CLOSED, S.CLOSED, tl.last + close_delay, dispatcher):
+        fields["closed_at"] = tl.last
+    if rng.random() < 0.75:  # 回访评价
+        score = _satisfaction(rng)
+        rater = reporter if reporter[1] == User.Role.RESIDENT and reporter[0] else dispatcher
+        note = "居民评价" if rater is reporter else "电话回访"
+        if tl.add(T.RATED, None, tl.last + minutes(120, 2880), rater, note=note, data={"satisfaction": score}):
+            fields["satisfaction"] = score
+    if fields["closed_at"]:
+        tl.add(T.ARCHIVED, S.ARCHIVED, fields["closed_at"] + timedelta(days=rng.uniform(3, 5)), system)
+
+    _escalate(tl=tl, deadline=fields["deadline_at"], span=span, handled_at=handled_first, now=now)
+    return tl, fields
+
+
+def _escalate(
+    *, tl: _Timeline, deadline: datetime | None, span: timedelta, handled_at: datetime | None, now: datetime
+) -> None:
+    """四级处置: each further limit-span past the deadline raises the case one level (at most to the district)."""
+    if deadline is None or span <= timedelta(0):
+        return
+    end = handled_at or now
+    parked = next((e.at for e in tl.events if e.type == CaseEvent.Type.PARKED), None)
+    if parked and handled_at is None and tl.status == Case.Status.PARKED:
+        end = parked
+    level, at = 0, deadline
+    while at < end and level < Case.Level.DISTRICT:
+        level += 1
+        before = [e for e in tl.events if e.at <= at]
+        prev = before[-1]
+        ev = _Ev(CaseEvent.Type.ESCALATED, prev.to_status, prev.to_status, at, None, "system", prev.team,
+                 note="超过处置时限,升级督办", data={"level": level})  # fmt: skip
+        tl.events.insert(len(before), ev)
+        at = at + max(span, timedelta(hours=2))
+
+
+def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now: datetime) -> StepResult:
+    """~`count` cases over the last `days` days with their full event history, photos and scope copies."""
+    existing = Case.objects.filter(district=district, idempotency_key__startswith=DEMO_KEY_PREFIX).count()
+    if existing:
+        return StepResult("cases", skipped=True, detail=f"{existing} demo cases exist")
+    rng = random.Random(seed * 31 + 5)
+    world = _load_world(district=district, rng=rng)
+    cats = {c.code: c for c in Category.objects.filter(parent__isnull=False, is_active=True)}
+    weights = {code: CASE_WEIGHTS.get(code, 0.15) for code in cats}
+
+    # 1. What, where and when: category, source, cell, time.
+    start = now - timedelta(days=days)
+    pick_cat, pick_hour = _Picker(weights), _Picker(dict(enumerate(HOURLY)))
+    pick_source = _Picker(SOURCE_WEIGHTS)
+    pick_source_no_camera = _Picker({k: v for k, v in SOURCE_WEIGHTS.items() if k != Case.Source.CAMERA})
+    plans = []
+    for _ in range(count):
+        code = pick_cat(rng)
+        cat = cats[code]
+        camera_ok = world.cameras and (code in CAMERA_CODES or code.startswith("E04"))
+        source = pick_source(rng) if camera_ok else pick_source_no_camera(rng)
+        camera = None
+        if source == Case.Source.CAMERA:
+            camera, cell_id = rng.choice(world.cameras)
+            cell = world.cell_by_id[cell_id]
+        else:
+            cell = rng.choice(world.hot_cells if rng.random() < 0.33 else world.cells)
+        day = rng.randrange(days + 1)
+        hour = pick_hour(rng)
+        at = (start + timedelta(days=day)).replace(hour=hour, minute=0, second=0) + timedelta(
+            seconds=rng.randrange(3600)
+        )
+        if at > now or at < start:
+            at = start + timedelta(seconds=rng.uniform(0, (now - start).total_seconds()))
+        p_urgent = 0.9 if cat.default_urgency == Case.Urgency.URGENT else 0.15 if code.startswith("E05") else 0.04
+        urgency = Case.Urgency.URGENT if rng.random() < p_urgent else Case.Urgency.NORMAL
+        plans.append((at, cat, source, camera, cell, urgency))
+    plans.sort(key=lambda p: p[0])
+
+    # 2. Points: one seeded random point inside each case's cell, drawn in PostGIS.
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT t.i, encode(ST_AsEWKB(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1)), 'hex')
+            FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(cell_id, i, seed)
+            JOIN geo_gridcell c ON c.id = t.cell_id
+            """,
+            [[p[4][0] for p in plans], list(range(count)), _row_seeds(seed=seed, salt=5, n=count)],
+        )
+        points = dict(cur.fetchall())
+
+    # 3. Codes: YYYYMMDD-serial, continuing after any case already filed that day.
+    serial: dict[str, int] = defaultdict(int)
+    with connection.cursor() as cur:
+        cur.execute(
+            r"SELECT left(code, 8), max(right(code, 6)::int) FROM gridmgmt_case WHERE code ~ '^\d{8}-\d{6}$' GROUP BY 1"
+        )
+        serial.update(dict(cur.fetchall()))
+
+    case_ids = _allocate_ids(table=Case._meta.db_table, n=count)
+    case_rows, photo_rows, events = [], [], []
+    states: dict[str, int] = defaultdict(int)
+    families: dict[str, str] = {}
+    u = world.users
+    for i, (at, cat, source, camera, cell, urgency) in enumerate(plans):
+        cid = case_ids[i]
+        team = _team_for(world, cell, rng)
+        reporter_name = reporter_phone = external_id = ""
+        if source == Case.Source.PATROL:
+            reporter = (rng.choice(world.members.get(team) or [None]), User.Role.PATROL)
+        elif source == Case.Source.INSPECTOR:
+            reporter = (u.get(User.Role.INSPECTOR), User.Role.INSPECTOR)
+        elif source == Case.Source.RESIDENT:
+            reporter = (u.get(User.Role.RESIDENT) if rng.random() < 0.25 else None, User.Role.RESIDENT)
+            if rng.random() < 0.6:
+                reporter_name, reporter_phone = "".join(_person_name(rng)), _phone(rng)
+        elif source == Case.Source.HOTLINE:
+            reporter = (u.get(User.Role.DISPATCHER), User.Role.DISPATCHER)  # the operator keys in the order
+            reporter_name, reporter_phone = "".join(_person_name(rng)), _phone(rng)
+            external_id = f"12345-{at:%Y%m%d}{rng.randrange(10**6):06d}"
+        elif source == Case.Source.ASSIGNED:
+            reporter = (u.get(User.Role.SHIFT_LEADER), User.Role.SHIFT_LEADER)
+        else:
+            reporter = (None, "system")
+        tl, f = _simulate(
+            rng=rng, now=now, cat=cat, source=source, urgency=urgency, reported_at=at, reporter=reporter,
+            team=team, world=world,
+        )  # fmt: skip
+        if source == Case.Source.CAMERA:
+            tl.events[0].data = {"camera_id": camera}
+        day = f"{at:%Y%m%d}"
+        serial[day] += 1
+        road = rng.choice(ROADS)
+        address = f"浦东新区{world.street_names.get(cell[1], '')}{road}{rng.randint(1, 2000)}号附近"
+        level = max((e.data.get("level", 0) for e in tl.events if e.type == CaseEvent.Type.ESCALATED), default=0)
+        status = tl.status
+        states[status] += 1
+        dispatch_minutes = (
+            cat.dispatch_minutes_urgent if urgency == Case.Urgency.URGENT else cat.dispatch_minutes_normal
+        )
+        case_rows.append((
+            cid, f"{day}-{serial[day]:06d}", points[i], address, cell[0], cell[2], cell[1], district.pk, cell[3],
+            cat.pk, source, urgency, status, level, f"{address},{cat.plain_name or cat.name}。",
+            reporter[0] if source in {Case.Source.PATROL, Case.Source.INSPECTOR, Case.Source.RESIDENT} else None,
+            reporter_name, reporter_phone, f["team"], f["department"], camera, None, external_id,
+            f"{DEMO_KEY_PREFIX}{seed}:{i}", 0, f["satisfaction"], at, at + timedelta(minutes=dispatch_minutes),
+            f["deadline_at"], f["closed_at"], tl.events[-1].at, len(tl.events),
+        ))  # fmt: skip
+        family = families.get(cat.code) or families.setdefault(cat.code, _photo_family(cat.code))
+        for seq, ev in enumerate(tl.events):
+            events.append((ev.at, i, seq, cid, cell, ev, points[i] if ev.located else None))
+            if ev.photo:
+                variant = rng.randrange(2) if ev.photo == "before" else 0
+                photo_rows.append((cid, ev.photo, photo_path(family=family, kind=ev.photo, variant=variant), ev.at))
+
+    # 4. Event ids follow time, so the global event sequence replays history in order.
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    event_ids = _allocate_ids(table=CaseEvent._meta.db_table, n=len(events))
+    photo_ids = _allocate_ids(table=CasePhoto._meta.db_table, n=len(photo_rows))
+    photo_key = {(r[0], r[1], r[3]): pid for r, pid in zip(photo_rows, photo_ids, strict=True)}
+    event_rows, links = [], []
+    for eid, (_at, _i, _seq, cid, cell, ev, point) in zip(event_ids, events, strict=True):
+        event_rows.append((
+            eid, cid, ev.type, ev.actor, ev.role, ev.from_status, ev.to_status, ev.at, point, ev.note,
+            json.dumps(ev.data, ensure_ascii=False) if ev.data else "{}", district.pk, cell[1], cell[2], ev.team,
+        ))  # fmt: skip
+        if ev.photo:
+            links.append((eid, photo_key[(cid, ev.photo, ev.at)]))
+
+    w, h = 640, 480
+    through = CaseEvent.photos.through._meta.db_table
+    with transaction.atomic():
+        _copy(
+            table=Case._meta.db_table,
+            columns=["id", "code", "point", "address", "cell_id", "community_id", "street_id", "district_id",
+                     "responsibility_grid_id", "category_id", "source", "urgency", "status", "level", "description",
+                     "reporter_id", "reporter_name", "reporter_phone", "team_id", "department_id", "camera_id",
+                     "duplicate_of_id", "external_id", "idempotency_key", "supporters", "satisfaction", "reported_at",
+                     "dispatch_deadline_at", "deadline_at", "closed_at", "updated_at", "version"],
+            rows=case_rows,
+        )  # fmt: skip
+        _copy(
+            table=CasePhoto._meta.db_table,
+            columns=["id", "case_id", "kind", "image", "width", "height", "created_at"],
+            rows=((pid, r[0], r[1], r[2], w, h, r[3]) for pid, r in zip(photo_ids, photo_rows, strict=True)),
+        )
+        _copy(
+            table=CaseEvent._meta.db_table,
+            columns=["id", "case_id", "type", "actor_id", "actor_role", "from_status", "to_status", "at", "location",
+                     "note", "data", "district_id_copy", "street_id_copy", "community_id_copy", "team_id_copy"],
+            rows=event_rows,
+        )  # fmt: skip
+        _copy(table=through, columns=["caseevent_id", "casephoto_id"], rows=links)
+    open_states = {k: v for k, v in states.items() if k not in {"closed", "archived", "voided"}}
+    overdue = sum(
+        1
+        for r in case_rows
+        if r[12] in open_states and r[28] is not None and r[28] < now and r[12] != Case.Status.PARKED
+    )
+    detail = (
+        f"{len(event_rows)} events, {len(photo_rows)} photos; open {sum(open_states.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(open_states.items()))}), overdue {overdue}"
+    )
+    return StepResult("cases", created=len(case_rows), detail=detail)

@@ -1,0 +1,155 @@
+"""Page-specific reads for the faces: the wall's start-up snapshot. Everything is aggregated in PostGIS;
+the wall then follows the event feed and asks for cases only inside its viewport."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.gis.geos import Polygon
+from django.db.models import Avg, Count, F, FloatField, Func, Max, Q, QuerySet
+from django.utils import timezone
+
+from geo.models import Camera
+from gridmgmt.models import Case, CaseEvent
+from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
+
+HEAT_DAYS = 7
+
+
+def _x(field: str) -> Func:
+    return Func(F(field), function="ST_X", output_field=FloatField())
+
+
+def _y(field: str) -> Func:
+    return Func(F(field), function="ST_Y", output_field=FloatField())
+
+
+def _day_start(now: datetime) -> datetime:
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
+    """Today's flow and the open stock, in one aggregate query over the visible cases."""
+    today = _day_start(now)
+    closed = Q(status__in=[Case.Status.CLOSED, Case.Status.ARCHIVED])
+    row = cases.aggregate(
+        received=Count("pk", filter=Q(reported_at__gte=today)),
+        closed_today=Count("pk", filter=closed & Q(closed_at__gte=today)),
+        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
+        overdue=Count("pk", filter=Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)),
+        closed_all=Count("pk", filter=closed),
+        closed_on_time=Count("pk", filter=closed & Q(due_at__isnull=False, closed_at__lte=F("due_at"))),
+        filed_all=Count("pk", filter=~Q(status__in=[Case.Status.REPORTED, Case.Status.VOIDED])),
+        satisfaction=Avg("satisfaction"),
+    )
+    filed_today = CaseEvent.objects.filter(
+        case__in=cases.values("pk"), type=CaseEvent.Type.FILED, at__gte=today
+    ).count()
+    filed_all = row["filed_all"] or 0
+    return {
+        "received": row["received"],
+        "filed": filed_today,
+        "closed": row["closed_today"],
+        "open": row["open"],
+        "overdue": row["overdue"],
+        "closure_rate": round(row["closed_all"] / filed_all, 4) if filed_all else None,
+        "on_time_rate": round(row["closed_on_time"] / row["closed_all"], 4) if row["closed_all"] else None,
+        "satisfaction": round(row["satisfaction"], 2) if row["satisfaction"] is not None else None,
+    }
+
+
+def wall_cell_counts(*, cases: QuerySet[Case], now: datetime) -> dict[int, list[int]]:
+    """{cell id: [open, overdue]} for the cells holding open cases — sparse, for shading the cell tiles."""
+    rows = (
+        cases.filter(status__in=OPEN_STATUSES)
+        .order_by()
+        .values("cell_id")
+        .annotate(n=Count("pk"), late=Count("pk", filter=Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)))
+        .values_list("cell_id", "n", "late")
+    )
+    return {cell_id: [n, late] for cell_id, n, late in rows}
+
+
+def wall_heat(*, cases: QuerySet[Case], now: datetime) -> list[list[float]]:
+    """[[lat, lon, count]] of the last days' reports, one point per cell (its centre), in one query."""
+    rows = (
+        cases.filter(reported_at__gte=now - timedelta(days=HEAT_DAYS))
+        .order_by()
+        .values("cell_id")
+        .annotate(n=Count("pk"), lat=Max(_y("cell__center")), lon=Max(_x("cell__center")))
+        .values_list("lat", "lon", "n")
+    )
+    return [[round(lat, 5), round(lon, 5), n] for lat, lon, n in rows]
+
+
+def wall_cameras(*, district_id: int | None) -> list[list]:
+    """[[lat, lon, online]] of the district's cameras (coordinates as floats from PostGIS, no GEOS objects)."""
+    qs = Camera.objects.all()
+    if district_id is not None:
+        qs = qs.filter(district_id=district_id)
+    rows = qs.order_by().values_list(_y("location"), _x("location"), "status")
+    return [[round(lat, 6), round(lon, 6), status == Camera.Status.ONLINE] for lat, lon, status in rows]
+
+
+def wall_ticker(*, cases: QuerySet[Case], limit: int = 20) -> list[dict]:
+    rows = (
+        CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").select_related("case__category")[:limit]
+    )
+    return [
+        {
+            "id": e.id,
+            "type": e.type,
+            "type_label": e.get_type_display(),
+            "case": e.case_id,
+            "case_code": e.case.code,
+            "category": e.case.category.name,
+            "at": e.at.isoformat(),
+        }
+        for e in reversed(rows)
+    ]
+
+
+SNAPSHOT_PARTS = ("kpis", "cells", "heat", "cameras", "ticker")
+
+
+def wall_snapshot(
+    *, cases: QuerySet[Case], district_id: int | None, parts: set[str] | None = None, now: datetime | None = None
+) -> dict:
+    """The parts asked for (all by default); the wall refreshes only KPIs and cell counts as events arrive."""
+    now = now or timezone.now()
+    parts = set(SNAPSHOT_PARTS) if not parts else parts & set(SNAPSHOT_PARTS)
+    last = CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").values_list("id", flat=True).first()
+    data: dict = {"at": now.isoformat(), "last_event_id": last or 0}
+    if "kpis" in parts:
+        data["kpis"] = wall_kpis(cases=cases, now=now)
+    if "cells" in parts:
+        data["cells"] = wall_cell_counts(cases=cases, now=now)
+    if "heat" in parts:
+        data["heat"] = wall_heat(cases=cases, now=now)
+    if "cameras" in parts:
+        data["cameras"] = wall_cameras(district_id=district_id)
+    if "ticker" in parts:
+        data["ticker"] = wall_ticker(cases=cases)
+    return data
+
+
+PUBLIC_MAP_LIMIT = 300
+
+
+def public_cases_in_bbox(*, bbox: tuple[float, float, float, float], limit: int = PUBLIC_MAP_LIMIT) -> list[list]:
+    """Open cases of non-sensitive categories in a WGS-84 box, for the residents' map: no reporter, no exact
+    point — each is placed at its cell's centre. [[lat, lon, code, category (plain words), status]]"""
+    minx, miny, maxx, maxy = bbox
+    box = Polygon.from_bbox((minx, miny, maxx, maxy))
+    box.srid = 4326
+    rows = (
+        Case.objects.filter(status__in=OPEN_STATUSES, category__is_sensitive=False, point__intersects=box)
+        .order_by("-reported_at")
+        .values_list(_y("cell__center"), _x("cell__center"), "code", "category__plain_name", "category__name", "status")
+    )[:limit]
+    labels = dict(Case.Status.choices)
+    return [
+        [round(lat, 6), round(lon, 6), code, plain or name, str(labels.get(status, status))]
+        for lat, lon, code, plain, name, status in rows
+    ]

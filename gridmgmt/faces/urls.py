@@ -1,0 +1,19 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from gridmgmt.faces import views
+
+app_name = "faces"
+urlpatterns = [
+    path("report/", views.report_page, name="report"),
+    path("report/map.json", views.report_map, name="report-map"),
+    path("report/track/<str:code>", views.report_track, name="report-track"),
+    path("patrol/", views.patrol_page, name="patrol"),
+    path("patrol/manifest.webmanifest", views.patrol_manifest, name="patrol-manifest"),
+    path("patrol/sw.js", views.patrol_service_worker, name="patrol-sw"),
+    path("wall/", views.wall_page, name="wall"),
+    path("wall/snapshot.json", views.wall_snapshot, name="wall-snapshot"),
+    path("dispatch/", views.dispatch_page, name="dispatch"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
+]

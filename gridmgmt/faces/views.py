@@ -1,0 +1,327 @@
+"""The faces: resident report + tracking, patrol phone (PWA), live wall, dispatch desk, staff login.
+
+Views only decide who may open a page and hand it its start-up data; the pages talk to /api/ for
+everything else (intake, workflow, timelines), so a face never has rules of its own.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth import views as auth_views
+from django.db.models import Exists, OuterRef
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+
+from geo import district_map
+from geo.models import AdminArea, GridCell
+from geo.selectors import CELL_TILE_MIN_ZOOM
+from gridmgmt import access
+from gridmgmt.faces import maps, selectors
+from gridmgmt.models import Case, CaseEvent, Category, User
+
+R = User.Role
+PATROL_ROLES = {R.PATROL, R.ADMIN}
+WALL_ROLES = {R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}
+DISPATCH_ROLES = {R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}
+# Where each role lands after logging in (when no ?next= is given).
+ROLE_HOME = {
+    R.PATROL: "faces:patrol",
+    R.WALL: "faces:wall",
+    R.DISPATCHER: "faces:dispatch",
+    R.SHIFT_LEADER: "faces:dispatch",
+    R.INSPECTOR: "faces:dispatch",
+    R.ADMIN: "faces:dispatch",
+    R.RESIDENT: "faces:report",
+}
+
+
+def _role(user: User) -> str:
+    return R.ADMIN if user.is_superuser else user.role
+
+
+def staff_face(roles: set[str]):
+    """Log in first (session); a logged-in user of another role gets a 403 page saying which roles may enter."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect(f"{reverse('faces:login')}?next={request.get_full_path()}")
+            if _role(request.user) not in roles:
+                labels = "、".join(str(R(r).label) for r in R.values if r in roles)
+                message = _("当前账号(%(role)s)不能使用此页面,需要以下角色之一:%(roles)s") % {
+                    "role": request.user.get_role_display(),
+                    "roles": labels,
+                }
+                return render(request, "faces/forbidden.html", {"message": message}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _district(user=None):
+    """The user's district (their area, or the district above it), else the first district."""
+    area_id = getattr(user, "area_id", None) if user is not None and user.is_authenticated else None
+    areas = AdminArea.objects.defer("boundary")  # boundaries are megabytes; the map gets a simplified one
+    area = areas.filter(pk=area_id).first() if area_id else None
+    while area is not None and area.level != AdminArea.Level.DISTRICT:
+        area = areas.filter(pk=area.parent_id).first()
+    if area is None:
+        # The public pages show the district that has a grid (a city may hold boundaries of all districts).
+        gridded = GridCell.objects.filter(district_id=OuterRef("pk"))
+        area = areas.filter(level=AdminArea.Level.DISTRICT).filter(Exists(gridded)).order_by("code").first()
+    return area or district_map.district_for_map(code=None)
+
+
+def _categories() -> list[dict]:
+    """Active subclasses with their plain wording, for pickers (a page-specific read; ~100 rows)."""
+    rows = (
+        Category.objects.filter(is_active=True, parent__isnull=False, parent__is_active=True)
+        .select_related("parent")
+        .order_by("code")
+    )
+    english = (get_language() or "").startswith("en")
+    return [
+        {
+            "code": c.code,
+            "name": (c.name_en if english and c.name_en else c.name),
+            "plain": c.plain_name or c.name,
+            "major": (c.parent.name_en if english and c.parent.name_en else c.parent.name),
+            "sensitive": c.is_sensitive,
+        }
+        for c in rows
+    ]
+
+
+# Messages the page scripts show, in the request's language.
+JS_MESSAGES = {
+    "network": gettext_lazy("网络连接中断,请稍后重试;已填写的内容已保存在本机。"),
+    "offline": gettext_lazy("当前离线"),
+    "online": gettext_lazy("已联网"),
+    "server": gettext_lazy("服务器出错(%(status)s),请稍后重试。"),
+    "photo_type": gettext_lazy("只能上传照片(JPEG、PNG 或 WebP)。"),
+    "photo_size": gettext_lazy("照片不能超过 10 MB。"),
+    "photo_required": gettext_lazy("请拍摄或选择一张照片。"),
+    "location_required": gettext_lazy("请确定问题位置:使用定位,或在地图上点选。"),
+    "category_required": gettext_lazy("请选择问题类别。"),
+    "locating": gettext_lazy("正在定位…"),
+    "located_gps": gettext_lazy("已使用手机定位(精度约 %(m)s 米)"),
+    "located_exif": gettext_lazy("已使用照片中的拍摄位置"),
+    "located_pin": gettext_lazy("已使用地图上选择的位置,可拖动图钉调整"),
+    "gps_failed": gettext_lazy("无法获取定位,请在地图上点选位置。"),
+    "outside": gettext_lazy("该位置不在服务范围内,请在区界内选择。"),
+    "submitting": gettext_lazy("正在提交…"),
+    "submitted": gettext_lazy("已提交,案件编号 %(code)s"),
+    "queued": gettext_lazy("已保存到待发送队列,联网后自动发送"),
+    "sent": gettext_lazy("已发送"),
+    "failed": gettext_lazy("发送失败"),
+    "retry": gettext_lazy("重试"),
+    "discard": gettext_lazy("删除"),
+    "duplicates": gettext_lazy("附近已有相似问题,是否是其中之一?"),
+    "supported": gettext_lazy("已为该问题 +1,感谢!"),
+    "overdue": gettext_lazy("已超时 %(t)s"),
+    "remaining": gettext_lazy("剩余 %(t)s"),
+    "days": gettext_lazy("%(n)s 天"),
+    "hours": gettext_lazy("%(n)s 小时"),
+    "minutes": gettext_lazy("%(n)s 分钟"),
+    "reason_required": gettext_lazy("请填写原因。"),
+    "after_photo_required": gettext_lazy("请上传处置后照片。"),
+    "not_found": gettext_lazy("找不到该案件。"),
+    "reconnecting": gettext_lazy("正在重新连接…"),
+    "no_tasks": gettext_lazy("暂无任务"),
+    "no_cases": gettext_lazy("队列为空"),
+    "confirm": gettext_lazy("确定吗?"),
+    "done": gettext_lazy("已完成"),
+    "rated": gettext_lazy("感谢您的评价!"),
+    "reopened": gettext_lazy("已重新打开,我们会尽快处理。"),
+    "not_same": gettext_lazy("都不是,提交我的上报"),
+    "track": gettext_lazy("查看处理进度"),
+    "pick_score": gettext_lazy("请选择 1–5 星"),
+    "accept": gettext_lazy("签收"),
+    "send_back": gettext_lazy("退单"),
+    "handle": gettext_lazy("处置反馈"),
+    "self_handle": gettext_lazy("自处理"),
+    "note": gettext_lazy("说明"),
+    "reason": gettext_lazy("原因"),
+    "candidates": gettext_lazy("推荐处置队伍"),
+    "dispatch": gettext_lazy("派遣"),
+    "arbitrate": gettext_lazy("审定派遣"),
+    "timeline": gettext_lazy("案件时间线"),
+    "nearby": gettext_lazy("附近疑似重复"),
+    "merge": gettext_lazy("合并到此案"),
+    "photos": gettext_lazy("照片"),
+    "no_candidates": gettext_lazy("暂无推荐队伍,可从全部队伍中选择:"),
+    "select_case": gettext_lazy("从左侧队列选择一个案件"),
+}
+
+
+def _page_config(request: HttpRequest, **extra) -> dict:
+    """Start-up data for the page script, rendered with json_script (escaped for a <script> element)."""
+    return {
+        "messages": {k: str(v) for k, v in JS_MESSAGES.items()},
+        "lang": request.LANGUAGE_CODE,
+        "cellTiles": district_map.cell_tile_url_template(),
+        "cellMinZoom": CELL_TILE_MIN_ZOOM,
+        **extra,
+    }
+
+
+def _map_context(request: HttpRequest, *, user=None, boundary_color: str = "#c0392b") -> dict:
+    district = _district(user)
+    return {
+        "district": district,
+        "district_name": district_map.display_name(district) if district else "",
+        "map": maps.face_map(district=district, boundary_color=boundary_color),
+    }
+
+
+# --- resident ----------------------------------------------------------------------------------------
+
+
+def report_page(request: HttpRequest) -> HttpResponse:
+    """/report/: anyone reports a problem with a photo and a location; no account needed."""
+    categories = [c for c in _categories() if not c["sensitive"]] + [c for c in _categories() if c["sensitive"]]
+    context = _map_context(request)
+    context["config"] = _page_config(request, categories=categories)
+    return render(request, "faces/report.html", context)
+
+
+def report_map(request: HttpRequest) -> JsonResponse:
+    """/report/map.json?bbox=minlon,minlat,maxlon,maxlat: the public map's open cases (cell centres only)."""
+    try:
+        bbox = tuple(float(v) for v in request.GET.get("bbox", "").split(","))
+        if len(bbox) != 4 or not (-180 <= bbox[0] < bbox[2] <= 180 and -90 <= bbox[1] < bbox[3] <= 90):
+            raise ValueError
+    except ValueError:
+        message = _("bbox 须为 最小经度,最小纬度,最大经度,最大纬度 四个数字")
+        return JsonResponse({"code": "bbox_invalid", "detail": message, "field": "bbox"}, status=400)
+    cases = selectors.public_cases_in_bbox(bbox=bbox)
+    return JsonResponse(
+        {"cases": cases, "limit": selectors.PUBLIC_MAP_LIMIT}, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def report_track(request: HttpRequest, code: str) -> HttpResponse:
+    """/report/track/<code>: the public timeline; with the tracking token (kept by the browser) rate or reopen."""
+    context = _map_context(request)
+    context["code"] = code
+    context["config"] = _page_config(request, code=code)
+    return render(request, "faces/track.html", context)
+
+
+# --- patrol ------------------------------------------------------------------------------------------
+
+
+@staff_face(PATROL_ROLES)
+def patrol_page(request: HttpRequest) -> HttpResponse:
+    """/patrol/: the phone page — report, my tasks, the offline queue."""
+    user = request.user
+    context = _map_context(request, user=user)
+    context["config"] = _page_config(
+        request,
+        categories=_categories(),
+        user={"id": user.id, "name": user.get_full_name() or user.username, "team": user.team_id},
+        serviceWorker=reverse("faces:patrol-sw"),
+    )
+    return render(request, "faces/patrol.html", context)
+
+
+def patrol_manifest(request: HttpRequest) -> JsonResponse:
+    """The web app manifest that makes /patrol/ installable."""
+    manifest = {
+        "name": _("网格巡查终端"),
+        "short_name": _("巡查"),
+        "start_url": reverse("faces:patrol"),
+        "scope": reverse("faces:patrol"),
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#c0392b",
+        "lang": request.LANGUAGE_CODE,
+        "icons": [
+            {"src": static("img/faces/patrol-192.png"), "sizes": "192x192", "type": "image/png"},
+            {"src": static("img/faces/patrol-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
+        ],
+    }
+    response = JsonResponse(manifest, json_dumps_params={"ensure_ascii": False})
+    response["Content-Type"] = "application/manifest+json"
+    return response
+
+
+@never_cache
+def patrol_service_worker(request: HttpRequest) -> HttpResponse:
+    """The service worker, served under /patrol/ so that its scope covers the page."""
+    response = render(
+        request,
+        "faces/patrol_sw.js",
+        {"shell": [reverse("faces:patrol")], "version": "1"},
+        content_type="text/javascript",
+    )
+    return response
+
+
+# --- wall ---------------------------------------------------------------------------------------------
+
+
+@staff_face(WALL_ROLES)
+def wall_page(request: HttpRequest) -> HttpResponse:
+    """/wall/: the command centre's video wall (dark, no scrolling, live)."""
+    context = _map_context(request, user=request.user, boundary_color="#5dade2")
+    district = context["district"]
+    context["config"] = _page_config(
+        request,
+        snapshot=reverse("faces:wall-snapshot"),
+        # The wall follows its district on the real-time feed (realtime/PROTOCOL.md).
+        scope=f"district:{district.pk}" if district else "all",
+        eventLabels={k: str(v) for k, v in CaseEvent.Type.choices},
+        statusLabels={k: str(v) for k, v in Case.Status.choices},
+    )
+    return render(request, "faces/wall.html", context)
+
+
+@staff_face(WALL_ROLES)
+def wall_snapshot(request: HttpRequest) -> JsonResponse:
+    """The wall's start-up state; afterwards it follows /api/events/ from `last_event_id`."""
+    district = _district(request.user)
+    parts = {p for p in request.GET.get("only", "").split(",") if p}
+    data = selectors.wall_snapshot(
+        cases=access.cases_visible(user=request.user), district_id=district.pk if district else None, parts=parts
+    )
+    return JsonResponse(data, json_dumps_params={"ensure_ascii": False})
+
+
+# --- dispatch -----------------------------------------------------------------------------------------
+
+
+@staff_face(DISPATCH_ROLES)
+def dispatch_page(request: HttpRequest) -> HttpResponse:
+    """/dispatch/: the queue, a case's details, duplicates, ranked teams, and every workflow action."""
+    user = request.user
+    context = _map_context(request, user=user)
+    context["config"] = _page_config(request, user={"id": user.id, "role": _role(user), "name": user.username})
+    return render(request, "faces/dispatch.html", context)
+
+
+# --- login --------------------------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "faces/login.html"
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        return reverse(ROLE_HOME.get(_role(self.request.user), "home"))
+
+    def get_redirect_url(self):
+        url = super().get_redirect_url()
+        if url and url_has_allowed_host_and_scheme(url, allowed_hosts={self.request.get_host()}):
+            return url
+        return ""

@@ -1,0 +1,53 @@
+"""`manage.py cases_escalate [--loop SECONDS]`: run the 四级处置 escalation once, or forever every N seconds.
+
+Why a looping command and not Celery beat: an intranet deployment then needs no broker or worker beyond
+what already runs (PostgreSQL); systemd/supervisor restarts it; a run is idempotent and locks with SKIP
+LOCKED, so overlapping or repeated runs are harmless. See README "Escalation scheduler".
+"""
+
+import logging
+import signal
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
+
+from gridmgmt.escalation import cases_escalate
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Escalate overdue cases one level (grid → community → street → district) and alert supervisors."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--loop", type=float, metavar="SECONDS", default=None, help="run again every SECONDS (default: once)"
+        )
+
+    def handle(self, *args, loop: float | None, **options):
+        if loop is not None and loop <= 0:
+            raise CommandError("--loop 须为正数秒 (must be a positive number of seconds)")
+        self._stop = False
+        if loop is not None:
+            # systemd stops with SIGTERM: finish the current run, then leave.
+            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
+        while True:
+            try:
+                report = cases_escalate()
+            except Exception:
+                if loop is None:
+                    raise
+                log.exception("escalation run failed; retrying in %s s", loop)
+            else:
+                self.stdout.write(
+                    f"{report.now:%Y-%m-%d %H:%M:%S} 升级 escalated {report.count} 件, 提醒 alerts {report.alerts}"
+                )
+            if loop is None:
+                return
+            deadline = time.monotonic() + loop
+            while not self._stop and time.monotonic() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            if self._stop:
+                return
+            close_old_connections()  # a long-lived process must not keep a connection the DB dropped

@@ -1,0 +1,402 @@
+"""The case domain: departments, teams, users and roles, the category taxonomy, cases and their history.
+
+The workflow (which transitions are allowed, deadlines, escalation) lives in services, not here:
+these classes only describe what is stored. `CaseEvent` is append-only (a database trigger refuses
+UPDATE and DELETE); the timeline, KPIs and real-time messages are all derived from it.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.contrib.gis.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Department(models.Model):
+    """A responsible unit: street office, city-management bureau, utility company…"""
+
+    code = models.CharField(_("代码"), max_length=32, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    name_en = models.CharField(_("英文名称"), max_length=100, blank=True)
+    area = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("辖区"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("部门")
+        verbose_name_plural = _("部门")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    """One class of the standard taxonomy (部件/事件 大类 → 小类), with its rules as editable data."""
+
+    class Kind(models.TextChoices):
+        EVENT = "event", _("事件")
+        COMPONENT = "component", _("部件")
+
+    class LimitUnit(models.TextChoices):
+        WORKING_HOURS = "working_hours", _("工作时")
+        WORKING_DAYS = "working_days", _("工作日")
+        HOURS = "hours", _("自然小时")
+
+    code = models.CharField(_("代码"), max_length=16, unique=True)
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices)
+    parent = models.ForeignKey(
+        "self", verbose_name=_("大类"), null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    name = models.CharField(_("名称"), max_length=100)
+    name_en = models.CharField(_("英文名称"), max_length=100, blank=True)
+    plain_name = models.CharField(_("通俗说法"), max_length=100, blank=True, help_text=_("居民上报页显示的说法"))
+    limit_unit = models.CharField(
+        _("处置时限单位"), max_length=16, choices=LimitUnit.choices, default=LimitUnit.WORKING_DAYS
+    )
+    limit_normal = models.PositiveIntegerField(_("处置时限(一般)"), default=1)
+    limit_urgent = models.PositiveIntegerField(_("处置时限(紧急)"), default=4)
+    urgent_limit_unit = models.CharField(
+        _("紧急时限单位"), max_length=16, choices=LimitUnit.choices, default=LimitUnit.WORKING_HOURS
+    )
+    dispatch_minutes_normal = models.PositiveIntegerField(_("立案派遣时限(一般, 分钟)"), default=30)
+    dispatch_minutes_urgent = models.PositiveIntegerField(_("立案派遣时限(紧急, 分钟)"), default=10)
+    filing_condition = models.TextField(_("立案条件"), blank=True)
+    closing_condition = models.TextField(_("结案条件"), blank=True)
+    default_department = models.ForeignKey(
+        Department, verbose_name=_("默认处置部门"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    default_urgency = models.CharField(_("默认紧急程度"), max_length=10, default="normal")
+    duplicate_radius_m = models.PositiveIntegerField(_("疑似重复半径(米)"), default=250)
+    duplicate_window_hours = models.PositiveIntegerField(_("疑似重复时间窗(小时)"), default=72)
+    is_sensitive = models.BooleanField(_("敏感类别"), default=False, help_text=_("不在公开地图显示"))
+    auto_dispatch = models.BooleanField(
+        _("立案后自动派遣"), default=False, db_default=False, help_text=_("立案后直接派给排名第一的队伍")
+    )
+    is_active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("案件类别")
+        verbose_name_plural = _("案件类别")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class PatrolTeam(models.Model):
+    class Status(models.TextChoices):
+        ON_DUTY = "on_duty", _("在岗")
+        BUSY = "busy", _("处置中")
+        OFF_DUTY = "off_duty", _("离岗")
+
+    code = models.CharField(_("代码"), max_length=32, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    district = models.ForeignKey("geo.AdminArea", verbose_name=_("区"), on_delete=models.PROTECT, related_name="+")
+    street = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("街镇"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    department = models.ForeignKey(
+        Department, verbose_name=_("所属部门"), null=True, blank=True, on_delete=models.PROTECT, related_name="teams"
+    )
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.ON_DUTY)
+    skills = models.ManyToManyField(Category, verbose_name=_("擅长类别"), blank=True, related_name="+")
+    # geography: KNN (`<->`) and distances in metres, using the GiST index.
+    last_position = models.PointField(_("最近位置"), geography=True, null=True, blank=True)
+    last_position_at = models.DateTimeField(_("定位时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("巡查队伍")
+        verbose_name_plural = _("巡查队伍")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person with one role, scoped to an area (and, for patrol staff, a team)."""
+
+    class Role(models.TextChoices):
+        RESIDENT = "resident", _("居民")
+        PATROL = "patrol", _("巡查队员")
+        DISPATCHER = "dispatcher", _("派遣员")
+        INSPECTOR = "inspector", _("监督员")
+        SHIFT_LEADER = "shift_leader", _("指挥中心值班长")
+        WALL = "wall", _("大屏(只读)")
+        ADMIN = "admin", _("管理员")
+
+    role = models.CharField(_("角色"), max_length=16, choices=Role.choices, default=Role.RESIDENT)
+    area = models.ForeignKey(
+        "geo.AdminArea",
+        verbose_name=_("管辖区域"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("可见范围;为空表示不限"),
+    )
+    team = models.ForeignKey(
+        PatrolTeam, verbose_name=_("所属队伍"), null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+    department = models.ForeignKey(
+        Department, verbose_name=_("部门"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    phone = models.CharField(_("电话"), max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = _("用户")
+        verbose_name_plural = _("用户")
+
+
+class Case(models.Model):
+    class Source(models.TextChoices):
+        PATROL = "patrol", _("巡查上报")
+        INSPECTOR = "inspector", _("监督员上报")
+        CAMERA = "camera", _("视频巡查")
+        RESIDENT = "resident", _("居民上报")
+        HOTLINE = "hotline", _("12345热线")
+        ASSIGNED = "assigned", _("上级交办")
+        OPEN311 = "open311", _("Open311")
+
+    class Urgency(models.TextChoices):
+        NORMAL = "normal", _("一般")
+        URGENT = "urgent", _("紧急")
+
+    class Status(models.TextChoices):
+        REPORTED = "reported", _("已上报")
+        FILED = "filed", _("已立案")
+        VOIDED = "voided", _("已作废")
+        DISPATCHED = "dispatched", _("已派遣")
+        SENT_BACK = "sent_back", _("已退单")
+        HANDLING = "handling", _("处置中")
+        HANDLED = "handled", _("待核查")
+        CHECKED = "checked", _("待结案")
+        PARKED = "parked", _("挂账")
+        CLOSED = "closed", _("已结案")
+        ARCHIVED = "archived", _("已归档")
+
+    class Level(models.IntegerChoices):
+        GRID = 0, _("网格")
+        COMMUNITY = 1, _("社区")
+        STREET = 2, _("街镇")
+        DISTRICT = 3, _("区")
+
+    code = models.CharField(_("案件编号"), max_length=32, unique=True)
+    point = models.PointField(_("位置"), srid=4326)
+    address = models.CharField(_("地址"), max_length=200, blank=True)
+    # Stored on the case so dashboards and scope filters never need a spatial join.
+    cell = models.ForeignKey("geo.GridCell", verbose_name=_("单元网格"), on_delete=models.PROTECT, related_name="+")
+    community = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("社区"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    street = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("街镇"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    district = models.ForeignKey("geo.AdminArea", verbose_name=_("区"), on_delete=models.PROTECT, related_name="+")
+    responsibility_grid = models.ForeignKey(
+        "geo.ResponsibilityGrid",
+        verbose_name=_("责任网格"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    category = models.ForeignKey(Category, verbose_name=_("类别"), on_delete=models.PROTECT, related_name="cases")
+    source = models.CharField(_("来源"), max_length=12, choices=Source.choices)
+    urgency = models.CharField(_("紧急程度"), max_length=10, choices=Urgency.choices, default=Urgency.NORMAL)
+    status = models.CharField(_("状态"), max_length=12, choices=Status.choices, default=Status.REPORTED)
+    level = models.PositiveSmallIntegerField(_("处置层级"), choices=Level.choices, default=Level.GRID)
+    description = models.TextField(_("描述"), blank=True)
+    reporter = models.ForeignKey(
+        User, verbose_name=_("上报人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Never public: only staff with access to the case may read it.
+    reporter_name = models.CharField(_("联系人"), max_length=50, blank=True)
+    reporter_phone = models.CharField(_("联系电话"), max_length=20, blank=True)
+    team = models.ForeignKey(
+        PatrolTeam, verbose_name=_("处置队伍"), null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+    )
+    department = models.ForeignKey(
+        Department, verbose_name=_("处置部门"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    camera = models.ForeignKey(
+        "geo.Camera", verbose_name=_("摄像头"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    duplicate_of = models.ForeignKey(
+        "self", verbose_name=_("重复于"), null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
+    )
+    external_id = models.CharField(_("外部编号"), max_length=64, blank=True, help_text=_("12345 工单号等"))
+    idempotency_key = models.CharField(_("幂等键"), max_length=64, null=True, blank=True, unique=True)
+    supporters = models.PositiveIntegerField(_("附议人数"), default=0)
+    satisfaction = models.PositiveSmallIntegerField(_("满意度"), null=True, blank=True)
+    reported_at = models.DateTimeField(_("上报时间"), db_index=True)
+    # The current stage's clock (filing/dispatch, then handling); `deadline_at` is when it runs out.
+    stage_started_at = models.DateTimeField(_("本环节开始"), null=True, blank=True)
+    # The resident-facing clock: set at filing, never reset (only an approved extension moves it).
+    due_at = models.DateTimeField(_("承诺办结时间"), null=True, blank=True)
+    # When 75 % of the current stage's working time is used: the light turns yellow (computed on the calendar).
+    warn_at = models.DateTimeField(_("黄灯时间"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
+    parked_at = models.DateTimeField(_("挂账时间"), null=True, blank=True)
+    send_back_count = models.PositiveSmallIntegerField(_("退单次数"), default=0, db_default=0)
+    rework_count = models.PositiveSmallIntegerField(_("返工次数"), default=0, db_default=0)
+    extension_pending = models.BooleanField(_("延时待批"), default=False, db_default=False)
+    hotline_reply = models.TextField(_("热线回复"), blank=True, default="", db_default="")
+    replied_at = models.DateTimeField(_("回复时间"), null=True, blank=True)
+    dispatch_deadline_at = models.DateTimeField(_("派遣时限"), null=True, blank=True)
+    deadline_at = models.DateTimeField(_("处置时限"), null=True, blank=True, db_index=True)
+    closed_at = models.DateTimeField(_("结案时间"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    # Bumped by every transition: a compare-and-set on it makes concurrent actions collide cleanly.
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("案件")
+        verbose_name_plural = _("案件")
+        ordering = ["-reported_at"]
+        indexes = [
+            models.Index(fields=["status", "district"], name="case_status_district"),
+            models.Index(fields=["street", "status"], name="case_street_status"),
+            models.Index(fields=["team", "status"], name="case_team_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(satisfaction__isnull=True) | Q(satisfaction__gte=1, satisfaction__lte=5),
+                name="case_satisfaction_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CasePhoto(models.Model):
+    class Kind(models.TextChoices):
+        BEFORE = "before", _("处置前")
+        AFTER = "after", _("处置后")
+        CHECK = "check", _("核查")
+
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="photos")
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.BEFORE)
+    image = models.ImageField(_("照片"), upload_to="cases/%Y/%m/")
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("案件照片")
+        verbose_name_plural = _("案件照片")
+        ordering = ["id"]
+
+
+class CaseEvent(models.Model):
+    """One row per state change (append-only). Its id is the global, monotonic event sequence."""
+
+    class Type(models.TextChoices):
+        REPORTED = "reported", _("上报")
+        SUPPORTED = "supported", _("附议")
+        FILED = "filed", _("立案")
+        VOIDED = "voided", _("作废")
+        DISPATCHED = "dispatched", _("派遣")
+        ACCEPTED = "accepted", _("签收")
+        SENT_BACK = "sent_back", _("退单")
+        ARBITRATED = "arbitrated", _("审定")
+        HANDLED = "handled", _("处置反馈")
+        SELF_HANDLED = "self_handled", _("自处理")
+        CHECK_PASSED = "check_passed", _("核查通过")
+        CHECK_FAILED = "check_failed", _("核查不通过(返工)")
+        EXTENSION_REQUESTED = "extension_requested", _("申请延时")
+        EXTENSION_APPROVED = "extension_approved", _("延时批准")
+        EXTENSION_REJECTED = "extension_rejected", _("延时驳回")
+        PARKED = "parked", _("挂账")
+        RESUMED = "resumed", _("恢复")
+        ESCALATED = "escalated", _("升级")
+        MERGED = "merged", _("合并")
+        CLOSED = "closed", _("结案")
+        RATED = "rated", _("评价")
+        REOPENED = "reopened", _("重新打开")
+        ARCHIVED = "archived", _("归档")
+
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(_("类型"), max_length=24, choices=Type.choices)
+    actor = models.ForeignKey(
+        User, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_role = models.CharField(_("操作角色"), max_length=16, blank=True)
+    from_status = models.CharField(_("原状态"), max_length=12, blank=True)
+    to_status = models.CharField(_("新状态"), max_length=12, blank=True)
+    at = models.DateTimeField(_("时间"), db_index=True)
+    location = models.PointField(_("操作位置"), srid=4326, null=True, blank=True)
+    note = models.TextField(_("说明"), blank=True)
+    data = models.JSONField(_("附加数据"), default=dict, blank=True)
+    # Copied from the case so scoped feeds (district/street/community/team) are index scans.
+    district_id_copy = models.BigIntegerField(db_index=True)
+    street_id_copy = models.BigIntegerField(null=True, db_index=True)
+    community_id_copy = models.BigIntegerField(null=True, db_index=True)
+    team_id_copy = models.BigIntegerField(null=True, db_index=True)
+    photos = models.ManyToManyField(CasePhoto, verbose_name=_("照片"), blank=True, related_name="events")
+
+    class Meta:
+        verbose_name = _("案件事件")
+        verbose_name_plural = _("案件事件")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["case", "id"], name="caseevent_case_id")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.type}"
+
+
+class WorkCalendarDay(models.Model):
+    """An exception to the Monday–Friday working week: a public holiday, or a make-up working day (调休)."""
+
+    date = models.DateField(_("日期"), unique=True)
+    is_workday = models.BooleanField(_("是否工作日"))
+    name = models.CharField(_("说明"), max_length=50, blank=True)
+
+    class Meta:
+        verbose_name = _("工作日历")
+        verbose_name_plural = _("工作日历")
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"
+
+
+class CameraSystem(models.Model):
+    """A video platform / AI analytics system that posts camera alarms with its own token."""
+
+    code = models.CharField(_("代码"), max_length=32, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    token = models.CharField(_("接入令牌"), max_length=64, unique=True)
+    district = models.ForeignKey("geo.AdminArea", verbose_name=_("区"), on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(_("启用"), default=True)
+    dedup_minutes = models.PositiveIntegerField(_("告警合并时间窗(分钟)"), default=30)
+    # Each vendor names its algorithms its own way: the mapping to our categories is per system, as data.
+    label_map = models.JSONField(
+        _("算法标签映射"),
+        default=dict,
+        blank=True,
+        help_text=_('告警算法标签 → 事件类别代码,例如 {"illegal_parking": "E0404"}'),
+    )
+
+    class Meta:
+        verbose_name = _("视频告警系统")
+        verbose_name_plural = _("视频告警系统")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """A notice to a person (e.g. the supervisors of the level a breached case escalated to)."""
+
+    user = models.ForeignKey(User, verbose_name=_("接收人"), on_delete=models.CASCADE, related_name="alerts")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="alerts")
+    event = models.ForeignKey(CaseEvent, verbose_name=_("事件"), on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("提醒")
+        verbose_name_plural = _("提醒")
+        ordering = ["-id"]

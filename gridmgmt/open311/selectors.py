@@ -1,0 +1,224 @@
+"""Public reads for GeoReport v2: the service list (non-sensitive categories) and service requests.
+
+Nothing here exposes who reported: no name, phone, account. Sensitive categories stay listed as requests
+(the public may know a report exists and its progress) but without location, description or media.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from gridmgmt.errors import InvalidInput, NotFound
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category
+from gridmgmt.open311.formats import w3
+from gridmgmt.services import OPEN_STATUSES
+
+MAX_WINDOW = timedelta(days=90)
+MAX_RESULTS = 1000  # the spec's default query limit
+MAX_IDS = 200
+URGENCY_ATTRIBUTE = "urgency"
+
+
+def _english() -> bool:
+    return (get_language() or "").startswith("en")
+
+
+def _name(obj) -> str:
+    return (obj.name_en or obj.name) if _english() else obj.name
+
+
+# --- services -------------------------------------------------------------------------------------------------
+
+
+def categories_public() -> QuerySet[Category]:
+    """The services: active, non-sensitive subclasses (a major class is a group, not a service)."""
+    return Category.objects.filter(is_active=True, is_sensitive=False, parent__isnull=False).select_related("parent")
+
+
+def category_public(*, code: str) -> Category:
+    category = categories_public().filter(code=code).first()
+    if category is None:
+        raise NotFound(_("service_code %(code)s 不存在") % {"code": code}, field="service_code")
+    return category
+
+
+def service_notice(category: Category, urgency: str = Case.Urgency.NORMAL) -> str:
+    """The promise made at intake: the handling time limit of this class and urgency."""
+    if urgency == Case.Urgency.URGENT:
+        amount, unit = category.limit_urgent, category.urgent_limit_unit
+    else:
+        amount, unit = category.limit_normal, category.limit_unit
+    return _("立案后 %(amount)s %(unit)s内处置") % {"amount": amount, "unit": Category.LimitUnit(unit).label}
+
+
+def service_item(category: Category) -> dict:
+    keywords = [k for k in (category.plain_name, category.parent.name, category.name_en) if k]
+    return {
+        "service_code": category.code,
+        "service_name": _name(category),
+        "description": category.filing_condition or category.plain_name or category.name,
+        "metadata": True,
+        "type": "realtime",
+        "keywords": ", ".join(keywords),
+        "group": _name(category.parent),
+    }
+
+
+def service_definition(category: Category) -> dict:
+    values = [{"key": u.value, "name": str(u.label)} for u in Case.Urgency]
+    return {
+        "service_code": category.code,
+        "attributes": [
+            {
+                "variable": True,
+                "code": URGENCY_ATTRIBUTE,
+                "datatype": "singlevaluelist",
+                "required": True,
+                "datatype_description": _("选择一项"),
+                "order": 1,
+                "description": _("紧急程度:影响处置时限(紧急:%(notice)s)")
+                % {"notice": service_notice(category, Case.Urgency.URGENT)},
+                "values": values,
+            }
+        ],
+    }
+
+
+# --- requests -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    ids: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    statuses: tuple[str, ...] = ()
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip() for v in (value or "").split(",") if v.strip()))
+
+
+def _date(value: str | None, *, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value.strip().replace(" ", "+"))  # a '+' sent unencoded arrives as a space
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidInput(
+            _("%(field)s 须为 W3C 日期时间,例如 2026-11-24T10:00:00+08:00") % {"field": field}, field=field
+        )
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def request_query_parse(params, *, now: datetime | None = None) -> RequestQuery:
+    """The GET filters. `service_request_id` overrides all others; otherwise the window is at most 90 days
+    and defaults to the last 90."""
+    ids = _split(params.get("service_request_id"))
+    if ids:
+        if len(ids) > MAX_IDS:
+            message = _("一次最多查询 %(n)s 个 service_request_id") % {"n": MAX_IDS}
+            raise InvalidInput(message, field="service_request_id")
+        return RequestQuery(ids=ids)
+    statuses = _split(params.get("status"))
+    if any(s not in ("open", "closed") for s in statuses):
+        raise InvalidInput(_("status 只能是 open 或 closed"), field="status")
+    now = now or timezone.now()
+    start = _date(params.get("start_date"), field="start_date")
+    end = _date(params.get("end_date"), field="end_date")
+    if start is None and end is None:
+        end = now
+    if end is None:
+        end = min(now, start + MAX_WINDOW)
+    if start is None:
+        start = end - MAX_WINDOW
+    if start > end:
+        raise InvalidInput(_("start_date 不能晚于 end_date"), field="start_date")
+    if end - start > MAX_WINDOW:
+        raise InvalidInput(_("查询时间范围不能超过 90 天"), field="end_date", code="window_too_long")
+    return RequestQuery(codes=_split(params.get("service_code")), start=start, end=end, statuses=statuses)
+
+
+def _with_public_relations(qs: QuerySet[Case]) -> QuerySet[Case]:
+    events = CaseEvent.objects.only("id", "case_id", "type", "at", "data").order_by("id")
+    photos = CasePhoto.objects.filter(kind=CasePhoto.Kind.BEFORE).order_by("id")
+    # The cell only lends its code (address_id): leave its polygons in the database.
+    qs = qs.select_related("category", "department", "cell").defer("cell__geom", "cell__center")
+    return qs.prefetch_related(
+        Prefetch("events", queryset=events, to_attr="public_events"),
+        Prefetch("photos", queryset=photos, to_attr="before_photos"),
+    )
+
+
+def requests_public(*, query: RequestQuery) -> list[Case]:
+    qs = Case.objects.all()
+    if query.ids:
+        qs = qs.filter(code__in=query.ids)
+    else:
+        qs = qs.filter(reported_at__gte=query.start, reported_at__lte=query.end)
+        if query.codes:
+            qs = qs.filter(category__code__in=query.codes)
+        if set(query.statuses) == {"open"}:
+            qs = qs.filter(status__in=OPEN_STATUSES)
+        elif set(query.statuses) == {"closed"}:
+            qs = qs.exclude(status__in=OPEN_STATUSES)
+    return list(_with_public_relations(qs.order_by("-reported_at", "-id"))[:MAX_RESULTS])
+
+
+def request_public_get(*, code: str) -> Case:
+    case = _with_public_relations(Case.objects.filter(code=code)).first()
+    if case is None:
+        raise NotFound(_("service_request_id %(id)s 不存在") % {"id": code}, field="service_request_id")
+    return case
+
+
+def _status_notes(case: Case) -> str:
+    notes = str(Case.Status(case.status).label)
+    if case.duplicate_of_id:
+        return _("%(status)s(重复上报,已合并)") % {"status": notes}
+    return notes
+
+
+def request_item(case: Case, *, absolute_url) -> dict:
+    """One request as the public sees it. `absolute_url(path)` makes media links absolute."""
+    hidden = case.category.is_sensitive
+    is_open = case.status in OPEN_STATUSES
+    reported = case.public_events[0].data if case.public_events else {}
+    media_url = None
+    if not hidden and case.source != Case.Source.CAMERA:  # camera snapshots show plates and faces
+        if case.before_photos:
+            media_url = absolute_url(case.before_photos[0].image.url)
+        else:
+            media_url = reported.get("media_url") or None
+    return {
+        "service_request_id": case.code,
+        "status": "open" if is_open else "closed",
+        "status_notes": _status_notes(case),
+        "service_name": _name(case.category),
+        "service_code": case.category.code,
+        "description": None if hidden else case.description or None,
+        "agency_responsible": _name(case.department) if case.department else None,
+        "service_notice": service_notice(case.category, case.urgency),
+        "requested_datetime": w3(case.reported_at),
+        "updated_datetime": w3(case.updated_at if is_open else case.closed_at or case.updated_at),
+        "expected_datetime": w3(case.due_at or case.deadline_at),
+        "address": None if hidden else case.address or None,
+        "address_id": None if hidden else case.cell.code,
+        "zipcode": None,
+        "lat": None if hidden else case.point.y,
+        "long": None if hidden else case.point.x,
+        "media_url": media_url,
+        # Extension (as in Chicago's Open311): the stage history, without staff notes or people.
+        "notes": [
+            {"datetime": w3(e.at), "summary": str(CaseEvent.Type(e.type).label), "type": e.type}
+            for e in case.public_events
+        ],
+    }

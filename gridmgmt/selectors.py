@@ -1,0 +1,263 @@
+"""Reads of the case domain: nearby duplicates, dispatch ranking, deadline lights.
+
+Spatial work is done in PostGIS on `geography`, so every distance and radius is in metres on the spheroid,
+never in degrees (at 31°N a degree of longitude is ~95 km but a degree of latitude ~111 km: ranking by
+degrees picks the wrong team).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Case as CaseWhen
+from django.db.models import CharField, Q, QuerySet, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from gridmgmt.errors import InvalidInput
+from gridmgmt.models import Case, Category, PatrolTeam
+from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
+
+# Raw SQL parameters must be plain strings, not enum members.
+_OPEN = sorted(str(s) for s in OPEN_STATUSES)
+
+# --- duplicates -------------------------------------------------------------------------------------------
+
+# `point::geography` matches the expression index case_point_geog (migration 0006), so ST_DWithin is an
+# index scan; ST_DWithin and ST_Distance on geography both use the spheroid, so radius and order agree.
+_DUPLICATES_SQL = """
+SELECT c.*, ST_Distance(c.point::geography, %(g)s::geography) AS distance_m
+FROM gridmgmt_case c
+WHERE c.category_id = %(category)s
+  AND c.status = ANY(%(statuses)s)
+  AND c.reported_at BETWEEN %(since)s AND %(until)s
+  AND ST_DWithin(c.point::geography, %(g)s::geography, %(radius)s)
+  AND c.id <> %(exclude)s
+ORDER BY distance_m, c.reported_at DESC, c.id
+LIMIT %(limit)s
+"""
+
+
+def _lon_lat(lon, lat) -> tuple[float, float]:
+    try:
+        lon, lat = float(lon), float(lat)
+    except (TypeError, ValueError):
+        raise InvalidInput(_("缺少位置或坐标不是数字"), field="location", code="location_missing") from None
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidInput(_("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field="location", code="location_range")
+    return lon, lat
+
+
+MAX_DUPLICATE_RADIUS_M = 5000
+
+
+def _ewkt(lon: float, lat: float) -> str:
+    return f"SRID=4326;POINT({lon!r} {lat!r})"
+
+
+def duplicates_params(
+    *,
+    category: Category,
+    lon,
+    lat,
+    at: datetime | None = None,
+    exclude_id: int | None = None,
+    limit: int = 5,
+    radius_m: float | None = None,
+) -> dict:
+    """Validated parameters of the duplicate query (exposed so tests can EXPLAIN it)."""
+    lon, lat = _lon_lat(lon, lat)
+    if radius_m is not None and not 0 < radius_m <= MAX_DUPLICATE_RADIUS_M:
+        raise InvalidInput(_("搜索半径须在 0–5000 米之间"), field="radius")
+    at = at or timezone.now()
+    window = timedelta(hours=category.duplicate_window_hours)
+    return {
+        "g": _ewkt(lon, lat),
+        "category": category.pk,
+        "statuses": _OPEN,
+        "since": at - window,
+        "until": at + window,
+        "radius": float(radius_m if radius_m is not None else category.duplicate_radius_m),
+        "exclude": exclude_id or 0,
+        "limit": max(1, min(int(limit), 50)),
+    }
+
+
+def case_duplicates_find(
+    *,
+    category_code: str,
+    lon: float,
+    lat: float,
+    at: datetime | None = None,
+    exclude_id: int | None = None,
+    limit: int = 5,
+    radius_m: float | None = None,
+) -> list[Case]:
+    """Open cases of the same category near (lon, lat) that may be the same problem, nearest first.
+
+    Near = within the category's `duplicate_radius_m` (or `radius_m`, e.g. 1 km for staff) and reported
+    within `duplicate_window_hours` before or after `at` (default now). Each case carries `distance_m`
+    (metres on the spheroid)."""
+    category = Category.objects.filter(code=category_code).first()
+    if category is None:
+        raise InvalidInput(_("未知的案件类别: %(code)s") % {"code": category_code}, field="category")
+    params = duplicates_params(
+        category=category, lon=lon, lat=lat, at=at, exclude_id=exclude_id, limit=limit, radius_m=radius_m
+    )
+    return list(Case.objects.raw(_DUPLICATES_SQL, params))
+
+
+# --- dispatch ranking -------------------------------------------------------------------------------------
+
+KNN_POOL_MIN = 20  # teams fetched by the KNN index scan before scoring (plus the grid owner)
+OWNER_BONUS = 40.0
+SKILL_BONUS = 15.0
+DISTANCE_CAP_M = 5000.0  # farther (or position unknown) scores like 5 km
+DISTANCE_PER_POINT_M = 100.0
+WORKLOAD_PENALTY = 5.0
+BUSY_PENALTY = 10.0
+
+# 1. `knn`: the k nearest teams by `last_position <-> point` on the geography column. With the point a
+#    constant this is an ordered GiST index scan (true sphere distance, not degrees), so only k rows are read.
+# 2. `pool`: those k plus the owner of the case's responsibility grid wherever it is (or unlocated).
+# 3. score the pool: spheroid distance, open-case count (index case_team_status), skill, ownership.
+_CANDIDATES_SQL = f"""
+WITH owner AS (
+    SELECT g.team_id FROM geo_responsibilitygrid g WHERE g.id = %(grid)s
+), knn AS (
+    SELECT t.id FROM gridmgmt_patrolteam t
+    WHERE t.district_id = %(district)s AND t.status <> 'off_duty' AND t.last_position IS NOT NULL
+    ORDER BY t.last_position <-> %(g)s::geography
+    LIMIT %(k)s
+), pool AS (
+    SELECT id FROM knn
+    UNION
+    SELECT t.id FROM gridmgmt_patrolteam t JOIN owner ON owner.team_id = t.id
+    WHERE t.district_id = %(district)s AND t.status <> 'off_duty'
+), facts AS MATERIALIZED (  -- computed once: the score reuses workload and distance
+    SELECT t.*,
+           ST_Distance(t.last_position, %(g)s::geography) AS distance_m,
+           coalesce(t.id = (SELECT team_id FROM owner), false) AS owns_grid,
+           (SELECT count(*) FROM gridmgmt_case c
+             WHERE c.team_id = t.id AND c.status = ANY(%(open)s) AND c.id <> %(case)s) AS workload,
+           EXISTS (SELECT 1 FROM gridmgmt_patrolteam_skills s
+                    WHERE s.patrolteam_id = t.id AND s.category_id = %(category)s) AS skill
+    FROM pool JOIN gridmgmt_patrolteam t ON t.id = pool.id
+)
+SELECT facts.*,
+       (CASE WHEN owns_grid THEN {OWNER_BONUS} ELSE 0 END
+        + CASE WHEN skill THEN {SKILL_BONUS} ELSE 0 END
+        - least(coalesce(distance_m, {DISTANCE_CAP_M}), {DISTANCE_CAP_M}) / {DISTANCE_PER_POINT_M}
+        - {WORKLOAD_PENALTY} * workload
+        - CASE WHEN status = 'busy' THEN {BUSY_PENALTY} ELSE 0 END)::float8 AS score
+FROM facts
+ORDER BY score DESC, distance_m NULLS LAST, code
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    team: PatrolTeam
+    score: float
+    distance_m: float | None
+    owns_grid: bool
+    workload: int
+    skill: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def _reasons(team: PatrolTeam) -> list[str]:
+    reasons = []
+    if team.owns_grid:
+        reasons.append(_("负责该责任网格"))
+    if team.distance_m is None:
+        reasons.append(_("位置未知"))
+    else:
+        reasons.append(_("距离 %(m)d 米") % {"m": round(team.distance_m)})
+    reasons.append(_("在办 %(n)d 件") % {"n": team.workload})
+    if team.skill:
+        reasons.append(_("擅长该类别"))
+    if team.status == PatrolTeam.Status.BUSY:
+        reasons.append(_("处置中"))
+    return reasons
+
+
+def dispatch_candidates_sql(*, case: Case, limit: int = 10) -> tuple[str, dict]:
+    """The ranking query and its parameters (exposed so tests and benchmarks can EXPLAIN it)."""
+    limit = max(1, min(int(limit), 100))
+    params = {
+        "g": _ewkt(case.point.x, case.point.y),
+        "grid": case.responsibility_grid_id or 0,
+        "district": case.district_id,
+        "k": max(KNN_POOL_MIN, 2 * limit),
+        "open": _OPEN,
+        "case": case.pk or 0,
+        "category": case.category_id,
+        "limit": limit,
+    }
+    return _CANDIDATES_SQL, params
+
+
+def dispatch_candidates(*, case: Case, limit: int = 10) -> list[Candidate]:
+    """Patrol teams of the case's district that are not off duty, best first. One query.
+
+    Candidates are the k = max(20, 2·limit) teams nearest to the case (KNN on the `last_position`
+    geography index, metres) plus the owner of the case's responsibility grid. Each is scored (higher is
+    better)::
+
+        score = 40 · owns_grid + 15 · skill − min(distance_m, 5000) / 100 − 5 · workload − 10 · busy
+
+    distance_m is the spheroid distance from the team's last position (unknown → 5000); workload counts
+    the team's open cases; skill means the case's category is in the team's skills; busy = status 处置中.
+    So the owner comes first unless another team is over 4 km closer (or much less loaded), and every
+    100 m costs as much as a fifth of an open case. Ties go to the nearer team, then by code."""
+    sql, params = dispatch_candidates_sql(case=case, limit=limit)
+    teams = PatrolTeam.objects.raw(sql, params)
+    return [
+        Candidate(
+            team=t,
+            score=round(float(t.score), 3),
+            distance_m=None if t.distance_m is None else float(t.distance_m),
+            owns_grid=bool(t.owns_grid),
+            workload=int(t.workload),
+            skill=bool(t.skill),
+            reasons=_reasons(t),
+        )
+        for t in teams
+    ]
+
+
+# --- deadline lights ----------------------------------------------------------------------------------------
+
+GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
+
+
+def case_light(*, case: Case, now: datetime | None = None) -> str:
+    """The current stage's light: red once the stage deadline has passed, yellow once 75 % of its limit is
+    used (warn_at), else green; "none" when no clock runs (reported, parked, handled, closed…). A parked
+    case is paused, so it is never red however old its deadline."""
+    now = now or timezone.now()
+    if case.status not in CLOCKED_STATUSES or case.deadline_at is None:
+        return NONE
+    if now > case.deadline_at:
+        return RED
+    if case.warn_at is not None and now >= case.warn_at:
+        return YELLOW
+    return GREEN
+
+
+def cases_with_light(qs: QuerySet[Case], now: datetime | None = None) -> QuerySet[Case]:
+    """`qs` annotated with `light`, the same rule as case_light but in SQL (filterable, countable)."""
+    now = now or timezone.now()
+    return qs.annotate(
+        light=CaseWhen(
+            When(~Q(status__in=CLOCKED_STATUSES) | Q(deadline_at__isnull=True), then=Value(NONE)),
+            When(deadline_at__lt=now, then=Value(RED)),
+            When(warn_at__lte=now, then=Value(YELLOW)),
+            default=Value(GREEN),
+            output_field=CharField(),
+        )
+    )

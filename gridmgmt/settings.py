@@ -1,0 +1,185 @@
+"""Settings from the environment, with safe development defaults.
+
+`make demo` / `make test` start a private PostgreSQL and Redis and write their URLs to
+`var/local.env`; values from the real environment always win over that file.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _load_local_env(path: Path) -> None:
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            os.environ.setdefault(key.strip(), value.strip())
+
+
+_load_local_env(BASE_DIR / "var" / "local.env")
+
+
+def env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-gridmgmt-key-change-me-in-production")
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_gis",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc assets served locally (offline)
+    "django_filters",
+    "channels",
+    "geo",
+    "gridmgmt",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gridmgmt.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+ASGI_APPLICATION = "gridmgmt.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", "postgis://gridmgmt@localhost:5432/gridmgmt"),
+        engine="django.contrib.gis.db.backends.postgis",
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
+    )
+}
+# Parallel test runs (helpers, CI shards) may name their own test database.
+if os.environ.get("TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+AUTH_USER_MODEL = "gridmgmt.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"
+# Working time for deadlines (Monday–Friday, holidays and make-up days from WorkCalendarDay).
+WORK_PERIODS = [("09:00", "12:00"), ("13:00", "18:00")]
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# The ASGI app serves /static/ itself (intranet demo, tests); turn off when nginx serves collectstatic output.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    # One error shape for every API error: {"code", "detail", "field"}.
+    "EXCEPTION_HANDLER": "gridmgmt.api.exceptions.api_exception_handler",
+    # Anonymous resident endpoints (/api/public/…), per client IP.
+    "DEFAULT_THROTTLE_RATES": {
+        "public_report": os.environ.get("THROTTLE_PUBLIC_REPORT", "30/hour"),
+        "public_action": os.environ.get("THROTTLE_PUBLIC_ACTION", "120/hour"),
+        "public_read": os.environ.get("THROTTLE_PUBLIC_READ", "600/hour"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "gridmgmt API",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl: null — Swagger UI would otherwise fetch a badge from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Same-named choice sets of different models get distinct schema names.
+    "ENUM_NAME_OVERRIDES": {
+        "CategoryKindEnum": "gridmgmt.models.Category.Kind",
+        "PhotoKindEnum": "gridmgmt.models.CasePhoto.Kind",
+        "LimitUnitEnum": "gridmgmt.models.Category.LimitUnit",
+        "UrgencyEnum": "gridmgmt.models.Case.Urgency",
+    },
+}
+
+# Basemap: none by default (intranets have no internet). Either a local MBTiles file or a tile URL
+# template on the intranet; GCJ-02 tiles (AMap/Tencent) need BASEMAP_DATUM=gcj02 so data is shifted.
+BASEMAP_MBTILES = os.environ.get("BASEMAP_MBTILES", "")
+BASEMAP_URL = os.environ.get("BASEMAP_URL", "")
+BASEMAP_DATUM = os.environ.get("BASEMAP_DATUM", "wgs84")
+
+SILENCED_SYSTEM_CHECKS = [
+    # Debian 12 ships GDAL 3.6; Django 5.2 merely notes GDAL < 3.9 will be unsupported later.
+    "gis.W001",
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}

@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    # Channel intake (camera alarms, 12345 orders) before the generic REST API under the same prefix.
+    path("api/", include("gridmgmt.intake.urls")),
+    path("api/", include("gridmgmt.api.urls")),
+    path("open311/v2/", include("gridmgmt.open311.urls")),
+    path("realtime/", include("realtime.urls")),
+    path("", include("gridmgmt.faces.urls")),
+    path("", include("geo.urls")),
+    path("", include("gridmgmt.web_urls")),
+]
+if settings.DEBUG:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

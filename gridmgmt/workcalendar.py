@@ -1,0 +1,81 @@
+"""Working-time arithmetic on a calendar: Monday–Friday within WORK_PERIODS, except the dates listed in
+WorkCalendarDay (public holidays off, make-up working days 调休 on). Times are Asia/Shanghai.
+
+Units: working hours and working days both count working minutes (a working day = the length of the
+working periods, 8 h by default); natural hours are plain elapsed time.
+"""
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from gridmgmt.models import Category, WorkCalendarDay
+
+TZ = ZoneInfo("Asia/Shanghai")
+_MAX_DAYS = 400  # a limit longer than a year of working days is a data error, not a loop
+
+
+def _periods() -> list[tuple[time, time]]:
+    return [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in settings.WORK_PERIODS]
+
+
+def working_minutes_per_day() -> int:
+    return sum((b.hour * 60 + b.minute) - (a.hour * 60 + a.minute) for a, b in _periods())
+
+
+def _exceptions(start: date, days: int) -> dict[date, bool]:
+    rows = WorkCalendarDay.objects.filter(date__gte=start, date__lte=start + timedelta(days=days))
+    return dict(rows.values_list("date", "is_workday"))
+
+
+def is_workday(d: date, exceptions: dict[date, bool]) -> bool:
+    return exceptions.get(d, d.weekday() < 5)
+
+
+def working_add(*, start: datetime, minutes: int) -> datetime:
+    """The moment `minutes` working minutes after `start`. Zero minutes from outside working time gives
+    the next start of working time."""
+    local = start.astimezone(TZ)
+    remaining = timedelta(minutes=minutes)
+    exceptions = _exceptions(local.date(), _MAX_DAYS)
+    day = local.date()
+    for _ in range(_MAX_DAYS):
+        if is_workday(day, exceptions):
+            for a, b in _periods():
+                begin = max(datetime.combine(day, a, TZ), local)
+                end = datetime.combine(day, b, TZ)
+                if begin >= end:
+                    continue
+                if remaining <= end - begin:
+                    return begin + remaining
+                remaining -= end - begin
+        day += timedelta(days=1)
+    raise ValueError("时限超出工作日历范围 (limit beyond the working calendar)")
+
+
+def working_between(*, start: datetime, end: datetime) -> int:
+    """Working minutes between two moments (0 if end <= start)."""
+    if end <= start:
+        return 0
+    s, e = start.astimezone(TZ), end.astimezone(TZ)
+    exceptions = _exceptions(s.date(), (e.date() - s.date()).days + 1)
+    total = timedelta()
+    day = s.date()
+    while day <= e.date():
+        if is_workday(day, exceptions):
+            for a, b in _periods():
+                lo = max(datetime.combine(day, a, TZ), s)
+                hi = min(datetime.combine(day, b, TZ), e)
+                if hi > lo:
+                    total += hi - lo
+        day += timedelta(days=1)
+    return int(total.total_seconds() // 60)
+
+
+def limit_add(*, start: datetime, amount: float, unit: str) -> datetime:
+    """Deadline for a limit of `amount` in `unit` (Category.LimitUnit) starting at `start`."""
+    if unit == Category.LimitUnit.HOURS:
+        return start + timedelta(hours=amount)
+    per = 60 if unit == Category.LimitUnit.WORKING_HOURS else working_minutes_per_day()
+    return working_add(start=start, minutes=round(amount * per))

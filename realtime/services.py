@@ -1,0 +1,177 @@
+"""Writes of the real-time side: team positions and status, camera status, and the after-commit notice.
+
+The feed rows themselves are written by database triggers in the writer's transaction (migration 0002);
+here we only change the source rows and, once committed, tell every server process which scopes moved.
+The notice is a wake-up, not the data: a lost notice (Redis down, full channel) delays a frame until the
+next poll of the log, it never loses an event.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from datetime import datetime, timedelta
+
+from channels.layers import get_channel_layer
+from django.contrib.gis.geos import Point
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from geo.models import Camera
+from gridmgmt import access
+from gridmgmt.errors import InvalidInput, RoleNotAllowed
+from gridmgmt.models import PatrolTeam, User
+from realtime import conf
+from realtime.models import FeedEvent
+from realtime.scopes import scope_keys
+
+log = logging.getLogger(__name__)
+NOTIFY_TIMEOUT = 2.0  # seconds; then the notice is dropped (the poll covers it)
+
+
+class _Notifier:
+    """Sends notices from one background thread with its own event loop. A request thread only enqueues
+    (never waits on Redis or on the server's busy event loop), and notices pending together go out as one
+    group_send — under a burst that is one channel-layer message per batch, not per commit."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.failing = False
+
+    def put(self, keys: list[str], seq: int) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="realtime-notify", daemon=True)
+                self.thread.start()
+        self.queue.put((keys, seq))
+
+    def _run(self) -> None:
+        # A plain blocking get in this daemon thread (an executor thread would keep the interpreter from exiting).
+        loop = asyncio.new_event_loop()
+        while True:
+            keys, seq = self.queue.get()
+            pending = set(keys)
+            while True:  # everything queued meanwhile rides along
+                try:
+                    more, more_seq = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                pending.update(more)
+                seq = max(seq, more_seq)
+            loop.run_until_complete(self._send({"type": "rt.notify", "keys": sorted(pending), "seq": seq}))
+
+    async def _send(self, message: dict) -> None:
+        try:
+            await asyncio.wait_for(get_channel_layer().group_send(conf.notify_group(), message), NOTIFY_TIMEOUT)
+            if self.failing:
+                log.warning("realtime notices are reaching the channel layer again")
+            self.failing = False
+        except Exception as exc:  # Redis down: screens get the rows at the next poll; writes are unaffected
+            if not self.failing:
+                log.warning("realtime notify failed (%s: %s); screens catch up from the log", type(exc).__name__, exc)
+            self.failing = True
+
+
+_notifier = _Notifier()
+
+
+def feed_notify(*, keys: list[str], seq: int = 0) -> None:
+    """Tell every server process that scopes `keys` have new rows. Never raises, never blocks."""
+    if keys:
+        _notifier.put(keys, seq)
+
+
+def case_events_published(ids: list[int]) -> None:
+    """events_subscribe hook: runs after the commit of case events `ids`."""
+    rows = FeedEvent.objects.filter(case_event_id__in=ids).values_list(
+        "seq", "district_id", "street_id", "community_id", "team_id"
+    )
+    keys: list[str] = []
+    seq = 0
+    for s, district, street, community, team in rows:
+        seq = max(seq, s)
+        keys += scope_keys(district_id=district, street_id=street, community_id=community, team_id=team)
+    feed_notify(keys=keys, seq=seq)
+
+
+def _team_keys(team: PatrolTeam) -> list[str]:
+    return scope_keys(district_id=team.district_id, street_id=team.street_id, team_id=team.id)
+
+
+def _point(lon, lat) -> Point:
+    try:
+        lon, lat = float(lon), float(lat)
+    except (TypeError, ValueError):
+        raise InvalidInput(_("缺少位置或坐标不是数字"), field="location", code="location_missing") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):  # NaN fails both comparisons
+        raise InvalidInput(_("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field="location", code="location_range")
+    return Point(lon, lat, srid=4326)
+
+
+def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -> bool:
+    """A patrol device reports where its team is. At most one position per team per interval is stored;
+    one that comes sooner, or is older than the stored one, is dropped (returns False): the device keeps
+    its newest fix and sends it when the interval has passed, so the latest position wins."""
+    if not actor.is_authenticated or actor.team_id is None:
+        raise RoleNotAllowed(_("只有巡查队员可以上报队伍位置"))
+    point = _point(lon, lat)
+    now = timezone.now()
+    at = min(at or now, now)  # a device clock ahead of ours must not block the next reports
+    if at < now - timedelta(hours=1):
+        raise InvalidInput(_("位置时间过早"), field="at", code="stale_position")
+    window = timedelta(seconds=conf.position_interval_seconds())
+    with transaction.atomic():
+        stored = (
+            PatrolTeam.objects.filter(pk=actor.team_id)
+            .filter(Q(last_position_at__isnull=True) | Q(last_position_at__lte=at - window))
+            .update(last_position=point, last_position_at=at)
+        )
+        if stored:
+            team = PatrolTeam.objects.only("id", "district_id", "street_id").get(pk=actor.team_id)
+            transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
+    return bool(stored)
+
+
+def team_status_set(*, actor: User, team_id: int, status: str) -> PatrolTeam:
+    """在岗/处置中/离岗: a patrol member for their own team, dispatch staff for the teams they see."""
+    if status not in PatrolTeam.Status.values:
+        raise InvalidInput(_("未知的队伍状态: %(s)s") % {"s": status}, field="status")
+    if actor.role not in (User.Role.PATROL, User.Role.DISPATCHER, User.Role.SHIFT_LEADER, User.Role.ADMIN):
+        raise RoleNotAllowed(_("该角色不能修改队伍状态"))
+    with transaction.atomic():
+        team = access.teams_visible(user=actor).select_for_update().filter(pk=team_id).first()
+        if team is None:
+            raise InvalidInput(_("队伍不存在"), field="team", code="unknown_team")
+        if team.status != status:
+            team.status = status
+            team.save(update_fields=["status"])
+            transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
+    return team
+
+
+def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None = None) -> Camera:
+    """A video platform reports a camera online/offline (the intake authenticates the platform)."""
+    if status not in Camera.Status.values:
+        raise InvalidInput(_("未知的摄像头状态: %(s)s") % {"s": status}, field="status")
+    with transaction.atomic():
+        camera = Camera.objects.select_for_update(of=("self",)).select_related("cell").filter(pk=camera_id).first()
+        if camera is None:
+            raise InvalidInput(_("摄像头不存在"), field="camera", code="unknown_camera")
+        changed = camera.status != status
+        camera.status = status
+        if status == Camera.Status.ONLINE:
+            camera.last_seen_at = seen_at or timezone.now()
+        camera.save(update_fields=["status", "last_seen_at"])
+        if changed:
+            cell = camera.cell
+            keys = scope_keys(
+                district_id=camera.district_id or (cell.district_id if cell else None),
+                street_id=cell.street_id if cell else None,
+                community_id=cell.community_id if cell else None,
+            )
+            transaction.on_commit(lambda: feed_notify(keys=keys))
+    return camera

@@ -1,0 +1,258 @@
+/* /wall/: the command centre's live map. Start-up state comes from one snapshot (KPIs, per-cell counts,
+   7-day heat, cameras, the last events); cells are vector tiles, cases are fetched for the viewport only.
+   The page then follows /ws/feed/ through static/js/realtime.js: while the socket is down it shows a
+   "reconnecting" badge, and on reconnect the server replays what it missed after the last seq (or says
+   reload, and the snapshot is loaded again). */
+(function () {
+  "use strict";
+  const { t, api, h } = GM;
+  const $ = (id) => document.getElementById(id);
+  const map = GM.map();
+  const OPEN = "reported,filed,dispatched,sent_back,handling,handled,checked,parked";
+  const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map() };
+  window.gridmgmtWall = state; // for tests and the benchmark
+
+  /* --- layers --- */
+  const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#f1c40f" : null);
+  const cells = L.vectorGrid.protobuf(GM.config.cellTiles, {
+    minZoom: GM.config.cellMinZoom,
+    maxZoom: 19,
+    interactive: false,
+    rendererFactory: L.canvas.tile,
+    getFeatureId: (f) => f.properties.id,
+    vectorTileLayerStyles: {
+      cells: (props) => {
+        const c = state.cells[props.id];
+        const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
+        const fill = cellColor(n);
+        return fill
+          ? { weight: 0.4, color: "#3d5a80", fill: true, fillColor: fill, fillOpacity: 0.55 }
+          : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
+      },
+    },
+  }).addTo(map);
+  cells.on("load", () => (state.tilesLoaded = (state.tilesLoaded || 0) + 1));
+
+  const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } }).addTo(map);
+  // Cameras and cases cluster differently: cameras as grey squares (offline count in red), cases as
+  // circles coloured by the worst deadline light inside.
+  const clusterIcon = (cls, html) => L.divIcon({ className: "", html: `<div class="${cls}">${html}</div>`, iconSize: null });
+  const cameras = L.markerClusterGroup({
+    chunkedLoading: true,
+    showCoverageOnHover: false,
+    maxClusterRadius: 60,
+    iconCreateFunction: (cluster) => {
+      const all = cluster.getAllChildMarkers();
+      const off = all.filter((m) => m.options.online === false).length;
+      return clusterIcon("gm-cam-cluster", `${all.length}${off ? `<i>${off}</i>` : ""}`);
+    },
+  }).addTo(map);
+  const LIGHTS = ["none", "green", "yellow", "red"];
+  const casesLayer = L.markerClusterGroup({
+    chunkedLoading: true,
+    showCoverageOnHover: false,
+    maxClusterRadius: 40,
+    disableClusteringAtZoom: 16,
+    iconCreateFunction: (cluster) => {
+      const all = cluster.getAllChildMarkers();
+      const worst = all.reduce((w, m) => Math.max(w, LIGHTS.indexOf(m.options.light)), 0);
+      return clusterIcon(`gm-case-cluster`, `<span data-light="${LIGHTS[worst]}">${all.length}</span>`);
+    },
+  }).addTo(map);
+  // Team names only when zoomed in: at district zoom 78 labels would cover the map.
+  const zoomClass = () => map.getContainer().classList.toggle("gm-far", map.getZoom() < 14);
+  map.on("zoomend", zoomClass);
+  zoomClass();
+  const teams = L.layerGroup().addTo(map);
+  const teamMarkers = new Map();
+  const icon = (cls, attrs, html) => L.divIcon({ className: "", html: `<div class="${cls}" ${attrs || ""}>${html || ""}</div>`, iconSize: null });
+
+  /* --- KPIs and ticker --- */
+  function kpis(k) {
+    document.querySelectorAll(".gm-kpi").forEach((n) => {
+      if (!(n.dataset.key in k)) return;
+      const v = k[n.dataset.key];
+      let text = v === null || v === undefined ? "–" : String(v);
+      if (v !== null && v !== undefined && n.dataset.format === "pct") text = (v * 100).toFixed(1) + "%";
+      if (v !== null && v !== undefined && n.dataset.format === "score") text = Number(v).toFixed(2);
+      n.querySelector("b").textContent = text;
+    });
+  }
+  function tick(e) {
+    const li = h("li", { "data-type": e.type, "data-event": e.id }, h("time", { text: new Date(e.at).toLocaleTimeString("zh-CN", { hour12: false }) }), `${e.type_label} · ${e.case_code}${e.category ? " · " + e.category : ""}`);
+    $("ticker").prepend(li);
+    while ($("ticker").children.length > 30) $("ticker").lastChild.remove();
+  }
+
+  /* --- snapshot --- */
+  async function snapshot(parts) {
+    const r = await api(GM.config.snapshot + (parts ? `?only=${parts}` : ""));
+    if (!r.ok) return false;
+    const s = r.data;
+    if (s.kpis) kpis(s.kpis);
+    if (s.cells) {
+      state.cells = s.cells;
+      cells.redraw();
+    }
+    if (s.heat) heat.setLatLngs(s.heat.map(([lat, lon, n]) => [lat, lon, Math.min(1, n / 5)]));
+    if (s.cameras) {
+      cameras.clearLayers();
+      cameras.addLayers(s.cameras.map(([lat, lon, online]) => L.marker([lat, lon], { icon: icon("gm-cam", `data-online="${online}"`, ""), keyboard: false, online })));
+    }
+    if (s.ticker) {
+      $("ticker").replaceChildren();
+      s.ticker.forEach(tick);
+    }
+    return true;
+  }
+
+  /* --- cases in the viewport (never the whole district at once) --- */
+  function caseMarker(f, fresh) {
+    const p = f.properties;
+    const [lon, lat] = f.geometry.coordinates;
+    const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${p.light}" data-case="${p.code}"`), keyboard: false, light: p.light });
+    const thumb = (p.photos || []).find((ph) => ph.kind === "before");
+    m.bindPopup(`<strong>${p.code}</strong><br>${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` + (thumb ? `<img class="gm-thumb" src="${thumb.url}" alt="">` : ""));
+    return m;
+  }
+  let viewportSeq = 0;
+  async function loadViewport() {
+    const seq = ++viewportSeq;
+    const b = map.getBounds();
+    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
+    const r = await api(`/api/cases/?status=${OPEN}&in_bbox=${bbox}&page_size=500`);
+    if (!r.ok || seq !== viewportSeq) return;
+    casesLayer.clearLayers();
+    state.caseMarkers.clear();
+    const markers = r.data.features.map((f) => {
+      const m = caseMarker(f, false);
+      state.caseMarkers.set(f.properties.code, m);
+      return m;
+    });
+    casesLayer.addLayers(markers);
+    state.viewportCases = markers.length;
+    state.viewportTotal = r.data.count;
+    $("viewport-note").textContent = `${markers.length} / ${r.data.count}`;
+    state.rendered = true;
+  }
+  let moveTimer = null;
+  map.on("moveend", () => {
+    clearTimeout(moveTimer);
+    moveTimer = setTimeout(loadViewport, 250);
+  });
+
+  /* --- teams --- */
+  async function loadTeams() {
+    const r = await api("/api/teams/?page_size=500");
+    if (!r.ok) return;
+    for (const f of r.data.features) {
+      if (!f.geometry) continue;
+      const [lon, lat] = f.geometry.coordinates;
+      const p = f.properties;
+      let m = teamMarkers.get(f.id);
+      const ic = icon("gm-team", `data-status="${p.status}" data-team="${p.code}"`, p.name);
+      if (!m) {
+        m = L.marker([lat, lon], { icon: ic, keyboard: false }).addTo(teams);
+        teamMarkers.set(f.id, m);
+      } else {
+        m.setLatLng([lat, lon]);
+        m.setIcon(ic);
+      }
+    }
+  }
+
+  /* --- the live feed: /ws/feed/ through static/js/realtime.js (seq, replay on reconnect, reload) --- */
+  const labels = GM.config.eventLabels || {};
+  let refreshTimer = null;
+  function refreshSoon() {
+    // Rates and per-cell counts come from the snapshot; refresh them shortly after a burst of changes.
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => snapshot("kpis,cells"), 700);
+  }
+  const OPEN_SET = new Set(OPEN.split(","));
+  async function caseChanged(env) {
+    const d = env.data;
+    const old = state.caseMarkers.get(d.code);
+    if (old) casesLayer.removeLayer(old);
+    state.caseMarkers.delete(d.code);
+    if (!OPEN_SET.has(d.status)) return;
+    const fresh = env.type === "case.created";
+    const feature = {
+      geometry: { coordinates: [d.lon, d.lat] },
+      properties: { code: d.code, light: d.light || "none", status_label: (GM.config.statusLabels || {})[d.status] || d.status, category: { name: d.category_name } },
+    };
+    const m = caseMarker(feature, fresh);
+    state.caseMarkers.set(d.code, m);
+    casesLayer.addLayer(m);
+    if (fresh) {
+      // The feed carries no photos: fetch the case once for its thumbnail.
+      const r = await api(`/api/cases/${d.case_id}/`);
+      if (r.ok && state.caseMarkers.get(d.code) === m) {
+        const thumb = (r.data.properties.photos || []).find((ph) => ph.kind === "before");
+        if (thumb) m.setPopupContent(m.getPopup().getContent() + `<img class="gm-thumb" src="${thumb.url}" alt="">`);
+      }
+    }
+  }
+  function teamMoved(d) {
+    const m = teamMarkers.get(d.team_id);
+    if (!m) return loadTeams();
+    if (d.lon !== undefined && d.lat !== undefined) m.setLatLng([d.lat, d.lon]);
+    if (d.status) m.setIcon(icon("gm-team", `data-status="${d.status}" data-team="${d.team}"`, d.team_name));
+  }
+  function apply(events) {
+    let cases = 0;
+    for (const env of events) {
+      state.lastSeq = env.seq;
+      const d = env.data || {};
+      if (env.type === "case.created" || env.type === "case.updated" || env.type === "case.escalated") {
+        cases += 1;
+        tick({ id: env.seq, type: d.event, type_label: labels[d.event] || d.event, case_code: d.code, category: d.category_name, at: env.at });
+        caseChanged(env);
+      } else if (env.type === "team.position" || env.type === "team.status") {
+        teamMoved(d);
+      }
+    }
+    if (cases) refreshSoon();
+  }
+  let everOpen = false;
+  function setConnected(ok) {
+    state.connected = ok;
+    $("reconnect").hidden = ok;
+  }
+  function startFeed() {
+    const rt = new window.GridRealtime({
+      scopes: [GM.config.scope],
+      onSnapshot: async () => {
+        await Promise.all([snapshot(everOpen ? "kpis,cells,heat,ticker" : ""), loadViewport(), loadTeams()]);
+        state.ready = true;
+      },
+      onEvents: (_scope, events) => apply(events),
+      onKpi: (_scope, kpi) => {
+        const k = kpi.data || {};
+        kpis({ open: k.open, overdue: k.overdue, received: k.reported_today, closed: k.closed_today });
+      },
+      onState: (st) => {
+        if (st === "open") everOpen = true;
+        setConnected(st === "open" || (st === "connecting" && !everOpen));
+      },
+    });
+    state.realtime = rt;
+    rt.connect();
+  }
+  /* --- controls --- */
+  document.querySelectorAll('input[name="shade"]').forEach((r) =>
+    r.addEventListener("change", () => {
+      state.shade = r.value;
+      cells.redraw();
+    }),
+  );
+  const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));
+  toggle("layer-cameras", cameras);
+  toggle("layer-teams", teams);
+  toggle("layer-heat", heat);
+  setInterval(() => ($("clock").textContent = new Date().toLocaleString("zh-CN", { hour12: false })), 1000);
+
+  GM.fitDistrict(20);
+  startFeed();
+  setInterval(loadTeams, 60000); // positions arrive on the feed; this only picks up new or renamed teams
+})();

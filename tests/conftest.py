@@ -1,0 +1,17 @@
+"""Shared fixtures. Tests run against the real PostGIS and Redis that `make test` starts."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    # Uploaded photos go to a per-test directory, never into var/media.
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request, settings):
+    # PBKDF2 at Django's default cost takes ~0.5 s per user; in-process tests don't need it. Browser and
+    # live-server tests keep the default, since their server process only knows the default hashers.
+    if not any(part in request.node.nodeid for part in ("e2e/", "realtime/")):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,209 @@
+"""The faces as the server renders them: who may open which page, what start-up data each gets, and that
+nothing points outside this server. The browser side is in tests/e2e/test_faces.py."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.utils import timezone
+
+from gridmgmt.models import Case, CaseEvent, User
+from tests.factories import CameraFactory, CaseEventFactory, CaseFactory, UserFactory
+from tests.geo.test_offline_pages import assert_offline
+from tests.world import world_build
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_basemap(settings):
+    settings.BASEMAP_URL = ""
+    settings.BASEMAP_MBTILES = ""
+    settings.BASEMAP_DATUM = "wgs84"
+
+
+@pytest.fixture
+def world():
+    return world_build()
+
+
+def config_of(html: str) -> dict:
+    m = re.search(r'<script id="gm-config" type="application/json">(.*?)</script>', html, re.S)
+    assert m, "the page has no gm-config"
+    return json.loads(m.group(1))
+
+
+def login(client, user: User):
+    client.force_login(user)
+    return client
+
+
+def test_report_page_is_public_offline_and_in_chinese(client, world):
+    response = client.get("/report/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "随手拍" in html and 'capture="environment"' in html and 'accept="image/*"' in html
+    config = config_of(html)
+    assert [c["code"] for c in config["categories"]] == ["E0404"]
+    assert config["messages"]["outside"] == "该位置不在服务范围内,请在区界内选择。"
+    assert config["cellTiles"] == "/tiles/cells/{z}/{x}/{y}.pbf"
+    assert_offline(html)
+
+
+def test_report_page_in_english(client, world, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    html = client.get("/report/").content.decode()
+    assert '<html lang="en">' in html
+
+
+def test_track_page_renders_for_any_code(client, world):
+    response = client.get("/report/track/20260101-0000001")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert config_of(html)["code"] == "20260101-0000001"
+    assert_offline(html)
+
+
+@pytest.mark.parametrize("path", ["/patrol/", "/wall/", "/dispatch/", "/wall/snapshot.json"])
+def test_staff_faces_ask_anonymous_visitors_to_log_in(client, world, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "status"),
+    [
+        ("/patrol/", User.Role.PATROL, 200),
+        ("/patrol/", User.Role.DISPATCHER, 403),
+        ("/wall/", User.Role.WALL, 200),
+        ("/wall/", User.Role.PATROL, 403),
+        ("/dispatch/", User.Role.DISPATCHER, 200),
+        ("/dispatch/", User.Role.SHIFT_LEADER, 200),
+        ("/dispatch/", User.Role.WALL, 403),
+        ("/dispatch/", User.Role.RESIDENT, 403),
+    ],
+)
+def test_staff_faces_by_role(client, world, path, role, status):
+    user = world.users[role]
+    response = login(client, user).get(path)
+    assert response.status_code == status
+    html = response.content.decode()
+    if status == 403:
+        assert "不能使用此页面" in html
+    assert_offline(html)
+
+
+def test_patrol_page_is_an_installable_pwa(client, world):
+    html = login(client, world.users[User.Role.PATROL]).get("/patrol/").content.decode()
+    assert '<link rel="manifest" href="/patrol/manifest.webmanifest">' in html
+    assert config_of(html)["serviceWorker"] == "/patrol/sw.js"
+    manifest = client.get("/patrol/manifest.webmanifest")
+    assert manifest["Content-Type"] == "application/manifest+json"
+    data = manifest.json()
+    assert data["display"] == "standalone" and data["start_url"] == "/patrol/"
+    for icon in data["icons"]:
+        assert finders.find(icon["src"].removeprefix("/static/")), icon
+    sw = client.get("/patrol/sw.js")
+    assert sw["Content-Type"].startswith("text/javascript")
+    assert "no-cache" in sw["Cache-Control"] or "max-age=0" in sw["Cache-Control"]
+    assert "'/patrol/'" in sw.content.decode()
+
+
+def test_login_page_and_role_landing(client, world):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert_offline(response.content.decode())
+    response = client.post("/accounts/login/", {"username": "patrol", "password": "demo1234"})
+    assert response.status_code == 302 and response["Location"] == "/patrol/"
+
+
+def test_login_follows_next_but_not_to_another_host(client, world):
+    form = {"username": "dispatcher", "password": "demo1234"}
+    assert client.post("/accounts/login/?next=/wall/", form)["Location"] == "/wall/"
+    client.logout()
+    assert client.post("/accounts/login/?next=https://evil.example/", form)["Location"] == "/dispatch/"
+
+
+def test_login_with_wrong_password_says_so_in_chinese(client, world):
+    response = client.post("/accounts/login/", {"username": "patrol", "password": "nope"})
+    assert response.status_code == 200
+    assert "用户名或密码不正确" in response.content.decode()
+
+
+def test_home_links_every_face(client, world):
+    html = client.get("/").content.decode()
+    for path in ("/wall/", "/dispatch/", "/patrol/", "/report/"):
+        assert f'href="{path}"' in html
+
+
+def test_wall_snapshot_counts(client, world, django_assert_max_num_queries):
+    now = timezone.now()
+    cell = world.cells[4]
+    late = CaseFactory(
+        cell=cell, category=world.category, status=Case.Status.DISPATCHED, deadline_at=now - timedelta(hours=1)
+    )
+    CaseFactory(cell=cell, category=world.category, status=Case.Status.FILED, deadline_at=now + timedelta(hours=3))
+    CaseFactory(
+        cell=world.cells[0],
+        category=world.category,
+        status=Case.Status.CLOSED,
+        closed_at=now,
+        due_at=now + timedelta(hours=1),
+        satisfaction=4,
+    )
+    CaseFactory(cell=world.cells[1], category=world.category, reported_at=now - timedelta(days=30))
+    event = CaseEventFactory(case=late, type=CaseEvent.Type.FILED, to_status=Case.Status.FILED)
+    CameraFactory(district=world.district)
+    login(client, world.users[User.Role.WALL])
+    with django_assert_max_num_queries(14):
+        data = client.get("/wall/snapshot.json").json()
+    assert data["last_event_id"] == event.id
+    k = data["kpis"]
+    assert (k["received"], k["filed"], k["closed"], k["open"], k["overdue"]) == (3, 1, 1, 3, 1)
+    assert k["on_time_rate"] == 1.0 and k["satisfaction"] == 4.0
+    assert data["cells"] == {str(cell.pk): [2, 1], str(world.cells[1].pk): [1, 0]}
+    heat = {round(lat, 4): n for lat, _lon, n in data["heat"]}
+    assert sorted(heat.values()) == [1, 2]  # the 30-day-old case is not in the 7-day heat
+    assert len(data["cameras"]) == 1 and data["cameras"][0][2] is True
+    assert [e["id"] for e in data["ticker"]] == [event.id]
+
+    only = client.get("/wall/snapshot.json?only=kpis").json()
+    assert set(only) == {"at", "last_event_id", "kpis"}
+
+
+def test_wall_snapshot_is_scoped_to_the_user_area(client, world):
+    CaseFactory(cell=world.cells[4], category=world.category)
+    elsewhere = UserFactory(username="wall-elsewhere", role=User.Role.WALL, area=world.district)
+    other_district_user = UserFactory(username="wall-other", role=User.Role.WALL)
+    from tests.geodata import make_square_district
+
+    other, _cells = make_square_district(code="310104", name="徐汇区", lon=121.40, lat=31.18, n=1)
+    other_district_user.area = other
+    other_district_user.save()
+    assert login(client, elsewhere).get("/wall/snapshot.json").json()["kpis"]["open"] == 1
+    assert login(client, other_district_user).get("/wall/snapshot.json").json()["kpis"]["open"] == 0
+
+
+def test_public_map_shows_open_non_sensitive_cases_at_cell_centres(client, world):
+    from tests.factories import CategoryFactory
+
+    secret = CategoryFactory(code="E0999", name="敏感事项", is_sensitive=True, parent=world.category.parent)
+    cell = world.cells[4]
+    shown = CaseFactory(
+        cell=cell, category=world.category, point=f"SRID=4326;POINT({cell.center.x + 0.0003} {cell.center.y})"
+    )
+    CaseFactory(cell=cell, category=secret)
+    CaseFactory(cell=cell, category=world.category, status=Case.Status.CLOSED)
+    ext = world.district.boundary.extent
+    data = client.get(f"/report/map.json?bbox={ext[0]},{ext[1]},{ext[2]},{ext[3]}").json()
+    assert data["cases"] == [[round(cell.center.y, 6), round(cell.center.x, 6), shown.code, "乱堆物堆料", "已上报"]]
+
+
+@pytest.mark.parametrize("bbox", ["", "1,2,3", "a,b,c,d", "121.6,31.2,121.5,31.3", "0,0,200,1"])
+def test_public_map_refuses_a_bad_bbox_with_a_message(client, world, bbox):
+    response = client.get(f"/report/map.json?bbox={bbox}")
+    assert response.status_code == 400
+    assert response.json()["field"] == "bbox"

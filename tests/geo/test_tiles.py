@@ -1,0 +1,55 @@
+import math
+
+import mapbox_vector_tile
+import pytest
+
+from tests.factories import CellFactory, DistrictFactory
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+@pytest.fixture
+def cells(db):
+    district = DistrictFactory()
+    return [CellFactory(district=district, row_i=r, col_i=c) for r in range(3) for c in range(3)]
+
+
+def test_cell_tile_returns_mvt_with_cell_codes(client, cells):
+    lon, lat = cells[4].center.x, cells[4].center.y
+    x, y = tile_of(lon, lat, 16)
+    response = client.get(f"/tiles/cells/16/{x}/{y}.pbf")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.mapbox-vector-tile"
+    layer = mapbox_vector_tile.decode(response.content)["cells"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    assert cells[4].code in codes
+    assert all(f["properties"]["area_m2"] == 10000 for f in layer["features"])
+
+
+def test_low_zoom_tile_is_empty(client, cells):
+    x, y = tile_of(cells[0].center.x, cells[0].center.y, 10)
+    response = client.get(f"/tiles/cells/10/{x}/{y}.pbf")
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_tile_outside_data_is_empty(client, cells):
+    response = client.get("/tiles/cells/16/0/0.pbf")
+    assert response.status_code == 200 and response.content == b""
+
+
+@pytest.mark.parametrize("path", ["/tiles/cells/16/70000/1.pbf", "/tiles/cells/23/0/0.pbf", "/tiles/cells/3/1/8.pbf"])
+def test_out_of_range_tile_is_a_clear_400(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "超出" in response.json()["detail"]
+
+
+def test_tile_is_one_query(client, cells, django_assert_num_queries):
+    x, y = tile_of(cells[0].center.x, cells[0].center.y, 15)
+    with django_assert_num_queries(1):
+        client.get(f"/tiles/cells/15/{x}/{y}.pbf")

@@ -1,0 +1,348 @@
+"""Demo data generation on a tiny synthetic district (20 × 20 cells, 2 streets, 4 communities, 16 grids)."""
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from io import StringIO
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import override_settings
+
+from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
+from gridmgmt import demo
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+
+pytestmark = pytest.mark.django_db
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2024, 6, 14, 15, 30, tzinfo=TZ)  # a Friday afternoon
+SCALE = demo.DemoScale(cameras=40, components=60, teams=5, cases=600, days=30)
+X0, Y0, N = 356_000, 3_452_000, 20  # UTM 51N, near Lujiazui; N × N cells of 100 m
+DISTRICT = "319901"
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _square(x0: float, y0: float, x1: float, y1: float) -> MultiPolygon:
+    poly = Polygon(((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)), srid=32651)
+    poly.transform(4326)
+    return MultiPolygon(poly, srid=4326)
+
+
+def _area(code: str, name: str, level: str, parent, box) -> AdminArea:
+    return AdminArea.objects.create(
+        code=code, name=name, level=level, parent=parent, boundary=_square(*box), area_m2=0, is_synthetic=True
+    )
+
+
+def _build_tiny_district() -> AdminArea:
+    """West/east streets, a community per quadrant, 5 × 5-cell responsibility grids, no team yet."""
+    size = N * 100
+    half = size // 2
+    district = _area(DISTRICT, "测试区", "district", None, (X0, Y0, X0 + size, Y0 + size))
+    streets = [
+        _area(f"{DISTRICT}001", "东测试街道", "street", district, (X0, Y0, X0 + half, Y0 + size)),
+        _area(f"{DISTRICT}002", "西测试镇", "street", district, (X0 + half, Y0, X0 + size, Y0 + size)),
+    ]
+    communities = {}
+    for sx in range(2):
+        for sy in range(2):
+            box = (X0 + sx * half, Y0 + sy * half, X0 + (sx + 1) * half, Y0 + (sy + 1) * half)
+            communities[sx, sy] = _area(
+                f"{streets[sx].code}{sy + 1:03d}", f"社区{sx}{sy}", "community", streets[sx], box
+            )
+    grids = {}
+    for gx in range(N // 5):
+        for gy in range(N // 5):
+            c = communities[gx * 5 // (N // 2), gy * 5 // (N // 2)]
+            grids[gx, gy] = ResponsibilityGrid.objects.create(
+                code=f"{DISTRICT}-RG-{gx}{gy}",
+                name=f"责任网格{gx}{gy}",
+                district=district,
+                street=c.parent,
+                community=c,
+            )
+    cells = []
+    for col in range(N):
+        for row in range(N):
+            x0, y0 = X0 + col * 100, Y0 + size - (row + 1) * 100
+            geom = _square(x0, y0, x0 + 100, y0 + 100)
+            c = communities[col // (N // 2), (N - 1 - row) // (N // 2)]
+            cells.append(
+                GridCell(
+                    code=f"{DISTRICT}{row:03d}{col:03d}", geom=geom, center=geom.point_on_surface, area_m2=10_000,
+                    row=row, col=col, district=district, street=c.parent, community=c,
+                    responsibility_grid=grids[col // 5, (N - 1 - row) // 5],
+                )
+            )  # fmt: skip
+    GridCell.objects.bulk_create(cells)
+    call_command("loaddata", "departments", "categories", "workcalendar", verbosity=0)
+    return district
+
+
+def _counts() -> dict[str, int]:
+    models = (Camera, Component, PatrolTeam, User, Case, CaseEvent, CasePhoto, Category, ResponsibilityGrid)
+    counts = {m.__name__: m.objects.count() for m in models}
+    counts["skills"] = PatrolTeam.skills.through.objects.count()
+    counts["event_photos"] = CaseEvent.photos.through.objects.count()
+    counts["teamed_grids"] = ResponsibilityGrid.objects.filter(team__isnull=False).count()
+    return counts
+
+
+@pytest.fixture(scope="module")
+def _module_data(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Generate once per module inside a transaction that is rolled back at the end.
+
+    Each test's own `db` transaction nests in it as a savepoint, so tests still cannot leak into each other.
+    """
+    media = tmp_path_factory.mktemp("demo_media")
+    with (
+        django_db_blocker.unblock(),
+        override_settings(MEDIA_ROOT=media, PASSWORD_HASHERS=FAST_HASHERS),
+        transaction.atomic(),
+    ):
+        district = _build_tiny_district()
+        steps = demo.generate_demo_data(district_code=DISTRICT, seed=7, scale=SCALE, now=NOW, out=lambda _: None)
+        yield district, steps, media
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def tiny_district(_module_data, db) -> AdminArea:
+    return _module_data[0]
+
+
+@pytest.fixture
+def generated(_module_data, db) -> list[demo.StepResult]:
+    return _module_data[1]
+
+
+@pytest.fixture
+def media(_module_data) -> Path:
+    return _module_data[2]
+
+
+def _scalar(sql: str) -> int:
+    with connection.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+def test_requested_counts(generated, tiny_district, media):
+    assert {s.name: s.created for s in generated} == {
+        "photos": 30, "cameras": SCALE.cameras, "components": SCALE.components, "teams": SCALE.teams,
+        "users": len(demo.DEMO_USERS), "cases": SCALE.cases,
+    }  # fmt: skip
+    assert Camera.objects.filter(code__startswith=f"{DISTRICT}-CAM-").count() == SCALE.cameras
+    assert Component.objects.count() == SCALE.components
+    assert PatrolTeam.objects.count() == SCALE.teams
+    assert Case.objects.count() == SCALE.cases
+    assert len(list((media / demo.PHOTO_DIR).glob("*.jpg"))) == 30
+
+
+def test_points_lie_in_their_cells(generated):
+    for table, col in (("geo_camera", "location"), ("geo_component", "location"), ("gridmgmt_case", "point")):
+        outside = _scalar(
+            f"SELECT count(*) FROM {table} t JOIN geo_gridcell c ON c.id = t.cell_id "
+            f"WHERE NOT ST_Intersects(c.geom, t.{col})"
+        )
+        assert outside == 0, table
+    assert Camera.objects.filter(cell__isnull=True).count() == 0
+
+
+def test_cases_carry_their_cell_scope(generated, tiny_district):
+    mismatched = _scalar(
+        "SELECT count(*) FROM gridmgmt_case k JOIN geo_gridcell c ON c.id = k.cell_id "
+        "WHERE k.community_id IS DISTINCT FROM c.community_id OR k.street_id IS DISTINCT FROM c.street_id "
+        "OR k.district_id <> c.district_id OR k.responsibility_grid_id IS DISTINCT FROM c.responsibility_grid_id"
+    )
+    assert mismatched == 0
+    codes = list(Case.objects.values_list("code", flat=True))
+    assert len(set(codes)) == len(codes)
+    assert all(len(c) == 15 and c[8] == "-" and c.replace("-", "").isdigit() for c in codes)
+
+
+def test_teams_own_contiguous_grids_and_have_members(generated, tiny_district):
+    assert not ResponsibilityGrid.objects.filter(team__isnull=True).exists()
+    for team in PatrolTeam.objects.all():
+        grids = list(ResponsibilityGrid.objects.filter(team=team))
+        assert grids and all(g.street_id == team.street_id for g in grids)
+        assert team.name.startswith(team.street.name) and "巡查队" in team.name
+        members = User.objects.filter(team=team, role=User.Role.PATROL).exclude(username="patrol")
+        assert 3 <= members.count() <= 5
+        assert team.skills.count() >= 3
+        # Last position inside one of its own grids' cells.
+        inside = _scalar(
+            f"SELECT count(*) FROM geo_gridcell c JOIN gridmgmt_patrolteam t ON t.id = {team.pk} "
+            f"JOIN geo_responsibilitygrid g ON g.id = c.responsibility_grid_id AND g.team_id = t.id "
+            f"WHERE ST_Intersects(c.geom, t.last_position::geometry)"
+        )
+        assert inside >= 1, team.code
+        # Contiguous: the union of its grids' cells is one piece.
+        parts = _scalar(
+            "SELECT ST_NumGeometries(ST_Multi(ST_Union(ST_SnapToGrid(ST_Transform(c.geom, 32651), 0.01)))) "
+            f"FROM geo_gridcell c JOIN geo_responsibilitygrid g ON g.id = c.responsibility_grid_id "
+            f"WHERE g.team_id = {team.pk}"
+        )
+        assert parts == 1, team.code
+
+
+def test_demo_logins(generated, tiny_district):
+    users = {u.username: u for u in User.objects.filter(username__in=[d.username for d in demo.DEMO_USERS])}
+    assert {u.role for u in users.values()} == set(User.Role.values)
+    for u in users.values():
+        assert u.check_password(demo.DEMO_PASSWORD)
+        assert u.area_id == (None if u.role == User.Role.RESIDENT else tiny_district.pk)
+    assert users["admin"].is_staff and users["admin"].is_superuser
+    assert not users["dispatcher"].is_superuser
+    assert users["patrol"].team is not None
+
+
+def test_case_mix(generated):
+    status = Counter(Case.objects.values_list("status", flat=True))
+    finished = status["closed"] + status["archived"]
+    assert finished > 0.8 * SCALE.cases
+    assert status["voided"] > 0
+    assert sum(v for k, v in status.items() if k not in {"closed", "archived", "voided"}) > 0
+    assert status["archived"] > status["closed"]
+    sources = Counter(Case.objects.values_list("source", flat=True))
+    assert set(sources) == {"patrol", "inspector", "camera", "resident", "hotline", "assigned"}
+    top = [c for c, _ in Counter(Case.objects.values_list("category__code", flat=True)).most_common(3)]
+    assert "E0404" in top  # illegal parking dominates
+    ratings = Counter(Case.objects.exclude(satisfaction=None).values_list("satisfaction", flat=True))
+    assert ratings[4] + ratings[5] > 0.8 * sum(ratings.values())
+    assert not Case.objects.filter(source="camera", camera__isnull=True).exists()
+    assert not Case.objects.filter(status="dispatched", team__isnull=True).exists()
+    assert Case.objects.filter(level__gt=0).exists()  # some breached their deadline and escalated
+
+
+def test_events_replay_each_case(generated):
+    cases = {c.pk: c for c in Case.objects.all()}
+    events = defaultdict(list)
+    for e in CaseEvent.objects.order_by("id"):
+        events[e.case_id].append(e)
+    assert set(events) == set(cases)
+    for cid, evs in events.items():
+        case = cases[cid]
+        assert evs[0].type == "reported" and evs[0].from_status == "" and evs[0].to_status == "reported"
+        for prev, ev in pairwise(evs):
+            assert ev.from_status == prev.to_status, (case.code, prev.type, ev.type)
+            assert ev.at >= prev.at, (case.code, prev.type, ev.type)
+        assert evs[-1].to_status == case.status
+        assert case.version == len(evs)
+        assert evs[0].at == case.reported_at
+        types = [e.type for e in evs]
+        assert len(set(types) - {"handled", "check_failed", "escalated"}) == len(
+            [t for t in types if t not in {"handled", "check_failed", "escalated"}]
+        ), types  # one row per step; only rework repeats
+        assert ("closed" in types) == (case.closed_at is not None)
+        assert ("rated" in types) == (case.satisfaction is not None)
+        if case.status == "archived":
+            assert types[-1] == "archived" and "check_passed" in types
+        if case.status in {"dispatched", "handling", "handled", "checked", "closed", "archived"}:
+            assert "dispatched" in types or "self_handled" in types
+            assert case.team_id is not None and case.deadline_at is not None
+        for e in evs:
+            assert e.district_id_copy == case.district_id
+            assert e.street_id_copy == case.street_id
+            assert e.community_id_copy == case.community_id
+            assert e.team_id_copy in (None, case.team_id)
+        if "dispatched" in types:
+            first = types.index("dispatched")
+            assert all(e.team_id_copy == case.team_id for e in evs[first:])
+
+
+def test_event_ids_follow_time(generated):
+    times = list(CaseEvent.objects.order_by("id").values_list("at", flat=True))
+    assert times == sorted(times)
+
+
+def test_photos_before_and_after(generated, media):
+    for case in Case.objects.prefetch_related("photos", "events__photos"):
+        kinds = Counter(p.kind for p in case.photos.all())
+        handled = sum(1 for e in case.events.all() if e.type in {"handled", "self_handled"})
+        assert kinds["before"] == 1 and kinds["after"] == handled, case.code
+        for e in case.events.all():
+            linked = [p.kind for p in e.photos.all()]
+            expected = (
+                ["before"] if e.type == "reported" else ["after"] if e.type in {"handled", "self_handled"} else []
+            )
+            assert linked == expected
+    name = CasePhoto.objects.first().image.name
+    assert (media / name).is_file()
+
+
+def test_second_run_adds_no_rows(generated, tiny_district, media, settings):
+    settings.MEDIA_ROOT = media
+    before = _counts()
+    steps = demo.generate_demo_data(district_code=DISTRICT, seed=7, scale=SCALE, now=NOW, out=lambda _: None)
+    assert all(s.skipped for s in steps)
+    assert demo.load_taxonomy().skipped
+    assert _counts() == before
+
+
+def test_demo_load_command_skips_when_done(generated, media, settings):
+    settings.MEDIA_ROOT = media
+    out = StringIO()
+    call_command("demo_load", "--district", DISTRICT, "--skip-geography", stdout=out)
+    text = out.getvalue()
+    assert "skipped" in text and "created" not in text and "demo data ready" in text
+
+
+def test_add_limit_approximates_the_working_calendar():
+    fri = datetime(2024, 6, 14, 16, 0, tzinfo=TZ)
+    assert demo.add_limit(start=fri, amount=2, unit="working_hours") == datetime(2024, 6, 17, 10, 0, tzinfo=TZ)
+    assert demo.add_limit(start=fri, amount=1, unit="working_days") == datetime(2024, 6, 17, 16, 0, tzinfo=TZ)
+    assert demo.add_limit(start=fri, amount=2, unit="hours") == datetime(2024, 6, 14, 18, 0, tzinfo=TZ)
+    night = datetime(2024, 6, 12, 22, 0, tzinfo=TZ)
+    assert demo.add_limit(start=night, amount=5, unit="working_hours") == datetime(2024, 6, 13, 14, 0, tzinfo=TZ)
+
+
+def test_demo_banner_lists_faces_and_logins():
+    out = StringIO()
+    call_command("demo_banner", "--host", "0.0.0.0", "--port", "8123", stdout=out)
+    text = out.getvalue()
+    for path in ("/map/", "/wall/", "/dispatch/", "/patrol/", "/report/", "/admin/", "/api/schema/"):
+        assert f"http://127.0.0.1:8123{path}" in text
+    for u in demo.DEMO_USERS:
+        assert u.username in text
+    assert demo.DEMO_PASSWORD in text and "指挥中心大屏" in text
+
+
+def _fingerprint() -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT k.code, k.category_id, k.source, k.status, k.urgency, ST_AsText(k.point), k.reported_at, "
+            "k.deadline_at, k.team_id, k.satisfaction, "
+            "(SELECT string_agg(e.type || '@' || e.at::text, ',' ORDER BY e.id) FROM gridmgmt_caseevent e "
+            " WHERE e.case_id = k.id) "
+            "FROM gridmgmt_case k ORDER BY k.code"
+        )
+        return cur.fetchall()
+
+
+def test_same_seed_same_cases(generated, tiny_district, media, settings):
+    settings.MEDIA_ROOT = media
+    first = _fingerprint()
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            # TRUNCATE (unlike DELETE) is allowed on the append-only history; the savepoint undoes it.
+            # Pending deferred FK checks would block it, so run them first.
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute("TRUNCATE gridmgmt_case, gridmgmt_caseevent, gridmgmt_casephoto CASCADE")
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
+        demo.generate_cases(district=tiny_district, count=SCALE.cases, days=SCALE.days, seed=7, now=NOW)
+        again = _fingerprint()
+        transaction.set_rollback(True)
+    assert again == first
+
+
+def test_foreign_keys_hold(generated):
+    # The module's data is rolled back, never committed: force the deferred FK checks COPY left pending.
+    with connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cur.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -188,6 +188,8 @@ def test_patrol_offline_queue_sends_each_report_exactly_once(browser, live_serve
         page.select_option("#category", "E0404")
         page.fill("#note", f"离线上报 {i}")
         page.click("#submit")
+        # As the officer does: wait for the "queued" feedback before the next report.
+        page.wait_for_function(f"document.getElementById('queue-count').textContent === '{i + 1}'")
     page.click("#tab-queue")
     page.wait_for_function("document.querySelectorAll('#queue li[data-state=queued]').length === 2")
     assert page.locator("#queue-count").inner_text() == "2"

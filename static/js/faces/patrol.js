@@ -177,19 +177,21 @@
     if (!problem && !code) problem = t("category_required");
     if (problem) return say($("msg"), problem, "error");
     const cat = categories.find((c) => c.code === code);
-    await enqueue({
+    const entry = {
       kind: "report",
       label: `${cat ? cat.name : code} · ${here.lat.toFixed(5)}, ${here.lon.toFixed(5)}`,
       url: "/api/cases/",
       fields: { category: code, lon: here.lon.toFixed(7), lat: here.lat.toFixed(7), description: $("note").value },
       files: [{ field: "photos", name: photo.name || "photo.jpg", blob: photo }],
-    });
-    say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
-    // Ready for the next report; the location stays (the officer is still there).
+    };
+    // Clear the form before the first await: an officer who picks the next photo while IndexedDB is
+    // still writing must not have it wiped by this report's reset. The location stays (still there).
     photo = null;
     $("photo").value = "";
     $("photo-preview").hidden = true;
     $("note").value = "";
+    await enqueue(entry);
+    say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
   });
 
   /* --- my tasks --- */

@@ -76,15 +76,33 @@ def squares_covering(bounds: tuple[float, float, float, float], size: float, par
     return shapely.box(xmin, ymax - size, xmin + size, ymax), row, col
 
 
-def grid_generate(
-    *, regions: list[Region], size: float = 100.0, sliver_m2: float = SLIVER_M2, max_m2: float = CELL_MAX_M2
-) -> GridPieces:
+def _snapped(regions: list[Region]) -> np.ndarray:
     # Snap to a 1 µm grid: boundaries that went through a 4326 round trip sit 1e-9 m off the 100 m lines,
     # which would otherwise cut needle-thin, invalid slivers off the squares.
-    region_geoms = shapely.set_precision(np.array([r.geom for r in regions], dtype=object), PRECISION_M)
+    return shapely.set_precision(np.array([r.geom for r in regions], dtype=object), PRECISION_M)
+
+
+def grid_bounds(regions: list[Region]) -> tuple[float, float, float, float]:
+    """The bounds that fix row/col numbering; pass them to grid_generate when generating in batches."""
+    return tuple(shapely.total_bounds(_snapped(regions)))
+
+
+def grid_generate(
+    *,
+    regions: list[Region],
+    size: float = 100.0,
+    sliver_m2: float = SLIVER_M2,
+    max_m2: float = CELL_MAX_M2,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> GridPieces:
+    """Pieces for `regions`. Regions are independent (no cell crosses one, codes restart per region), so a
+    district can be generated in batches of regions: give each batch the whole district's `bounds` and rows
+    and columns come out the same as in one run."""
+    region_geoms = _snapped(regions)
     shapely.prepare(region_geoms)
-    bounds = shapely.total_bounds(region_geoms)
-    squares, row, col = squares_covering(tuple(bounds), size, shapely.bounds(region_geoms))
+    if bounds is None:
+        bounds = tuple(shapely.total_bounds(region_geoms))
+    squares, row, col = squares_covering(bounds, size, shapely.bounds(region_geoms))
 
     # Pairs (region, square) that overlap; whole squares inside a region are kept as they are.
     tree = shapely.STRtree(squares)

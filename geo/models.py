@@ -83,7 +83,10 @@ class GridCell(models.Model):
 
     code = models.CharField(_("网格编码"), max_length=24, unique=True)
     geom = models.MultiPolygonField(_("范围"), srid=4326)
-    center = models.PointField(_("中心点"), srid=4326, help_text=_("落在网格内的代表点,用于公开位置的模糊化"))
+    # No spatial index: nothing searches by centre (lookups use geom), and an index would slow grid_build's COPY.
+    center = models.PointField(
+        _("中心点"), srid=4326, spatial_index=False, help_text=_("落在网格内的代表点,用于公开位置的模糊化")
+    )
     area_m2 = models.FloatField(_("面积(平方米)"))
     row = models.IntegerField(_("行号"), help_text=_("UTM 51N 中自北向南的行序"))
     col = models.IntegerField(_("列号"), help_text=_("UTM 51N 中自西向东的列序"))

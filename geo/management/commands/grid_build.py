@@ -24,10 +24,10 @@ class Command(BaseCommand):
 
         def progress(step: str, done: int, total: int) -> None:
             nonlocal bar
-            if no_progress or step != "store":
+            if no_progress or step != "generate+store":
                 return
             if bar is None:
-                bar = tqdm(total=total, unit="cell", desc="store", file=self.stderr._out)
+                bar = tqdm(total=total, unit="batch", desc="generate+store", file=self.stderr._out)
             bar.update(done - bar.n)
 
         try:

@@ -201,6 +201,7 @@ def test_admin_widget_uses_wgs84_basemap_only(settings):
         "gridmgmt/user",
         "gridmgmt/case",
         "gridmgmt/caseevent",
+        "realtime/feedevent",
     ],
 )
 def test_admin_changelists_and_add_pages_render_offline(admin_client_zh, district, model):
@@ -208,7 +209,7 @@ def test_admin_changelists_and_add_pages_render_offline(admin_client_zh, distric
     assert response.status_code == 200
     assert_offline(response.content.decode())
     add = admin_client_zh.get(f"/admin/{model}/add/")
-    assert add.status_code == (403 if model == "gridmgmt/caseevent" else 200)
+    assert add.status_code == (403 if model in ("gridmgmt/caseevent", "realtime/feedevent") else 200)
     if add.status_code == 200:
         assert_offline(add.content.decode())
 
@@ -255,3 +256,9 @@ def test_faces_render_offline(client, district, path, role):
     response = client.get(path)
     assert response.status_code == 200
     assert_offline(response.content.decode())
+
+
+def test_feedevent_admin_is_read_only_and_searchable(admin_client_zh, district):
+    assert admin_client_zh.get("/admin/realtime/feedevent/?q=abc").status_code == 200
+    assert admin_client_zh.get("/admin/realtime/feedevent/?q=12").status_code == 200
+    assert admin_client_zh.post("/admin/realtime/feedevent/add/", {}).status_code == 403

@@ -1023,13 +1023,14 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
         dispatch_minutes = (
             cat.dispatch_minutes_urgent if urgency == Case.Urgency.URGENT else cat.dispatch_minutes_normal
         )
+        # The promise due_at is the overall deadline: demo history has no extensions.
         case_rows.append((
             cid, f"{day}-{serial[day]:06d}", points[i], address, cell[0], cell[2], cell[1], district.pk, cell[3],
             cat.pk, source, urgency, status, level, f"{address},{cat.plain_name or cat.name}。",
             reporter[0] if source in {Case.Source.PATROL, Case.Source.INSPECTOR, Case.Source.RESIDENT} else None,
             reporter_name, reporter_phone, f["team"], f["department"], camera, None, external_id,
             f"{DEMO_KEY_PREFIX}{seed}:{i}", 0, f["satisfaction"], at, at + timedelta(minutes=dispatch_minutes),
-            f["deadline_at"], f["closed_at"], tl.events[-1].at, len(tl.events),
+            f["deadline_at"], f["deadline_at"], f["closed_at"], tl.events[-1].at, len(tl.events),
         ))  # fmt: skip
         family = families.get(cat.code) or families.setdefault(cat.code, _photo_family(cat.code))
         for seq, ev in enumerate(tl.events):
@@ -1061,7 +1062,7 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
                      "responsibility_grid_id", "category_id", "source", "urgency", "status", "level", "description",
                      "reporter_id", "reporter_name", "reporter_phone", "team_id", "department_id", "camera_id",
                      "duplicate_of_id", "external_id", "idempotency_key", "supporters", "satisfaction", "reported_at",
-                     "dispatch_deadline_at", "deadline_at", "closed_at", "updated_at", "version"],
+                     "dispatch_deadline_at", "deadline_at", "due_at", "closed_at", "updated_at", "version"],
             rows=case_rows,
         )  # fmt: skip
         _copy(

@@ -60,6 +60,8 @@ def event_append(
     )
     photos = list(photos)
     if photos:
-        event.photos.set(photos)
+        # A new event has no links yet: one INSERT, not m2m set()'s SELECT-then-INSERT.
+        through = CaseEvent.photos.through
+        through.objects.bulk_create([through(caseevent_id=event.id, casephoto_id=p.id) for p in photos])
     transaction.on_commit(lambda: _publish([event.id]))
     return event

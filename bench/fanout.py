@@ -21,7 +21,10 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import base64
+import functools
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -30,7 +33,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -122,6 +125,28 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """User + system CPU seconds of process `pid` and (`tree`) its descendants (uvicorn --workers forks)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        stats[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, 0.0)
+        todo += children.get(p, []) if tree else []
+    return total
+
+
 # --- the baseline relay (a separate process) -------------------------------------------------------------
 
 
@@ -165,9 +190,11 @@ class Tally:
         self.frames: dict[str, int] = {}
         self.events: dict[str, int] = {}
         self.last_delivery: dict[str, float] = {}
+        self.stamps: dict[bytes, float] = {}  # `at` → epoch seconds, parsed once for all the clients
 
     def frame(self, i: int, text: bytes) -> None:
         now = time.time()
+        stamps = self.stamps
         phase = self.phase
         self.frames[phase] = self.frames.get(phase, 0) + 1
         lat = self.latency.setdefault(phase, array.array("d"))
@@ -179,7 +206,10 @@ class Tally:
                 counts.extend(bytes(k + 1000 - len(counts)))
             if counts[k] < 255:
                 counts[k] += 1
-            lat.append(now - datetime.fromisoformat(at.decode()).timestamp())
+            stamp = stamps.get(at)
+            if stamp is None:
+                stamp = stamps[at] = datetime.fromisoformat(at.decode()).timestamp()
+            lat.append(now - stamp)
             n += 1
         if n:
             self.events[phase] = self.events.get(phase, 0) + n
@@ -200,31 +230,115 @@ class Tally:
         return all(len(c) > k and all(c[s - self.base] for s in expected[-50:]) for c in self.counts)
 
 
-async def clients_run(url: str, n: int, tally: Tally, *, cookie: str | None, origin: str, ready: asyncio.Event):
-    from websockets.asyncio.client import connect
+class FeedClient(asyncio.Protocol):
+    """One screen: a minimal WebSocket client (RFC 6455 — handshake, unmasked server frames, fragments, ping →
+    pong, close), used alike for gridmgmt and the baseline. 1,000 screens share this process's core with the
+    server on a 2-core machine, so the client must cost little per frame: the `websockets` client spent
+    ~200 µs of Python per 8 KB frame (buffer copies, per-frame events and queues), as much CPU as the server."""
 
+    def __init__(self, path: str, host: str, headers: dict[str, str], on_message) -> None:
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode()
+        self.on_message = on_message
+        self.buffer = bytearray()
+        self.fragments: list[bytes] = []
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError(f"closed before the upgrade ({exc})"))
+
+    def send(self, payload: bytes, opcode: int = 0x1) -> None:
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2))
+        self.transport.write(head + mask + bytes(b ^ mask[k % 4] for k, b in enumerate(payload)))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        if not self.upgraded.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[: buf.find(b"\r\n")])
+            del buf[: end + 4]
+            if b" 101 " not in status:
+                self.upgraded.set_exception(ConnectionError(status.decode()))
+                self.transport.close()
+                return
+            self.upgraded.set_result(None)
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            b0, length = buf[pos], buf[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4]), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10]), 10
+            if size - pos < head + length:
+                break
+            payload = bytes(buf[pos + head : pos + head + length])
+            pos += head + length
+            opcode = b0 & 0x0F
+            if opcode == 0x9:  # ping → pong (uvicorn closes a socket that does not answer its pings)
+                self.send(payload, 0xA)
+            elif opcode == 0x8:
+                self.transport.close()
+                return
+            elif opcode in (0x0, 0x1, 0x2):
+                if not b0 & 0x80:
+                    self.fragments.append(payload)
+                    continue
+                if self.fragments:
+                    payload = b"".join([*self.fragments, payload])
+                    self.fragments = []
+                self.on_message(payload)
+        del buf[:pos]
+
+
+async def clients_run(url: str, n: int, tally: Tally, *, cookie: str | None, origin: str, ready: asyncio.Event):
+    loop = asyncio.get_running_loop()
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Origin": origin, **({"Cookie": f"sessionid={cookie}"} if cookie else {})}
     connected = 0
     gate = asyncio.Semaphore(50)
 
     async def one(i: int):
         nonlocal connected
-        headers = {"Cookie": f"sessionid={cookie}"} if cookie else {}
         async with gate:
-            ws = await connect(
-                url, origin=origin, additional_headers=headers, compression=None, max_size=None, open_timeout=120
+            inbox: asyncio.Queue[bytes] = asyncio.Queue()
+            transport, client = await loop.create_connection(
+                lambda: FeedClient(parts.path, parts.netloc, headers, inbox.put_nowait), parts.hostname, parts.port
             )
+            await asyncio.wait_for(client.upgraded, 120)
             if cookie:
-                await ws.recv()  # hello
-                await ws.send(json.dumps({"op": "subscribe", "scope": "all", "last": None}))
-                await ws.recv()  # subscribed
+                await inbox.get()  # hello
+                client.send(json.dumps({"op": "subscribe", "scope": "all", "last": None}).encode())
+                await inbox.get()  # subscribed
+            client.on_message = functools.partial(tally.frame, i)
+            while not inbox.empty():
+                tally.frame(i, inbox.get_nowait())
         connected += 1
         if connected == n:
             ready.set()
         try:
-            async for message in ws:
-                tally.frame(i, message if isinstance(message, bytes) else message.encode())
-        except Exception:
-            pass
+            await asyncio.Future()  # frames are counted in data_received until this task is cancelled
+        finally:
+            transport.abort()
 
     return [asyncio.create_task(one(i)) for i in range(n)]
 
@@ -281,9 +395,13 @@ def pct(values: array.array, p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 1)
 
 
-def run_system(name: str, *, ws_url: str, origin: str, cookie, n: int, args, send, expected_of) -> dict:
+def run_system(
+    name: str, *, ws_url: str, origin: str, cookie, n: int, args, send, expected_of, pids: dict[str, int]
+) -> dict:
     """Connect n clients, run steady + burst through `send(count, rate)`, return the figures."""
-    loop = asyncio.new_event_loop()
+    import uvloop
+
+    loop = uvloop.new_event_loop()  # as the servers use (uvicorn picks uvloop when installed; so does the relay)
     tally = Tally(n)
     ready = asyncio.Event()
     out: dict = {"system": name, "clients": n}
@@ -304,6 +422,7 @@ def run_system(name: str, *, ws_url: str, origin: str, cookie, n: int, args, sen
 
     for phase, count, rate in (("steady", int(args.rate * args.seconds), args.rate), ("burst", args.burst, None)):
         tally.phase = phase
+        cpu = {who: cpu_seconds(pid, who != "clients") for who, pid in pids.items()}
         started = time.time()
         handles = send(count, rate)
         posted = time.time()
@@ -311,6 +430,7 @@ def run_system(name: str, *, ws_url: str, origin: str, cookie, n: int, args, sen
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not tally.received_all(expected):
             time.sleep(0.2)
+        cpu = {who: round(cpu_seconds(pid, who != "clients") - cpu[who], 1) for who, pid in pids.items()}
         lost, dup = tally.check(expected)
         seconds = tally.last_delivery.get(phase, posted) - started
         lat = tally.latency.get(phase, array.array("d"))
@@ -324,6 +444,8 @@ def run_system(name: str, *, ws_url: str, origin: str, cookie, n: int, args, sen
             "events_per_second": round(tally.events.get(phase, 0) / seconds, 1),
             "lost": lost,
             "duplicated": dup,
+            "cpu_seconds": cpu,  # from the phase's start to the last delivery (+ ≤ 0.2 s)
+            "wall_seconds": round(time.time() - started, 1),
         }
         print(name, phase, json.dumps(out[phase]), flush=True)
 
@@ -344,6 +466,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation (--ws)")
+    parser.add_argument("--name", help="results file name (default fanout-<clients>)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -360,12 +484,13 @@ def main() -> None:
     from realtime.models import FeedEvent
 
     redis_url = settings.REDIS_URL
-    results: dict = {"args": vars(args)}
+    results: dict = {"args": vars(args), "load_average_at_start": os.getloadavg()}
 
     port = _free_port()
     server = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(args.workers)]
+    cmd += ["--ws", args.ws, "--ws-per-message-deflate", "false"]
     proc = _start(cmd, server + "/realtime/position/", env={"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"})
 
     def expected_ours(codes):
@@ -373,8 +498,13 @@ def main() -> None:
             return FeedEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         return sorted(FeedEvent.objects.filter(type="case.created", data__code__in=codes).values_list("seq", flat=True))
 
+    # Posting runs in a process of its own: its threads must not take the GIL from the clients' event loop
+    # (a client late to read a frame would add its own delay to the latency measured).
+    poster = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    poster.submit(os.getpid).result()
+    poster_pid = next(iter(poster._processes))
     try:
-        post_reports(server, token, point, 20, None)  # warm up
+        poster.submit(post_reports, server, token, point, 20, None).result()  # warm up
         results["gridmgmt"] = run_system(
             "gridmgmt",
             ws_url=f"ws://127.0.0.1:{port}/ws/feed/",
@@ -382,8 +512,9 @@ def main() -> None:
             cookie=session,
             n=args.clients,
             args=args,
-            send=lambda count, rate: post_reports(server, token, point, count, rate),
+            send=lambda count, rate: poster.submit(post_reports, server, token, point, count, rate).result(),
             expected_of=expected_ours,
+            pids={"server": proc.pid, "clients": os.getpid(), "posting": poster_pid},
         )
     finally:
         _stop(proc)
@@ -400,7 +531,7 @@ def main() -> None:
         counter = {"next": 1}
 
         def send_bare(count, rate):
-            seqs = publish_bare(redis_url, counter["next"], count, rate, sample)
+            seqs = poster.submit(publish_bare, redis_url, counter["next"], count, rate, sample).result()
             counter["next"] += count
             return seqs
 
@@ -414,6 +545,7 @@ def main() -> None:
                 args=args,
                 send=send_bare,
                 expected_of=lambda seqs: 0 if seqs is None else seqs,
+                pids={"server": relay.pid, "clients": os.getpid(), "posting": poster_pid},
             )
         finally:
             _stop(relay)
@@ -425,8 +557,9 @@ def main() -> None:
 
     from bench._setup import results_write
 
+    poster.shutdown()
     results["load_average_at_end"] = os.getloadavg()  # other work on the machine skews every figure
-    path = results_write(f"fanout-{args.clients}", results)
+    path = results_write(args.name or f"fanout-{args.clients}", results)
     print("written", path)
 
 

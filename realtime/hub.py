@@ -10,13 +10,15 @@ frame goes out — at the latest on the next poll (conf.poll_seconds()).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from realtime import conf, selectors
@@ -29,6 +31,43 @@ GROUP_REFRESH_SECONDS = 600  # re-join the notice group well inside channels_red
 
 class Member(Protocol):
     def deliver(self, frame: str) -> None: ...
+
+
+def _read_call(fn, kw: dict):
+    try:
+        return fn(**kw)
+    except Exception:
+        connection.close()  # a broken connection (database restarted) is opened afresh by the next read
+        raise
+
+
+def _close() -> None:
+    connection.close()  # `connection` is per thread: looked up here, on the reader's thread
+
+
+class _Reader:
+    """The hub's log reads, on one thread of their own that keeps its database connection between reads.
+    (Channels' database_sync_to_async closes it after every call, and with CONN_MAX_AGE 0 each read — one per
+    scope per interval — would open a new PostgreSQL connection; reads would also queue behind the consumers'
+    own database calls on the shared thread.) The connection is closed once the process has no feeds."""
+
+    def __init__(self) -> None:
+        self.executor: ThreadPoolExecutor | None = None
+
+    async def __call__(self, fn, /, **kw):
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(1, thread_name_prefix="realtime-read")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(_read_call, fn, kw))
+
+    def release(self, *, wait: bool = False) -> None:
+        """Close the reader's connection (the next read opens one again)."""
+        if self.executor is not None:
+            done = self.executor.submit(_close)
+            if wait:
+                done.result()
+
+
+read = _Reader()
 
 
 def frame_events(scope: Scope, rows: list[selectors.Row], *, replay: bool = False, kpi: dict | None = None) -> str:
@@ -84,11 +123,9 @@ class ScopeFeed:
 
     async def _step(self) -> None:
         if self.cursor is None:
-            self.cursor = await database_sync_to_async(selectors.feed_head)(scope=self.scope)
+            self.cursor = await read(selectors.feed_head, scope=self.scope)
         if self.members:
-            rows = await database_sync_to_async(selectors.feed_read)(
-                scope=self.scope, after=self.cursor, limit=conf.batch_max()
-            )
+            rows = await read(selectors.feed_read, scope=self.scope, after=self.cursor, limit=conf.batch_max())
             if rows:
                 self.behind = len(rows) == conf.batch_max()
                 kpi = await self._kpi() if any(r.type.startswith("case.") for r in rows) else None
@@ -103,7 +140,7 @@ class ScopeFeed:
                 self.behind = False
         else:
             # Nobody to send to: jump to the head so new members start from here.
-            self.cursor = max(self.cursor, await database_sync_to_async(selectors.feed_head)(scope=self.scope))
+            self.cursor = max(self.cursor, await read(selectors.feed_head, scope=self.scope))
             self.behind = False
         joins, self.joins = self.joins, []
         for member, last in joins:
@@ -117,7 +154,7 @@ class ScopeFeed:
         if time.monotonic() - self.last_kpi < conf.poll_seconds():
             return None
         self.last_kpi = time.monotonic()
-        figures = await database_sync_to_async(selectors.kpi_for_scope)(scope=self.scope)
+        figures = await read(selectors.kpi_for_scope, scope=self.scope)
         return {"seq": self.cursor, "type": "kpi.updated", "data": figures}
 
     async def _admit(self, member: Member, last: int | None) -> None:
@@ -130,13 +167,11 @@ class ScopeFeed:
         reason = None
         if last > head:
             reason = "unknown_seq"  # not a seq of this scope's log (wrong scope, or a different database)
-        elif last < await database_sync_to_async(selectors.feed_floor)() - 1:
+        elif last < await read(selectors.feed_floor) - 1:
             reason = "too_old"  # pruned from the log
         rows: list[selectors.Row] = []
         if reason is None:
-            rows = await database_sync_to_async(selectors.feed_read)(
-                scope=self.scope, after=last, upto=head, limit=conf.replay_max() + 1
-            )
+            rows = await read(selectors.feed_read, scope=self.scope, after=last, upto=head, limit=conf.replay_max() + 1)
             if len(rows) > conf.replay_max():
                 reason = "too_many"
         if reason is not None:
@@ -161,6 +196,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new event loop (tests): start afresh
             self.loop, self.feeds, self.listener = loop, {}, None
+            read.release()
         if self.listener is None or self.listener.done():
             self.listener = loop.create_task(self._listen())
 
@@ -183,6 +219,8 @@ class Hub:
     def feed_done(self, feed: ScopeFeed) -> None:
         if self.feeds.get(feed.scope.key) is feed:
             del self.feeds[feed.scope.key]
+        if not self.feeds:
+            read.release()
 
     def wake(self, keys: list[str]) -> None:
         for key in (*keys, "all"):

@@ -161,6 +161,16 @@ def screen_open(server: Uvicorn, user: User | None, *, origin: str | None = None
     return screen
 
 
+@pytest.fixture(autouse=True)
+def hub_reader_released() -> Iterator[None]:
+    """The hub reads the log on a thread that keeps its database connection: close it after each in-process
+    test, or the test database could not be dropped at the end."""
+    yield
+    from realtime.hub import read
+
+    read.release(wait=True)
+
+
 @pytest.fixture(scope="module")
 def live(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Uvicorn]:
     from django.db import connection

@@ -1,6 +1,10 @@
+import hashlib
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import get_conditional_response
+from django.utils.http import quote_etag
 from django.utils.translation import gettext as _
 
 from geo import basemap, district_map, folium_offline, selectors
@@ -47,7 +51,13 @@ def cell_tile(request: HttpRequest, z: int, x: int, y: int) -> HttpResponse:
         tile = selectors.tile_address_parse(z=z, x=x, y=y)
     except selectors.TileOutOfRange as exc:
         return JsonResponse({"detail": str(exc)}, status=400, json_dumps_params={"ensure_ascii": False})
-    response = HttpResponse(selectors.cell_tile_mvt(tile=tile), content_type="application/vnd.mapbox-vector-tile")
-    # Cells change only on a grid rebuild; let browsers and proxies keep tiles for a while.
+    data = selectors.cell_tile_mvt(tile=tile)
+    # Cells change only on a grid rebuild; let browsers and proxies keep tiles for a while, then revalidate
+    # with the tile's ETag (a 304 carries no body).
+    etag = quote_etag(hashlib.blake2b(data, digest_size=12).hexdigest())
+    response = get_conditional_response(request, etag=etag) or HttpResponse(
+        data, content_type="application/vnd.mapbox-vector-tile"
+    )
+    response["ETag"] = etag
     response["Cache-Control"] = "public, max-age=3600"
     return response

@@ -207,3 +207,86 @@ def test_public_map_refuses_a_bad_bbox_with_a_message(client, world, bbox):
     response = client.get(f"/report/map.json?bbox={bbox}")
     assert response.status_code == 400
     assert response.json()["field"] == "bbox"
+
+
+def _bbox_around(cell, d: float = 0.01) -> str:
+    return f"{cell.center.x - d},{cell.center.y - d},{cell.center.x + d},{cell.center.y + d}"
+
+
+def test_wall_viewport_cases_are_plain_rows_in_one_read(client, world, django_assert_num_queries):
+    now = timezone.now()
+    cell = world.cells[4]
+    late = CaseFactory(
+        cell=cell,
+        category=world.category,
+        status=Case.Status.DISPATCHED,
+        deadline_at=now - timedelta(hours=1),
+        reported_at=now - timedelta(hours=5),
+    )
+    fresh = CaseFactory(cell=cell, category=world.category, reported_at=now - timedelta(hours=1))
+    CaseFactory(cell=cell, category=world.category, status=Case.Status.CLOSED, closed_at=now)
+    far = world.cells[0]
+    CaseFactory(cell=far, category=world.category, point=f"SRID=4326;POINT({far.center.x - 1} {far.center.y})")
+    login(client, world.users[User.Role.WALL])
+    # session, user, district, last event id, the rows (fewer than the limit: no separate count)
+    with django_assert_num_queries(5):
+        data = client.get(f"/wall/snapshot.json?only=cases&bbox={_bbox_around(cell)}").json()
+    assert set(data) == {"at", "last_event_id", "cases"}
+    assert data["cases"]["count"] == 2 and data["cases"]["limit"] == 500
+    rows = data["cases"]["cases"]
+    assert [r[2] for r in rows] == [fresh.code, late.code]  # newest first, like /api/cases/
+    lat, lon, _code, light, category, status = rows[1]
+    assert (round(lon, 6), round(lat, 6)) == (round(late.point.x, 6), round(late.point.y, 6))
+    assert (light, category, status) == ("red", "乱堆物堆料", "已派遣")
+    assert rows[0][3] == "none"  # reported: no clock runs
+
+
+def test_wall_viewport_counts_beyond_the_rows_drawn(world):
+    from gridmgmt.faces.selectors import wall_viewport_cases
+
+    cell = world.cells[4]
+    for _ in range(3):
+        CaseFactory(cell=cell, category=world.category)
+    bbox = (cell.center.x - 0.01, cell.center.y - 0.01, cell.center.x + 0.01, cell.center.y + 0.01)
+    data = wall_viewport_cases(cases=Case.objects.all(), bbox=bbox, now=timezone.now(), limit=2)
+    assert (len(data["cases"]), data["count"]) == (2, 3)
+
+
+@pytest.mark.parametrize("bbox", ["", "1,2,3", "121,31,120,32", "a,b,c,d"])
+def test_wall_viewport_needs_a_valid_bbox(client, world, bbox):
+    login(client, world.users[User.Role.WALL])
+    response = client.get(f"/wall/snapshot.json?only=cases&bbox={bbox}")
+    assert response.status_code == 400 and response.json()["code"] == "bbox_invalid"
+
+
+def test_wall_teams_are_positions_in_one_read(client, world, django_assert_num_queries):
+    world.team.last_position = "SRID=4326;POINT(121.5 31.2)"
+    world.team.save()
+    login(client, world.users[User.Role.WALL])
+    # session, user, district, last event id, the teams
+    with django_assert_num_queries(5):
+        data = client.get("/wall/snapshot.json?only=teams").json()
+    team = world.team
+    assert data["teams"] == [[team.pk, "PT-A", "甲队", team.status, 31.2, 121.5]]  # PT-B has no position
+
+
+def test_wall_snapshot_is_compressed_for_browsers(client, world):
+    login(client, world.users[User.Role.WALL])
+    response = client.get("/wall/snapshot.json", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+
+
+def test_dispatch_buttons_are_translated(client, world, settings):
+    login(client, world.users[User.Role.SHIFT_LEADER])
+    zh = config_of(client.get("/dispatch/").content.decode())["messages"]
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    en = config_of(client.get("/dispatch/").content.decode())["messages"]
+    assert (zh["act_check_fail"], en["act_check_fail"]) == ("核查不通过", "Fail check")
+    assert (zh["act_park"], en["act_park"]) == ("挂账", "Park")
+    assert (zh["extension_pending"], en["extension_pending"]) == ("延时待批", "Extension pending")
+    # every label the dispatch script puts on a button is one of the page's messages
+    with open(finders.find("js/faces/dispatch.js"), encoding="utf-8") as fh:
+        script = fh.read()
+    keys = set(re.findall(r'"(act_\w+)"', script))
+    assert keys and keys <= set(en) and all(en[k] != zh[k] for k in keys)
+    assert not re.search(r"[\u4e00-\u9fff]", script)  # no hard-coded Chinese left in the script

@@ -2,6 +2,8 @@ import math
 
 import mapbox_vector_tile
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import CellFactory, DistrictFactory
 
@@ -49,7 +51,21 @@ def test_out_of_range_tile_is_a_clear_400(client, db, path):
     assert "超出" in response.json()["detail"]
 
 
-def test_tile_is_one_query(client, cells, django_assert_num_queries):
+def test_tile_is_one_query(client, cells):
     x, y = tile_of(cells[0].center.x, cells[0].center.y, 15)
-    with django_assert_num_queries(1):
+    with CaptureQueriesContext(connection) as queries:
         client.get(f"/tiles/cells/15/{x}/{y}.pbf")
+    # The tile, after SET LOCAL (no parallel workers) in its own transaction (a savepoint inside a test's).
+    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(sql) == 2
+    assert sql[0] == "SET LOCAL max_parallel_workers_per_gather = 0" and "ST_AsMVT" in sql[1]
+
+
+def test_tile_is_revalidated_by_etag(client, cells):
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    first = client.get(f"/tiles/cells/16/{x}/{y}.pbf")
+    assert first["ETag"] and "max-age=3600" in first["Cache-Control"]
+    again = client.get(f"/tiles/cells/16/{x}/{y}.pbf", headers={"If-None-Match": first["ETag"]})
+    assert again.status_code == 304 and again.content == b"" and again["ETag"] == first["ETag"]
+    other = client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf", headers={"If-None-Match": first["ETag"]})
+    assert other.status_code == 200 and other["ETag"] != first["ETag"]

@@ -15,19 +15,19 @@
   const DISPATCHERS = ["dispatcher", "shift_leader", "admin"];
   const LEADERS = ["shift_leader", "admin"];
   const CHECKERS = ["inspector", "admin"];
-  // [status, label key/text, path, roles, body builder, needs note?]
+  // [status, label (message key, translated by t()), path, roles, body builder, needs note?, condition]
   const ACTIONS = [
-    ["reported", "立案", "file", DISPATCHERS, (n) => ({ note: n }), false],
-    ["reported", "作废", "void", DISPATCHERS, (n) => ({ reason: n }), true],
-    ["handled", "核查通过", "check", CHECKERS, (n) => ({ passed: true, note: n }), false],
-    ["handled", "核查不通过", "check", CHECKERS, (n) => ({ passed: false, note: n }), true],
-    ["checked", "结案", "close", LEADERS, (n) => ({ note: n, hotline_reply: n }), false],
-    ["handling", "批准延时", "extension-decide", LEADERS, (n) => ({ approve: true, note: n }), false, (c) => c.extension_pending],
-    ["handling", "驳回延时", "extension-decide", LEADERS, (n) => ({ approve: false, note: n }), true, (c) => c.extension_pending],
-    ["filed", "挂账", "park", LEADERS, (n) => ({ reason: n }), true],
-    ["dispatched", "挂账", "park", LEADERS, (n) => ({ reason: n }), true],
-    ["handling", "挂账", "park", LEADERS, (n) => ({ reason: n }), true],
-    ["parked", "恢复", "resume", LEADERS, (n) => ({ note: n }), false],
+    ["reported", "act_file", "file", DISPATCHERS, (n) => ({ note: n }), false],
+    ["reported", "act_void", "void", DISPATCHERS, (n) => ({ reason: n }), true],
+    ["handled", "act_check_pass", "check", CHECKERS, (n) => ({ passed: true, note: n }), false],
+    ["handled", "act_check_fail", "check", CHECKERS, (n) => ({ passed: false, note: n }), true],
+    ["checked", "act_close", "close", LEADERS, (n) => ({ note: n, hotline_reply: n }), false],
+    ["handling", "act_extension_approve", "extension-decide", LEADERS, (n) => ({ approve: true, note: n }), false, (c) => c.extension_pending],
+    ["handling", "act_extension_reject", "extension-decide", LEADERS, (n) => ({ approve: false, note: n }), true, (c) => c.extension_pending],
+    ["filed", "act_park", "park", LEADERS, (n) => ({ reason: n }), true],
+    ["dispatched", "act_park", "park", LEADERS, (n) => ({ reason: n }), true],
+    ["handling", "act_park", "park", LEADERS, (n) => ({ reason: n }), true],
+    ["parked", "act_resume", "resume", LEADERS, (n) => ({ note: n }), false],
   ];
 
   async function loadQueue() {
@@ -80,7 +80,7 @@
     $("detail-empty").hidden = true;
     $("detail-body").hidden = false;
     $("d-title").textContent = `${p.code} ${(p.category && (p.category.label || p.category.name)) || ""}`;
-    $("d-status").textContent = p.status_label + (p.extension_pending ? " · 延时待批" : "");
+    $("d-status").textContent = p.status_label + (p.extension_pending ? ` · ${t("extension_pending")}` : "");
     $("d-source").textContent = p.source_label;
     $("d-cell").textContent = p.cell;
     $("d-deadline").textContent = p.deadline_at ? `${GM.timeText(p.deadline_at)}(${GM.countdown(p.deadline_at)})` : "—";
@@ -105,7 +105,7 @@
           type: "button",
           class: "gm-primary",
           "data-action": path,
-          text: label,
+          text: t(label),
           onclick: () => {
             const note = $("d-note").value.trim();
             if (needsNote && !note) return say($("d-msg"), t("reason_required"), "error");
@@ -184,7 +184,7 @@
               text: arbitrate ? t("arbitrate") : t("dispatch"),
               onclick: () => {
                 const noteText = $("d-note").value.trim();
-                if (arbitrate) return act("arbitrate", { team: c.team.id, note: noteText || "审定" });
+                if (arbitrate) return act("arbitrate", { team: c.team.id, note: noteText || t("arbitration_note") });
                 act("dispatch", { team: c.team.id, note: noteText, expected_version: current.version });
               },
             })

@@ -195,16 +195,26 @@
   });
 
   /* --- my tasks --- */
+  const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
   let tasksLoading = false;
   async function loadTasks() {
     if (tasksLoading) return;
     tasksLoading = true;
     const statuses = "reported,dispatched,handling";
-    const r = await api(`/api/cases/?status=${statuses}&limit=200`);
+    // The API pages with page/page_size (at most PAGE_SIZE_MAX a page): follow `next` to the last page.
+    const features = [];
+    let url = `/api/cases/?status=${statuses}&page_size=${PAGE_SIZE_MAX}`;
+    let r = null;
+    while (url) {
+      r = await api(url);
+      if (!r.ok) break;
+      features.push(...(r.data.features || []));
+      const next = r.data.next && new URL(r.data.next, location.href);
+      url = next ? next.pathname + next.search : null; // same origin even behind a proxy
+    }
     tasksLoading = false;
     if (!r.ok) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
     say($("tasks-msg"), "");
-    const features = (r.data && (r.data.features || (r.data.results && r.data.results.features))) || [];
     // My team's dispatched/handling cases, and my own reports still waiting (self-handle).
     const tasks = features;
     $("task-count").textContent = String(tasks.length);
@@ -236,18 +246,18 @@
       enqueue({ kind: "action", label: `${label} · ${p.code}`, url: `/api/cases/${id}/${path}/`, fields: { ...where(), ...fields }, files: files || [] });
     if (p.status === "dispatched") {
       actions.append(
-        h("button", { type: "button", class: "gm-primary", text: GM.config.messages.accept || "签收", onclick: () => act("accept", "签收", {}) }),
+        h("button", { type: "button", class: "gm-primary", text: t("accept"), onclick: () => act("accept", t("accept"), {}) }),
         h("button", {
           type: "button",
           class: "gm-secondary",
-          text: GM.config.messages.send_back || "退单",
-          onclick: () => openReason(extra, (reason) => act("send-back", "退单", { reason })),
+          text: t("send_back"),
+          onclick: () => openReason(extra, (reason) => act("send-back", t("send_back"), { reason })),
         }),
       );
     }
     if (p.status === "handling" || p.status === "reported") {
       const path = p.status === "handling" ? "handle" : "self-handle";
-      const label = p.status === "handling" ? GM.config.messages.handle || "处置反馈" : GM.config.messages.self_handle || "自处理";
+      const label = p.status === "handling" ? t("handle") : t("self_handle");
       actions.append(h("button", { type: "button", class: "gm-primary", text: label, onclick: () => openHandle(extra, (note, file) => act(path, label, { note }, [{ field: "photos", name: file.name || "after.jpg", blob: file }])) }));
     }
     li.append(actions, extra);

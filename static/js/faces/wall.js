@@ -32,6 +32,9 @@
     },
   }).addTo(map);
   cells.on("load", () => (state.tilesLoaded = (state.tilesLoaded || 0) + 1));
+  // Leaflet's GridLayer.redraw() ignores minZoom: below it, it would request every (empty) tile of the
+  // view — 35 at 1920×1080, 117 at 3840×2160 — on each refresh. Tiles loaded later are styled from state.cells.
+  const redrawCells = () => map.getZoom() >= GM.config.cellMinZoom && cells.redraw();
 
   const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } }).addTo(map);
   // Cameras and cases cluster differently: cameras as grey squares (offline count in red), cases as
@@ -92,7 +95,7 @@
     if (s.kpis) kpis(s.kpis);
     if (s.cells) {
       state.cells = s.cells;
-      cells.redraw();
+      redrawCells();
     }
     if (s.heat) heat.setLatLngs(s.heat.map(([lat, lon, n]) => [lat, lon, Math.min(1, n / 5)]));
     if (s.cameras) {
@@ -107,12 +110,10 @@
   }
 
   /* --- cases in the viewport (never the whole district at once) --- */
-  function caseMarker(f, fresh) {
-    const p = f.properties;
-    const [lon, lat] = f.geometry.coordinates;
-    const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${p.light}" data-case="${p.code}"`), keyboard: false, light: p.light });
-    const thumb = (p.photos || []).find((ph) => ph.kind === "before");
-    m.bindPopup(`<strong>${p.code}</strong><br>${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` + (thumb ? `<img class="gm-thumb" src="${thumb.url}" alt="">` : ""));
+  const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  function caseMarker([lat, lon, code, light, category, statusLabel], fresh) {
+    const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${esc(light)}" data-case="${esc(code)}"`), keyboard: false, light });
+    m.bindPopup(`<strong>${esc(code)}</strong><br>${esc(category)} · ${esc(statusLabel)}`);
     return m;
   }
   let viewportSeq = 0;
@@ -120,19 +121,21 @@
     const seq = ++viewportSeq;
     const b = map.getBounds();
     const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
-    const r = await api(`/api/cases/?status=${OPEN}&in_bbox=${bbox}&page_size=500`);
+    // The snapshot endpoint's "cases" part: the open cases in view as plain rows, newest first, at most 500.
+    const r = await api(`${GM.config.snapshot}?only=cases&bbox=${bbox}`);
     if (!r.ok || seq !== viewportSeq) return;
+    const { cases: rows, count } = r.data.cases;
     casesLayer.clearLayers();
     state.caseMarkers.clear();
-    const markers = r.data.features.map((f) => {
-      const m = caseMarker(f, false);
-      state.caseMarkers.set(f.properties.code, m);
+    const markers = rows.map((row) => {
+      const m = caseMarker(row, false);
+      state.caseMarkers.set(row[2], m);
       return m;
     });
     casesLayer.addLayers(markers);
     state.viewportCases = markers.length;
-    state.viewportTotal = r.data.count;
-    $("viewport-note").textContent = `${markers.length} / ${r.data.count}`;
+    state.viewportTotal = count;
+    $("viewport-note").textContent = `${markers.length} / ${count}`;
     state.rendered = true;
   }
   let moveTimer = null;
@@ -143,17 +146,14 @@
 
   /* --- teams --- */
   async function loadTeams() {
-    const r = await api("/api/teams/?page_size=500");
+    const r = await api(`${GM.config.snapshot}?only=teams`);
     if (!r.ok) return;
-    for (const f of r.data.features) {
-      if (!f.geometry) continue;
-      const [lon, lat] = f.geometry.coordinates;
-      const p = f.properties;
-      let m = teamMarkers.get(f.id);
-      const ic = icon("gm-team", `data-status="${p.status}" data-team="${p.code}"`, p.name);
+    for (const [id, code, name, status, lat, lon] of r.data.teams) {
+      let m = teamMarkers.get(id);
+      const ic = icon("gm-team", `data-status="${esc(status)}" data-team="${esc(code)}"`, esc(name));
       if (!m) {
         m = L.marker([lat, lon], { icon: ic, keyboard: false }).addTo(teams);
-        teamMarkers.set(f.id, m);
+        teamMarkers.set(id, m);
       } else {
         m.setLatLng([lat, lon]);
         m.setIcon(ic);
@@ -177,11 +177,7 @@
     state.caseMarkers.delete(d.code);
     if (!OPEN_SET.has(d.status)) return;
     const fresh = env.type === "case.created";
-    const feature = {
-      geometry: { coordinates: [d.lon, d.lat] },
-      properties: { code: d.code, light: d.light || "none", status_label: (GM.config.statusLabels || {})[d.status] || d.status, category: { name: d.category_name } },
-    };
-    const m = caseMarker(feature, fresh);
+    const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", d.category_name, (GM.config.statusLabels || {})[d.status] || d.status], fresh);
     state.caseMarkers.set(d.code, m);
     casesLayer.addLayer(m);
     if (fresh) {
@@ -223,7 +219,8 @@
     const rt = new window.GridRealtime({
       scopes: [GM.config.scope],
       onSnapshot: async () => {
-        await Promise.all([snapshot(everOpen ? "kpis,cells,heat,ticker" : ""), loadViewport(), loadTeams()]);
+        // The first snapshot has every part (cameras too); a "reload" after an outage leaves the cameras.
+        await Promise.all([snapshot(state.ready ? "kpis,cells,heat,ticker" : ""), loadViewport(), loadTeams()]);
         state.ready = true;
       },
       onEvents: (_scope, events) => apply(events),
@@ -243,7 +240,7 @@
   document.querySelectorAll('input[name="shade"]').forEach((r) =>
     r.addEventListener("change", () => {
       state.shade = r.value;
-      cells.redraw();
+      redrawCells();
     }),
   );
   const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));

@@ -8,9 +8,12 @@ degrees picks the wrong team).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import connection, transaction
 from django.db.models import Case as CaseWhen
 from django.db.models import CharField, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -22,6 +25,27 @@ from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
 
 # Raw SQL parameters must be plain strings, not enum members.
 _OPEN = sorted(str(s) for s in OPEN_STATUSES)
+
+# --- planning -------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def joins_as_written() -> Iterator[None]:
+    """Plan the block's queries with their joins in the order written (join_collapse_limit = 1).
+
+    A case read with every related row it shows (category and its parent, cell, team, three areas,
+    responsibility grid, department, duplicate) joins 11 tables: PostgreSQL spent 10–22 ms searching join
+    orders for a query that runs in 0.3 ms. The ORM writes it as "the case by id, then each related row by
+    its primary key", already the best plan, so the search is skipped (planning 0.9 ms)."""
+    outer = connection.in_atomic_block
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SET LOCAL join_collapse_limit = 1")
+        yield
+        if outer:  # SET LOCAL outlives a savepoint: give the caller's transaction its setting back
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL join_collapse_limit TO DEFAULT")
+
 
 # --- duplicates -------------------------------------------------------------------------------------------
 

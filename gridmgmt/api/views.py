@@ -71,18 +71,34 @@ def idempotency_key_get(request, data: dict) -> str | None:
     return key or None
 
 
+# The case shapes name the related areas and cells by code: never fetch their geometry (a district's
+# boundary is megabytes; reading it made the re-read after a report cost 7 ms of its 21 ms).
+RELATED_GEOMETRY = ("cell__geom", "cell__center", "team__last_position")
+DETAIL_RELATED_GEOMETRY = (
+    *RELATED_GEOMETRY,
+    "district__boundary",
+    "street__boundary",
+    "community__boundary",
+    "responsibility_grid__geom",
+)
+
+
 def case_detail_queryset() -> QuerySet[Case]:
-    return Case.objects.select_related(
-        "category__parent",
-        "cell",
-        "team",
-        "district",
-        "street",
-        "community",
-        "responsibility_grid",
-        "department",
-        "duplicate_of",
-    ).prefetch_related("photos")
+    return (
+        Case.objects.select_related(
+            "category__parent",
+            "cell",
+            "team",
+            "district",
+            "street",
+            "community",
+            "responsibility_grid",
+            "department",
+            "duplicate_of",
+        )
+        .defer(*DETAIL_RELATED_GEOMETRY)
+        .prefetch_related("photos")
+    )
 
 
 def _if_match_version(request) -> int | None:
@@ -166,10 +182,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             .order_by("-reported_at", "-id")  # a total order: page boundaries never repeat or skip a case
         )
         if self.action == "retrieve":
-            return qs.select_related(
-                "district", "street", "community", "responsibility_grid", "department", "duplicate_of"
-            ).prefetch_related("photos")
-        return qs
+            return (
+                qs.select_related(
+                    "district", "street", "community", "responsibility_grid", "department", "duplicate_of"
+                )
+                .defer(*DETAIL_RELATED_GEOMETRY)
+                .prefetch_related("photos")
+            )
+        return qs.defer(*RELATED_GEOMETRY)
 
     def get_serializer_class(self):
         return s.CaseDetailSerializer if self.action == "retrieve" else s.CaseSerializer
@@ -178,14 +198,16 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return {**super().get_serializer_context(), "now": timezone.now()}
 
     def retrieve(self, request, *args, **kwargs):
-        response = super().retrieve(request, *args, **kwargs)
+        with selectors.joins_as_written():
+            response = super().retrieve(request, *args, **kwargs)
         response["ETag"] = f'"{response.data["properties"]["version"]}"'
         return response
 
     def _respond(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
         # The service has already authorised the actor on this case; re-read it unscoped because the
         # action may have moved it out of the actor's own scope (e.g. a team sending it back).
-        fresh = case_detail_queryset().get(pk=case.pk)
+        with selectors.joins_as_written():
+            fresh = case_detail_queryset().get(pk=case.pk)
         data = s.CaseDetailSerializer(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code, headers={"ETag": f'"{fresh.version}"'})
 

@@ -311,7 +311,7 @@ def wall_page(request: HttpRequest) -> HttpResponse:
 
 @gzip_page  # ~700 KB of JSON for Pudong (per-cell counts and heat) → ~190 KB for ~20 ms of CPU
 @staff_face(WALL_ROLES)
-def wall_snapshot(request: HttpRequest) -> JsonResponse:
+def wall_snapshot(request: HttpRequest) -> HttpResponse:
     """The wall's start-up state (?only=a,b to pick parts; "cases" with ?bbox= is the viewport's open cases,
     "teams" the teams' positions); afterwards it follows the real-time feed."""
     district = _district(request.user)
@@ -329,7 +329,7 @@ def wall_snapshot(request: HttpRequest) -> JsonResponse:
         bbox=bbox,
         teams=access.teams_visible(user=request.user) if "teams" in parts else None,
     )
-    return JsonResponse(data, json_dumps_params={"ensure_ascii": False})
+    return HttpResponse(selectors.snapshot_render(data), content_type="application/json")
 
 
 # --- dispatch -----------------------------------------------------------------------------------------

@@ -285,6 +285,30 @@ def test_wall_survives_a_server_side_disconnect_and_catches_up(browser, live_ser
     wall.close()
 
 
+def test_wall_first_render_draws_cases_cameras_and_teams(browser, live_server_url, world):
+    from tests.factories import CameraFactory, CaseFactory
+
+    CameraFactory(cell=world.cells[2])
+    case = CaseFactory(cell=world.cells[4], category=world.category, status=Case.Status.FILED)
+    lon, lat = world.centre(6)
+    world.team.last_position = f"SRID=4326;POINT({lon} {lat})"
+    world.team.save()
+    wall = person(browser, live_server_url, world, user="wall", viewport=(1920, 1080))
+    page, log = open_face(wall, f"{live_server_url}/wall/")
+    page.wait_for_function("window.gridmgmtWall && window.gridmgmtWall.ready === true")
+    # "ready" means drawn: the viewport's open cases (plain rows from the snapshot's "cases" part), the
+    # cameras (in the first snapshot, not only after a reload) and the teams.
+    assert page.evaluate(f"window.gridmgmtWall.caseMarkers.has({case.code!r})")
+    assert page.evaluate("[window.gridmgmtWall.viewportCases, window.gridmgmtWall.viewportTotal]") == [1, 1]
+    page.wait_for_selector(".gm-cam, .gm-cam-cluster", state="attached")
+    page.wait_for_selector('.gm-team[data-team="PT-A"]', state="attached")
+    # Cell tiles are asked for only from their minimum zoom (Leaflet's redraw() would ask below it too).
+    zooms = [int(u.split("/tiles/cells/")[1].split("/")[0]) for u in log.requests if "/tiles/cells/" in u]
+    assert all(z >= 13 for z in zooms), zooms
+    assert log.outside() == [] and log.page_errors == [] and log.http_errors == []
+    wall.close()
+
+
 @pytest.mark.parametrize(
     ("path", "user", "title"),
     [

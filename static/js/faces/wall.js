@@ -117,10 +117,12 @@
     return m;
   }
   let viewportSeq = 0;
+  let viewportBbox = null;
+  const bboxOf = (b) => [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
   async function loadViewport() {
     const seq = ++viewportSeq;
-    const b = map.getBounds();
-    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
+    const bbox = bboxOf(map.getBounds());
+    viewportBbox = bbox;
     // The snapshot endpoint's "cases" part: the open cases in view as plain rows, newest first, at most 500.
     const r = await api(`${GM.config.snapshot}?only=cases&bbox=${bbox}`);
     if (!r.ok || seq !== viewportSeq) return;
@@ -141,7 +143,8 @@
   let moveTimer = null;
   map.on("moveend", () => {
     clearTimeout(moveTimer);
-    moveTimer = setTimeout(loadViewport, 250);
+    // A moveend that leaves the view where it was (the start-up fit, a resize settling) asks nothing.
+    moveTimer = setTimeout(() => bboxOf(map.getBounds()) !== viewportBbox && loadViewport(), 250);
   });
 
   /* --- teams --- */

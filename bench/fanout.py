@@ -465,8 +465,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--burst", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="uvicorn processes (default: one a core)")
     parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation (--ws)")
+    parser.add_argument("--layer", choices=["core", "pubsub"], help="the servers' channel layer (default: settings')")
     parser.add_argument("--name", help="results file name (default fanout-<clients>)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
@@ -491,7 +492,10 @@ def main() -> None:
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(args.workers)]
     cmd += ["--ws", args.ws, "--ws-per-message-deflate", "false"]
-    proc = _start(cmd, server + "/realtime/position/", env={"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"})
+    env = {"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}
+    if args.layer:
+        env.update(DJANGO_SETTINGS_MODULE="bench.fanout_settings", FANOUT_LAYER=args.layer)
+    proc = _start(cmd, server + "/realtime/position/", env=env)
 
     def expected_ours(codes):
         if codes is None:

@@ -26,7 +26,7 @@ from realtime.scopes import Scope
 
 log = logging.getLogger(__name__)
 REPLAY_CHUNK = 200  # events per replay frame
-GROUP_REFRESH_SECONDS = 600  # re-join the notice group well inside channels_redis' group expiry
+GROUP_REFRESH_SECONDS = 600  # re-join the notice group inside the core layer's group expiry (a no-op with pub/sub)
 
 
 class Member(Protocol):

@@ -65,9 +65,8 @@ def own_redis(tmp_path, settings):
     """A throwaway redis-server for this test only; the test process publishes to it too."""
     redis = RedisServer(tmp_path / "redis.sock")
     redis.start()
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis.url]}}
-    }
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]  # the servers' layer, on this Redis
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": [redis.url]}}}
     yield redis
     redis.stop()
     channel_layers.backends.clear()

@@ -1,9 +1,11 @@
 """Real-time fan-out: N WebSocket screens on the running server, reports posted through the HTTP API (issue 4).
 
-    .venv/bin/python bench/fanout.py [--clients 1000] [--rate 50] [--seconds 30] [--burst 2000] [--workers 1]
+    .venv/bin/python bench/fanout.py [--clients 1000] [--rate 50] [--seconds 30] [--burst 2000]
+        [--workers N (default: one per core)] [--layer core|pubsub (default: settings')] [--ws auto|websockets|…]
 
 Runs against its own database, `<DATABASE_URL's name>_rtbench` (migrated, with a 3×3-cell test district;
-benchmark reports must not land in the demo database), and its own uvicorn on it. Two systems, same clients:
+benchmark reports must not land in the demo database), and its own uvicorn on it (`--workers` processes,
+`--ws-per-message-deflate false`). Two systems, same clients:
 
 1. **gridmgmt**: N screens subscribed to `all` on /ws/feed/ (wall user's session); reports posted with
    `POST /api/cases/` (token auth, no photo) from a thread pool — a steady `--rate`/s for `--seconds`, then
@@ -11,9 +13,12 @@ benchmark reports must not land in the demo database), and its own uvicorn on it
 2. **baseline** (the physical floor): a bare Redis `PUBLISH` per event, relayed by a minimal `websockets`
    broadcast server (one frame per event) to the same N clients; same steady rate, same burst size.
 
-Per phase: commit → received latency p50/p95/p99 over every (client, event) pair (`at` of the envelope is
-taken just before the transaction, so this slightly overstates), frames/s and events/s delivered, and lost /
-duplicated counts. Results: bench/results/fanout-<N>.json.
+The N clients run in this process on one uvloop event loop (`FeedClient`, a minimal RFC 6455 client); the
+posting runs in a process of its own, so its threads never delay a client's read (which would count as
+latency). Per phase: commit → received latency p50/p95/p99 over every (client, event) pair (`at` of the
+envelope is taken just before the transaction, so this slightly overstates), frames/s and events/s delivered,
+lost / duplicated counts, and the CPU seconds of server, clients and posting (other work on the machine
+skews every figure: the load average at start and end is recorded). Results: bench/results/fanout-<N>.json.
 """
 
 from __future__ import annotations
@@ -232,9 +237,8 @@ class Tally:
 
 class FeedClient(asyncio.Protocol):
     """One screen: a minimal WebSocket client (RFC 6455 — handshake, unmasked server frames, fragments, ping →
-    pong, close), used alike for gridmgmt and the baseline. 1,000 screens share this process's core with the
-    server on a 2-core machine, so the client must cost little per frame: the `websockets` client spent
-    ~200 µs of Python per 8 KB frame (buffer copies, per-frame events and queues), as much CPU as the server."""
+    pong, close), used alike for gridmgmt and the baseline. 1,000 screens share the 2 cores with the server,
+    so a client must cost little: one buffer, one parse per frame, the frame's bytes handed to the tally."""
 
     def __init__(self, path: str, host: str, headers: dict[str, str], on_message) -> None:
         self.request = (

@@ -203,8 +203,10 @@ def wall_snapshot(
     arrive. "cases" (with `bbox`) and "teams" (with `teams`) are the wall's other start-up reads."""
     now = now or timezone.now()
     parts = set(SNAPSHOT_PARTS) if not parts else parts & {*SNAPSHOT_PARTS, *EXTRA_PARTS}
-    last = CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").values_list("id", flat=True).first()
-    data: dict = {"at": now.isoformat(), "last_event_id": last or 0}
+    data: dict = {"at": now.isoformat()}
+    if parts - set(EXTRA_PARTS):  # the viewport's cases and the teams are not a point in the event log
+        last = CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").values_list("id", flat=True)
+        data["last_event_id"] = last.first() or 0
     if "kpis" in parts:
         data["kpis"] = wall_kpis(cases=cases, now=now)
     if "cells" in parts:

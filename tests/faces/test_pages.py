@@ -228,10 +228,10 @@ def test_wall_viewport_cases_are_plain_rows_in_one_read(client, world, django_as
     far = world.cells[0]
     CaseFactory(cell=far, category=world.category, point=f"SRID=4326;POINT({far.center.x - 1} {far.center.y})")
     login(client, world.users[User.Role.WALL])
-    # session, user, district, last event id, the rows (fewer than the limit: no separate count)
-    with django_assert_num_queries(5):
+    # session, user, district, the rows (fewer than the limit: no separate count)
+    with django_assert_num_queries(4):
         data = client.get(f"/wall/snapshot.json?only=cases&bbox={_bbox_around(cell)}").json()
-    assert set(data) == {"at", "last_event_id", "cases"}
+    assert set(data) == {"at", "cases"}
     assert data["cases"]["count"] == 2 and data["cases"]["limit"] == 500
     rows = data["cases"]["cases"]
     assert [r[2] for r in rows] == [fresh.code, late.code]  # newest first, like /api/cases/
@@ -263,8 +263,8 @@ def test_wall_teams_are_positions_in_one_read(client, world, django_assert_num_q
     world.team.last_position = "SRID=4326;POINT(121.5 31.2)"
     world.team.save()
     login(client, world.users[User.Role.WALL])
-    # session, user, district, last event id, the teams
-    with django_assert_num_queries(5):
+    # session, user, district, the teams
+    with django_assert_num_queries(4):
         data = client.get("/wall/snapshot.json?only=teams").json()
     team = world.team
     assert data["teams"] == [[team.pk, "PT-A", "甲队", team.status, 31.2, 121.5]]  # PT-B has no position

@@ -1,5 +1,7 @@
 """Reads of the spatial domain. Spatial work happens in PostGIS; these functions only shape the queries."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -21,6 +23,16 @@ WITH bounds AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc),
      )
 SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM mvtgeom
 """
+
+
+@contextmanager
+def serial_queries() -> Iterator[None]:
+    """A transaction whose queries run without parallel workers: for reads of a few milliseconds, which a
+    web request makes while others run, starting workers costs more than it saves (SET LOCAL: this
+    transaction only, so a pooled connection goes back unchanged)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
 
 
 @dataclass(frozen=True)
@@ -49,9 +61,8 @@ def cell_tile_mvt(*, tile: TileAddress) -> bytes:
         return b""
     # One tile is a few thousand cells at most: the planner's estimate for ST_AsMVTGeom makes it start
     # parallel workers, whose start-up (each loads PostGIS) costs more than the whole serial render
-    # (z13, 1,840 cells: 20 ms parallel, 7 ms serial). SET LOCAL needs a transaction of its own.
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    # (z13, 1,840 cells: 20 ms parallel, 7 ms serial).
+    with serial_queries(), connection.cursor() as cur:
         cur.execute(
             _CELL_TILE_SQL, {"z": tile.z, "x": tile.x, "y": tile.y, "extent": TILE_EXTENT, "buffer": TILE_BUFFER}
         )

@@ -13,6 +13,7 @@ from django.db.models import Avg, Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone, translation
 
 from geo.models import Camera
+from geo.selectors import serial_queries
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.selectors import cases_with_light
 from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
@@ -203,25 +204,27 @@ def wall_snapshot(
     arrive. "cases" (with `bbox`) and "teams" (with `teams`) are the wall's other start-up reads."""
     now = now or timezone.now()
     parts = set(SNAPSHOT_PARTS) if not parts else parts & {*SNAPSHOT_PARTS, *EXTRA_PARTS}
-    data: dict = {"at": now.isoformat()}
-    if parts - set(EXTRA_PARTS):  # the viewport's cases and the teams are not a point in the event log
-        last = CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").values_list("id", flat=True)
-        data["last_event_id"] = last.first() or 0
-    if "kpis" in parts:
-        data["kpis"] = wall_kpis(cases=cases, now=now)
-    if "cells" in parts:
-        data["cells"] = wall_cell_counts(cases=cases, now=now)
-    if "heat" in parts:
-        data["heat"] = wall_heat(cases=cases, now=now)
-    if "cameras" in parts:
-        data["cameras"] = wall_cameras(district_id=district_id)
-    if "ticker" in parts:
-        data["ticker"] = wall_ticker(cases=cases)
-    if "cases" in parts and bbox is not None:
-        data["cases"] = wall_viewport_cases(cases=cases, bbox=bbox, now=now)
-    if "teams" in parts and teams is not None:
-        data["teams"] = wall_teams(teams=teams)
-    return data
+    # Short reads, several requests at once on few cores: no parallel workers (geo.selectors.serial_queries).
+    with serial_queries():
+        data: dict = {"at": now.isoformat()}
+        if parts - set(EXTRA_PARTS):  # the viewport's cases and the teams are not a point in the event log
+            last = CaseEvent.objects.filter(case__in=cases.values("pk")).order_by("-id").values_list("id", flat=True)
+            data["last_event_id"] = last.first() or 0
+        if "kpis" in parts:
+            data["kpis"] = wall_kpis(cases=cases, now=now)
+        if "cells" in parts:
+            data["cells"] = wall_cell_counts(cases=cases, now=now)
+        if "heat" in parts:
+            data["heat"] = wall_heat(cases=cases, now=now)
+        if "cameras" in parts:
+            data["cameras"] = wall_cameras(district_id=district_id)
+        if "ticker" in parts:
+            data["ticker"] = wall_ticker(cases=cases)
+        if "cases" in parts and bbox is not None:
+            data["cases"] = wall_viewport_cases(cases=cases, bbox=bbox, now=now)
+        if "teams" in parts and teams is not None:
+            data["teams"] = wall_teams(teams=teams)
+        return data
 
 
 PUBLIC_MAP_LIMIT = 300

@@ -228,8 +228,9 @@ def test_wall_viewport_cases_are_plain_rows_in_one_read(client, world, django_as
     far = world.cells[0]
     CaseFactory(cell=far, category=world.category, point=f"SRID=4326;POINT({far.center.x - 1} {far.center.y})")
     login(client, world.users[User.Role.WALL])
-    # session, user, district, the rows (fewer than the limit: no separate count)
-    with django_assert_num_queries(4):
+    # session, user, district, then in one transaction (a savepoint in a test) without parallel workers:
+    # SAVEPOINT, SET LOCAL, the rows (fewer than the limit: no separate count), RELEASE
+    with django_assert_num_queries(7):
         data = client.get(f"/wall/snapshot.json?only=cases&bbox={_bbox_around(cell)}").json()
     assert set(data) == {"at", "cases"}
     assert data["cases"]["count"] == 2 and data["cases"]["limit"] == 500
@@ -263,8 +264,8 @@ def test_wall_teams_are_positions_in_one_read(client, world, django_assert_num_q
     world.team.last_position = "SRID=4326;POINT(121.5 31.2)"
     world.team.save()
     login(client, world.users[User.Role.WALL])
-    # session, user, district, the teams
-    with django_assert_num_queries(4):
+    # session, user, district, SAVEPOINT, SET LOCAL, the teams, RELEASE
+    with django_assert_num_queries(7):
         data = client.get("/wall/snapshot.json?only=teams").json()
     team = world.team
     assert data["teams"] == [[team.pk, "PT-A", "甲队", team.status, 31.2, 121.5]]  # PT-B has no position

@@ -1,5 +1,6 @@
-/* /wall/: the command centre's live map. Start-up state comes from one snapshot (KPIs, per-cell counts,
-   7-day heat, cameras, the last events); cells are vector tiles, cases are fetched for the viewport only.
+/* /wall/: the command centre's live map. Start-up state comes from the snapshot endpoint, its parts read in
+   parallel (KPIs, per-cell counts, cameras and the last events; the 7-day heat; the viewport's open cases;
+   the teams); cells are vector tiles, cases are fetched for the viewport only.
    The page then follows /ws/feed/ through static/js/realtime.js: while the socket is down it shows a
    "reconnecting" badge, and on reconnect the server replays what it missed after the last seq (or says
    reload, and the snapshot is loaded again). */

@@ -80,7 +80,9 @@ class FieldsBuiltOnce:
 
     DRF introspects the model for every serializer instance (every nested one too): for the case detail
     that was 40 % of the worker's CPU per report. The fields depend on the class only (Meta and declared
-    fields), so a deep copy of the first build is the same thing, at a third of the cost."""
+    fields), so copies of the first, never bound, build are the same thing. A plain field's state is set by
+    bind() on the copy, so a shallow copy will do (DRF's deep copy re-runs every constructor); a nested
+    serializer is deep-copied, as it holds fields (or a list's child) of its own."""
 
     def get_fields(self):
         cls = type(self)
@@ -88,7 +90,10 @@ class FieldsBuiltOnce:
         if built is None:
             built = super().get_fields()
             cls._fields_built = built
-        return copy.deepcopy(built)
+        return {
+            name: copy.deepcopy(field) if isinstance(field, serializers.BaseSerializer) else copy.copy(field)
+            for name, field in built.items()
+        }
 
 
 # --- small nested shapes ------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from django.contrib.gis.geos import Polygon
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import Avg, Count, F, FloatField, Func, Q, QuerySet
+from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone, translation
 
 from geo.models import Camera
 from geo.selectors import serial_queries
+from gridmgmt.kpi import KpiRow, kpi_compute
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.selectors import cases_with_light
 from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
@@ -35,32 +36,26 @@ def _day_start(now: datetime) -> datetime:
 
 
 def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
-    """Today's flow and the open stock, in one aggregate query over the visible cases."""
-    today = _day_start(now)
-    closed = Q(status__in=[Case.Status.CLOSED, Case.Status.ARCHIVED])
-    row = cases.aggregate(
-        received=Count("pk", filter=Q(reported_at__gte=today)),
-        closed_today=Count("pk", filter=closed & Q(closed_at__gte=today)),
+    """Today's KPI tiles over the visible cases: the flow and rates as gridmgmt.kpi defines them (from the
+    event table, period = today so far), plus the open and overdue stock, which is a state, not a flow."""
+    stock = cases.aggregate(
         open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
         overdue=Count("pk", filter=Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)),
-        closed_all=Count("pk", filter=closed),
-        closed_on_time=Count("pk", filter=closed & Q(due_at__isnull=False, closed_at__lte=F("due_at"))),
-        filed_all=Count("pk", filter=~Q(status__in=[Case.Status.REPORTED, Case.Status.VOIDED])),
-        satisfaction=Avg("satisfaction"),
     )
-    filed_today = CaseEvent.objects.filter(
-        case__in=cases.values("pk"), type=CaseEvent.Type.FILED, at__gte=today
-    ).count()
-    filed_all = row["filed_all"] or 0
+    if cases.query.is_empty():
+        k = KpiRow(key=None, name="")
+    else:
+        scope_q = Q(pk__in=cases.values("pk")) if cases.query.has_filters() else None
+        (k,) = kpi_compute(start=_day_start(now), end=now + timedelta(microseconds=1), scope_q=scope_q)
     return {
-        "received": row["received"],
-        "filed": filed_today,
-        "closed": row["closed_today"],
-        "open": row["open"],
-        "overdue": row["overdue"],
-        "closure_rate": round(row["closed_all"] / filed_all, 4) if filed_all else None,
-        "on_time_rate": round(row["closed_on_time"] / row["closed_all"], 4) if row["closed_all"] else None,
-        "satisfaction": round(row["satisfaction"], 2) if row["satisfaction"] is not None else None,
+        "received": k.received,
+        "filed": k.filed,
+        "closed": k.closed,
+        "open": stock["open"],
+        "overdue": stock["overdue"],
+        "closure_rate": k.closure_rate,  # 结案率
+        "on_time_rate": k.on_time_closure_rate,  # 按期结案率
+        "satisfaction": round(k.satisfaction_mean, 2) if k.satisfaction_mean is not None else None,
     }
 
 

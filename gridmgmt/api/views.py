@@ -4,7 +4,7 @@ service, and render; every rule (roles, states, deadlines) is in `gridmgmt.servi
 import re
 
 from django.contrib.gis.geos import Point
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import reverse
@@ -96,24 +96,6 @@ CASE_DETAIL_RELATED_SHOWN = (
 
 def _case_columns() -> list[str]:
     return [f.name for f in Case._meta.concrete_fields]
-
-
-def case_detail_queryset() -> QuerySet[Case]:
-    return (
-        Case.objects.select_related(
-            "category__parent",
-            "cell",
-            "team",
-            "district",
-            "street",
-            "community",
-            "responsibility_grid",
-            "department",
-            "duplicate_of",
-        )
-        .only(*_case_columns(), *CASE_DETAIL_RELATED_SHOWN)
-        .prefetch_related("photos")
-    )
 
 
 def _if_match_version(request) -> int | None:
@@ -221,8 +203,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def _respond(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
         # The service has already authorised the actor on this case; re-read it unscoped because the
         # action may have moved it out of the actor's own scope (e.g. a team sending it back).
-        with selectors.joins_as_written():
-            fresh = case_detail_queryset().get(pk=case.pk)
+        fresh = selectors.case_detail_get(case_id=case.pk)
         data = s.CaseDetailSerializer(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code, headers={"ETag": f'"{fresh.version}"'})
 

@@ -9,6 +9,7 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from gridmgmt import services
@@ -240,3 +241,32 @@ def test_joins_as_written_is_scoped_to_its_block():
         with joins_as_written():
             assert _join_collapse_limit() == "1"
         assert _join_collapse_limit() == default
+
+
+# --- the detail read after an action -------------------------------------------------------------------
+
+
+def test_case_detail_get_shows_what_the_orm_read_shows(world, rf):
+    from rest_framework.request import Request
+
+    from gridmgmt.api.serializers import CaseDetailSerializer
+    from gridmgmt.selectors import case_detail_get
+
+    lon, lat = world.centre()
+    first, _ = services.case_report(
+        source=Case.Source.PATROL, category_code="E0404", lon=lon, lat=lat, photos=[_upload(_jpeg_bytes(_image()))]
+    )
+    second, _ = services.case_report(source=Case.Source.PATROL, category_code="E0404", lon=lon, lat=lat)
+    Case.objects.filter(pk=second.pk).update(team=world.team, duplicate_of=first, street=None, community=None)
+    request = Request(rf.get("/"))
+    request.user = world.users[R.DISPATCHER]
+    related = ("category__parent", "cell", "team", "district", "street", "community", "responsibility_grid")
+    for pk in (first.pk, second.pk):
+        orm = Case.objects.select_related(*related, "department", "duplicate_of").prefetch_related("photos").get(pk=pk)
+        expected = CaseDetailSerializer(orm, context={"request": request}).data
+        with CaptureQueriesContext(connection) as queries:
+            got = CaseDetailSerializer(case_detail_get(case_id=pk), context={"request": request}).data
+        assert got == expected and len(queries) == 2  # the case with its related rows, then its photos
+    assert expected["properties"]["team"]["code"] == world.team.code
+    assert expected["properties"]["duplicate_of"] == first.code and expected["properties"]["street"] is None
+    assert case_detail_get(case_id=0) is None

@@ -137,8 +137,9 @@ def case_report(
     first case and writes nothing. Everything is validated before anything is written. `data` adds
     channel details (e.g. the camera alarm) to the REPORTED event.
 
-    Three round trips before the transaction at most (idempotency key, locate) and three in it (case,
-    event, photo rows), each a plain statement: the ORM's query building cost more than the queries."""
+    Two statements before the transaction (idempotency key, locate) and one INSERT each in it for the case,
+    its photos, the event and the event's photo links: no lookups of the category or its department and no
+    separate fetch of the code serial (the case INSERT does those), no ORM query building for the reads."""
     if idempotency_key:
         existing_id = case_id_by_idempotency_key(key=idempotency_key)
         if existing_id is not None:

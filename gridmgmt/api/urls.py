@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import public, views
+from gridmgmt.api import kpis, public, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
@@ -18,6 +18,7 @@ urlpatterns = [
     path("events/", views.EventList.as_view(), name="event-list"),
     path("categories/", views.CategoryList.as_view(), name="category-list"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("kpis/", kpis.KpiView.as_view(), name="kpis"),
     path("duplicates/", views.DuplicatesView.as_view(), name="duplicates"),
     path("token/", ObtainAuthToken.as_view(), name="token"),
     path("public/reports/", public.PublicReportCreate.as_view(), name="public-report"),

@@ -1,0 +1,96 @@
+"""GET /api/kpis/: the evaluation figures (gridmgmt.kpi) for a period, per area, grid, team or period."""
+
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridmgmt import kpi
+from gridmgmt.errors import InvalidInput
+
+GROUPS = ["district", "street", "community", "grid", "team", "day", "week", "month"]
+MAX_DAYS = 400  # a year and a bit: the statement scans the period's events
+
+
+class KpiQuery(serializers.Serializer):
+    start = serializers.DateField(
+        required=False, help_text=_("起始日期 (含),默认本月 1 日"), input_formats=["iso-8601"]
+    )
+    end = serializers.DateField(required=False, help_text=_("结束日期 (含),默认今天"), input_formats=["iso-8601"])
+    group_by = serializers.ChoiceField(choices=GROUPS, required=False, help_text=_("分组;不填为整体"))
+
+    def validate(self, attrs):
+        today = timezone.localdate()
+        start = attrs.get("start") or today.replace(day=1)
+        end = attrs.get("end") or today
+        if end < start:
+            raise InvalidInput(_("结束日期不能早于起始日期"), field="end", code="bad_period")
+        if (end - start).days >= MAX_DAYS:
+            raise InvalidInput(_("统计时段最长 %(n)d 天") % {"n": MAX_DAYS}, field="end", code="period_too_long")
+        return {**attrs, "start": start, "end": end}
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class KeyField(serializers.Field):
+    def to_representation(self, value):
+        return value.isoformat() if isinstance(value, date) else value
+
+
+class KpiRowSerializer(serializers.Serializer):
+    key = KeyField(allow_null=True, help_text=_("分组键: 区域/网格/队伍 id 或时段首日;整体为 null"))
+    name = serializers.CharField()
+    received = serializers.IntegerField(help_text=_("受理数"))
+    filed = serializers.IntegerField(help_text=_("立案数"))
+    dispatched = serializers.IntegerField(help_text=_("派遣数"))
+    sent_back = serializers.IntegerField(help_text=_("退单数"))
+    handled = serializers.IntegerField(help_text=_("处置反馈数"))
+    handled_on_time = serializers.IntegerField()
+    check_failed = serializers.IntegerField(help_text=_("返工数"))
+    closed = serializers.IntegerField(help_text=_("结案数"))
+    closed_on_time = serializers.IntegerField(help_text=_("按期结案数"))
+    first_dispatched = serializers.IntegerField()
+    dispatched_on_time = serializers.IntegerField()
+    rated = serializers.IntegerField()
+    satisfied = serializers.IntegerField()
+    due = serializers.IntegerField(help_text=_("时段内应结案数"))
+    due_closed = serializers.IntegerField()
+    closure_rate = serializers.FloatField(allow_null=True, help_text=_("结案率 = 应结案中已结案 / 应结案"))
+    on_time_closure_rate = serializers.FloatField(allow_null=True, help_text=_("按期结案率 = 按期结案 / 结案"))
+    rework_rate = serializers.FloatField(allow_null=True, help_text=_("返工率 = 返工 / 处置反馈"))
+    send_back_rate = serializers.FloatField(allow_null=True, help_text=_("退单率 = 退单 / 派遣"))
+    satisfied_rate = serializers.FloatField(allow_null=True, help_text=_("满意率 = 满意 (≥4 分) / 评价"))
+    satisfaction_mean = serializers.FloatField(allow_null=True)
+    avg_handling_hours = serializers.FloatField(allow_null=True, help_text=_("平均处置时长 (签收→处置反馈, 小时)"))
+    dispatch_on_time_rate = serializers.FloatField(allow_null=True)
+    handle_on_time_rate = serializers.FloatField(allow_null=True)
+
+
+class KpiView(APIView):
+    """Evaluation figures over the cases the user may see; every definition is in gridmgmt/kpi.py."""
+
+    @extend_schema(
+        summary="综合评价指标 (结案率、按期结案率、返工率、退单率、满意度…)",
+        parameters=[KpiQuery],
+        responses={200: KpiRowSerializer(many=True), 400: OpenApiResponse(description="无效输入")},
+    )
+    def get(self, request):
+        query = KpiQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        tz = timezone.get_current_timezone()
+        start = datetime.combine(q["start"], time.min, tzinfo=tz)
+        end = datetime.combine(q["end"] + timedelta(days=1), time.min, tzinfo=tz)  # the end date is included
+        rows = kpi.kpi_for_user(user=request.user, start=start, end=end, group_by=q.get("group_by"))
+        return Response(
+            {
+                "start": q["start"],
+                "end": q["end"],
+                "group_by": q.get("group_by"),
+                "results": KpiRowSerializer(rows, many=True).data,
+            }
+        )

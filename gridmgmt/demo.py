@@ -401,8 +401,9 @@ def generate_cameras(*, district: AdminArea, count: int, seed: int, now: datetim
         cur.execute(
             """
             INSERT INTO geo_camera (code, name, location, cell_id, district_id, status, stream_url, last_seen_at)
-            SELECT t.code, t.name, ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), c.id, c.district_id,
-                   t.status, '', t.seen
+            SELECT t.code, t.name,
+                   coalesce(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom)),
+                   c.id, c.district_id, t.status, '', t.seen
             FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::int[])
                  AS t(code, name, cell_id, status, seen, seed)
             JOIN geo_gridcell c ON c.id = t.cell_id
@@ -441,7 +442,8 @@ def generate_components(*, district: AdminArea, count: int, seed: int) -> StepRe
             """
             INSERT INTO geo_component (code, major_class, category_id, name, location, cell_id,
                                        authority_id, owner_id, maintainer_id, status)
-            SELECT t.code, t.major, t.cat, t.name, ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), c.id,
+            SELECT t.code, t.major, t.cat, t.name,
+                   coalesce(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom)), c.id,
                    t.dept, t.dept, t.dept, 'normal'
             FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::int[])
                  AS t(code, major, cat, name, dept, cell_id, seed)
@@ -587,7 +589,8 @@ def generate_teams(*, district: AdminArea, count: int, seed: int, now: datetime)
             cur.execute(
                 """
                 UPDATE gridmgmt_patrolteam pt
-                SET last_position = ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1)::geography
+                SET last_position = coalesce(
+                    ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom))::geography
                 FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS t(team_id, cell_id, seed)
                 JOIN geo_gridcell c ON c.id = t.cell_id
                 WHERE pt.id = t.team_id
@@ -966,7 +969,9 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
     with connection.cursor() as cur:
         cur.execute(
             """
-            SELECT t.i, encode(ST_AsEWKB(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1)), 'hex')
+            -- ST_GeneratePoints gives up (empty) on some seeds for sliver cells: fall back to a point on them.
+            SELECT t.i, encode(ST_AsEWKB(coalesce(
+                       ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom))), 'hex')
             FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(cell_id, i, seed)
             JOIN geo_gridcell c ON c.id = t.cell_id
             """,

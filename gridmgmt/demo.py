@@ -234,6 +234,11 @@ def load_taxonomy() -> StepResult:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+# A seeded random point in cell `c` (seed `t.seed`). ST_GeneratePoints gives up — returns empty — on some
+# seeds for sliver cells, so those get a point on the cell instead.
+POINT_IN_CELL = "coalesce(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom))"
+
+
 def _row_seeds(*, seed: int, salt: int, n: int) -> list[int]:
     # ST_GeneratePoints takes an int4 seed (> 0): one distinct, reproducible seed per row.
     return [((seed * 1_000_003 + salt * 7_919 + i) % 2_000_000_000) + 1 for i in range(n)]
@@ -399,11 +404,9 @@ def generate_cameras(*, district: AdminArea, count: int, seed: int, now: datetim
         seen.append(now - lag)
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
-            """
+            f"""
             INSERT INTO geo_camera (code, name, location, cell_id, district_id, status, stream_url, last_seen_at)
-            SELECT t.code, t.name,
-                   coalesce(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom)),
-                   c.id, c.district_id, t.status, '', t.seen
+            SELECT t.code, t.name, {POINT_IN_CELL}, c.id, c.district_id, t.status, '', t.seen
             FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::int[])
                  AS t(code, name, cell_id, status, seen, seed)
             JOIN geo_gridcell c ON c.id = t.cell_id
@@ -439,11 +442,10 @@ def generate_components(*, district: AdminArea, count: int, seed: int) -> StepRe
         cell_ids.append(rng.choice(cells)[0])
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
-            """
+            f"""
             INSERT INTO geo_component (code, major_class, category_id, name, location, cell_id,
                                        authority_id, owner_id, maintainer_id, status)
-            SELECT t.code, t.major, t.cat, t.name,
-                   coalesce(ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom)), c.id,
+            SELECT t.code, t.major, t.cat, t.name, {POINT_IN_CELL}, c.id,
                    t.dept, t.dept, t.dept, 'normal'
             FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::int[])
                  AS t(code, major, cat, name, dept, cell_id, seed)
@@ -587,10 +589,9 @@ def generate_teams(*, district: AdminArea, count: int, seed: int, now: datetime)
                 [grid_ids, grid_team],
             )
             cur.execute(
-                """
+                f"""
                 UPDATE gridmgmt_patrolteam pt
-                SET last_position = coalesce(
-                    ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom))::geography
+                SET last_position = {POINT_IN_CELL}::geography
                 FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS t(team_id, cell_id, seed)
                 JOIN geo_gridcell c ON c.id = t.cell_id
                 WHERE pt.id = t.team_id
@@ -968,10 +969,8 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
     # 2. Points: one seeded random point inside each case's cell, drawn in PostGIS.
     with connection.cursor() as cur:
         cur.execute(
-            """
-            -- ST_GeneratePoints gives up (empty) on some seeds for sliver cells: fall back to a point on them.
-            SELECT t.i, encode(ST_AsEWKB(coalesce(
-                       ST_GeometryN(ST_GeneratePoints(c.geom, 1, t.seed), 1), ST_PointOnSurface(c.geom))), 'hex')
+            f"""
+            SELECT t.i, encode(ST_AsEWKB({POINT_IN_CELL}), 'hex')
             FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(cell_id, i, seed)
             JOIN geo_gridcell c ON c.id = t.cell_id
             """,

@@ -16,6 +16,7 @@ from django.test import override_settings
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
 from gridmgmt import demo
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from tests.geodata import make_square_district
 
 pytestmark = pytest.mark.django_db
 
@@ -346,3 +347,26 @@ def test_foreign_keys_hold(generated):
     with connection.cursor() as cur:
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def test_point_in_cell_never_empty_even_for_a_sliver(db):
+    """ST_GeneratePoints returns empty for some seeds on a sliver cell; the demo's point falls back onto it."""
+    _district, cells = make_square_district(code="310199", n=1)
+    c = cells[0]
+    x0, y0, x1, _y1 = c.geom.extent
+    c.geom = MultiPolygon(Polygon.from_bbox((x0, y0, x1, y0 + 1e-7)), srid=4326)  # 100 m × 1 cm
+    c.save()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE ST_IsEmpty(ST_GeneratePoints(c.geom, 1, t.seed))),
+                   count(*) FILTER (WHERE demo_point IS NULL OR NOT ST_Intersects(c.geom, demo_point))
+            FROM geo_gridcell c, generate_series(1, 200) AS t(seed),
+                 LATERAL (SELECT {demo.POINT_IN_CELL} AS demo_point) p
+            WHERE c.id = %s
+            """,
+            [c.pk],
+        )
+        generate_empty, bad = cur.fetchone()
+    assert generate_empty > 0  # the case the fallback exists for
+    assert bad == 0

@@ -1,6 +1,6 @@
 """An OpenLayers map widget for the admin that needs nothing from the internet.
 
-Django's OpenLayersWidget/OSMWidget load ol.js from jsdelivr and draw OpenStreetMap tiles. This one loads
+Django's OpenLayersWidget/OSMWidget load ol.js from a public CDN and draw OpenStreetMap tiles. This one loads
 the vendored OpenLayers (the version Django 5.2 links) and draws no basemap unless one is configured on
 the intranet. OLMapWidget.js falls back to OSM when `base_layer` is falsy, so "no basemap" is an empty
 vector layer, not null.
@@ -31,7 +31,7 @@ class OfflineMapWidget(OSMWidget):
     default_zoom = 11
 
     class Media:
-        extend = False  # drop the parent's jsdelivr links
+        extend = False  # drop the parent's CDN links
         css = {"all": ("vendor/ol/ol.css", "gis/css/ol3.css")}
         js = ("vendor/ol/ol.js", "gis/js/OLMapWidget.js")
 

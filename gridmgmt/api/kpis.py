@@ -1,6 +1,7 @@
 """GET /api/kpis/: the evaluation figures (gridmgmt.kpi) for a period, per area, grid, team or period."""
 
 from datetime import date, datetime, time, timedelta
+from typing import get_args
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 from gridmgmt import kpi
 from gridmgmt.errors import InvalidInput
 
-GROUPS = ["district", "street", "community", "grid", "team", "day", "week", "month"]
+GROUPS = list(get_args(kpi.GroupBy))  # one list of groupings: gridmgmt.kpi
 MAX_DAYS = 400  # a year and a bit: the statement scans the period's events
 
 

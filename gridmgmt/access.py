@@ -7,11 +7,32 @@ from django.http import Http404
 from geo.models import AdminArea, GridCell
 from gridmgmt.models import Case, PatrolTeam, User
 
-STAFF_ROLES = {User.Role.DISPATCHER, User.Role.INSPECTOR, User.Role.SHIFT_LEADER, User.Role.WALL, User.Role.ADMIN}
+R = User.Role
+
+# Who is who. Every role decision in the project reads these sets and role_effective(); nothing else
+# compares role names (the browser is sent the actions a user may take, not the roles).
+STAFF_ROLES = frozenset({R.DISPATCHER, R.INSPECTOR, R.SHIFT_LEADER, R.WALL, R.ADMIN})
+DISPATCHERS = frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.ADMIN})  # file, void, dispatch, merge
+LEADERS = frozenset({R.SHIFT_LEADER, R.ADMIN})  # close, arbitrate, extensions, park
+CHECKERS = frozenset({R.INSPECTOR, R.ADMIN})  # 核查 on site
+FIELD_ROLES = frozenset({R.PATROL})  # accept, handle, send back, self-handle
 
 
-def _is_unrestricted(user: User) -> bool:
-    return user.is_superuser or (user.role in STAFF_ROLES and user.area_id is None)
+def role_effective(user) -> str:
+    """The role a user acts in: a superuser acts as admin, an anonymous caller as a resident."""
+    if user is None or not user.is_authenticated:
+        return R.RESIDENT
+    return R.ADMIN if user.is_superuser else user.role
+
+
+def is_staff_user(user) -> bool:
+    """Command-centre staff (sees cases by area, reporter contact included)."""
+    return bool(user is not None and user.is_authenticated and role_effective(user) in STAFF_ROLES)
+
+
+def is_unrestricted(user) -> bool:
+    """Staff bound to no area (and superusers) see every case, team and cell."""
+    return bool(user.is_superuser or (user.role in STAFF_ROLES and user.area_id is None))
 
 
 def area_filter(user: User, *, prefix: str = "") -> Q:
@@ -33,7 +54,7 @@ def cases_visible(*, user: User) -> QuerySet[Case]:
     qs = Case.objects.all()
     if not user.is_authenticated:
         return qs.none()
-    if _is_unrestricted(user):
+    if is_unrestricted(user):
         return qs
     if user.role in STAFF_ROLES:
         return qs.filter(area_filter(user))
@@ -60,7 +81,7 @@ def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
     qs = PatrolTeam.objects.all()
     if not user.is_authenticated:
         return qs.none()
-    if _is_unrestricted(user):
+    if is_unrestricted(user):
         return qs
     if user.role in STAFF_ROLES:
         area = user.area
@@ -85,7 +106,7 @@ def cells_visible(*, user: User) -> QuerySet[GridCell]:
     qs = GridCell.objects.all()
     if not user.is_authenticated:
         return qs.none()
-    if _is_unrestricted(user) or user.area_id is None:
+    if is_unrestricted(user) or user.area_id is None:
         return qs
     return qs.filter(area_filter(user))
 

@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _
 
 from gridmgmt.events import event_append
 from gridmgmt.models import Alert, Case, CaseEvent, User
-from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
+from gridmgmt.states import CLOCKED_STATUSES, OPEN_STATUSES
 
 S = Case.Status
 MIN_SPAN = timedelta(hours=2)

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case as CaseWhen
-from django.db.models import CharField, Q, QuerySet, Value, When, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, Category, Department, PatrolTeam
-from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
+from gridmgmt.states import OPEN_STATUSES
 
 # Raw SQL parameters must be plain strings, not enum members.
 _OPEN = sorted(str(s) for s in OPEN_STATUSES)
@@ -315,36 +314,3 @@ def dispatch_candidates(*, case: Case, limit: int = 10) -> list[Candidate]:
         )
         for t in teams
     ]
-
-
-# --- deadline lights ----------------------------------------------------------------------------------------
-
-GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
-
-
-def case_light(*, case: Case, now: datetime | None = None) -> str:
-    """The current stage's light: red once the stage deadline has passed, yellow once 75 % of its limit is
-    used (warn_at), else green; "none" when no clock runs (reported, parked, handled, closed…). A parked
-    case is paused, so it is never red however old its deadline."""
-    now = now or timezone.now()
-    if case.status not in CLOCKED_STATUSES or case.deadline_at is None:
-        return NONE
-    if now > case.deadline_at:
-        return RED
-    if case.warn_at is not None and now >= case.warn_at:
-        return YELLOW
-    return GREEN
-
-
-def cases_with_light(qs: QuerySet[Case], now: datetime | None = None) -> QuerySet[Case]:
-    """`qs` annotated with `light`, the same rule as case_light but in SQL (filterable, countable)."""
-    now = now or timezone.now()
-    return qs.annotate(
-        light=CaseWhen(
-            When(~Q(status__in=CLOCKED_STATUSES) | Q(deadline_at__isnull=True), then=Value(NONE)),
-            When(deadline_at__lt=now, then=Value(RED)),
-            When(warn_at__lte=now, then=Value(YELLOW)),
-            default=Value(GREEN),
-            output_field=CharField(),
-        )
-    )

@@ -10,7 +10,7 @@ from django_filters import rest_framework as filters
 from rest_framework_gis.filters import InBBoxFilter
 
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
-from gridmgmt import selectors
+from gridmgmt import states
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 
@@ -108,7 +108,7 @@ class CaseFilter(filters.FilterSet):
         return qs.filter(team=_by_id_or_code(PatrolTeam, value, field=name))
 
     def filter_light(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
-        return selectors.cases_with_light(qs).filter(light__in=value)
+        return states.cases_with_light(qs).filter(light__in=value)
 
     def filter_category(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
         return qs.filter(Q(category__code__in=value) | Q(category__parent__code__in=value))

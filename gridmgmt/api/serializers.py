@@ -17,7 +17,7 @@ from rest_framework_gis.serializers import GeoFeatureModelSerializer
 from geo.models import GridCell
 from gridmgmt.access import STAFF_ROLES
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
-from gridmgmt.selectors import case_light
+from gridmgmt.states import case_light
 
 # --- helpers --------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from geo.models import GridCell
-from gridmgmt import access, selectors, services
+from gridmgmt import access, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -452,7 +452,7 @@ class EventList(generics.ListAPIView):
 
 def _open_cases_subquery():
     open_counts = (
-        Case.objects.filter(team=OuterRef("pk"), status__in=services.OPEN_STATUSES)
+        Case.objects.filter(team=OuterRef("pk"), status__in=states.OPEN_STATUSES)
         .order_by()
         .values("team")
         .annotate(n=Count("pk"))

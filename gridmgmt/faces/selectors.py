@@ -16,8 +16,7 @@ from geo.models import Camera
 from geo.selectors import serial_queries
 from gridmgmt.kpi import KpiRow, kpi_compute
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
-from gridmgmt.selectors import cases_with_light
-from gridmgmt.services import CLOCKED_STATUSES, OPEN_STATUSES
+from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
 
 HEAT_DAYS = 7
 
@@ -40,7 +39,7 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
     event table, period = today so far), plus the open and overdue stock, which is a state, not a flow."""
     stock = cases.aggregate(
         open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
-        overdue=Count("pk", filter=Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)),
+        overdue=Count("pk", filter=overdue_q(now=now)),
     )
     if cases.query.is_empty():
         k = KpiRow(key=None, name="")
@@ -78,7 +77,7 @@ def wall_cell_counts(*, cases: QuerySet[Case], now: datetime) -> RawJSON:
         cases.filter(status__in=OPEN_STATUSES)
         .order_by()
         .values("cell_id")
-        .annotate(n=Count("pk"), late=Count("pk", filter=Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)))
+        .annotate(n=Count("pk"), late=Count("pk", filter=overdue_q(now=now)))
     )
     return _json_agg(per_cell, agg="json_object_agg(t.cell_id, json_build_array(t.n, t.late))", empty="{}")
 

@@ -24,6 +24,7 @@ from gridmgmt import services
 from gridmgmt.errors import InvalidInput, NotFound, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import CameraSystem, Case, CaseEvent, User
 from gridmgmt.photos import MAX_BYTES
+from gridmgmt.states import OPEN_STATUSES
 
 HOTLINE_ROLES = frozenset({User.Role.DISPATCHER, User.Role.SHIFT_LEADER, User.Role.ADMIN})
 # A camera clock may run a little fast; an alarm from further in the future is a broken clock.
@@ -144,9 +145,7 @@ def _open_alarm_case(*, camera: Camera, category_id: int, at: datetime, window: 
         events__at__range=(at - window, at + window),
     )
     return (
-        Case.objects.filter(
-            camera=camera, category_id=category_id, source=Case.Source.CAMERA, status__in=services.OPEN_STATUSES
-        )
+        Case.objects.filter(camera=camera, category_id=category_id, source=Case.Source.CAMERA, status__in=OPEN_STATUSES)
         .filter(near)
         .order_by("-reported_at")
         .first()

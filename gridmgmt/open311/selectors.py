@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from gridmgmt.errors import InvalidInput, NotFound
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category
 from gridmgmt.open311.formats import w3
-from gridmgmt.services import OPEN_STATUSES
+from gridmgmt.states import OPEN_STATUSES
 
 MAX_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000  # the spec's default query limit

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from geo.models import AdminArea, GridCell
 from gridmgmt import escalation, services
 from gridmgmt.models import Alert, Case, CaseEvent, User
-from gridmgmt.selectors import case_light
+from gridmgmt.states import case_light
 from tests.factories import DistrictFactory, UserFactory
 from tests.world import jpeg, world_build
 

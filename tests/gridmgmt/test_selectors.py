@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from geo.models import ResponsibilityGrid
-from gridmgmt import selectors, services
+from gridmgmt import selectors, services, states
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from tests.factories import CaseFactory, CategoryFactory, DistrictFactory, TeamFactory
@@ -330,12 +330,12 @@ def test_lights_green_yellow_red_and_none(world):
         "red": deadline + timedelta(seconds=1),
     }
     for light, moment in at.items():
-        assert selectors.case_light(case=case, now=moment) == light
-        assert selectors.cases_with_light(Case.objects.filter(pk=case.pk), moment).get().light == light
-    assert selectors.case_light(case=case, now=deadline) == "yellow"  # the deadline itself is not yet a breach
+        assert states.case_light(case=case, now=moment) == light
+        assert states.cases_with_light(Case.objects.filter(pk=case.pk), moment).get().light == light
+    assert states.case_light(case=case, now=deadline) == "yellow"  # the deadline itself is not yet a breach
     for status in (S.PARKED, S.CLOSED, S.HANDLED, S.REPORTED):
         case.status = status
         case.save(update_fields=["status"])
         late = deadline + timedelta(days=3)
-        assert selectors.case_light(case=case, now=late) == "none"
-        assert selectors.cases_with_light(Case.objects.filter(pk=case.pk), now=late).get().light == "none"
+        assert states.case_light(case=case, now=late) == "none"
+        assert states.cases_with_light(Case.objects.filter(pk=case.pk), now=late).get().light == "none"

@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.http import Http404
 
-from gridmgmt import services
+from gridmgmt import rules, services
 from gridmgmt.errors import DomainError, InvalidInput, OutsideServiceArea, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, CasePhoto, User
 from tests.factories import CaseEventFactory, CaseFactory
@@ -201,12 +201,12 @@ def _snapshot(case: Case):
     return case.status, case.version, case.team_id, case.events.count(), CaseEvent.objects.count()
 
 
-MATRIX = [(action, role) for action in services.RULES for role in ROLES]
+MATRIX = [(action, role) for action in rules.RULES for role in ROLES]
 
 
 @pytest.mark.parametrize(("action", "role"), MATRIX)
 def test_transition_by_role(world, action, role):
-    rule = services.RULES[action]
+    rule = rules.RULES[action]
     status = sorted(rule.sources)[0]
     case = _case_in(world, status, **_extra(action))
     actor = world.users[role]
@@ -227,7 +227,7 @@ def test_transition_by_role(world, action, role):
 
 STATE_MATRIX = [
     (action, status)
-    for action, rule in services.RULES.items()
+    for action, rule in rules.RULES.items()
     for status in S.values
     if status not in rule.sources and action != "merge"
 ]
@@ -235,7 +235,7 @@ STATE_MATRIX = [
 
 @pytest.mark.parametrize(("action", "status"), STATE_MATRIX)
 def test_transition_from_wrong_state_is_409_and_writes_nothing(world, action, status):
-    rule = services.RULES[action]
+    rule = rules.RULES[action]
     role = sorted(rule.roles)[0] if R.ADMIN not in rule.roles else R.ADMIN
     case = _case_in(world, status, **_extra(action))
     before = _snapshot(case)
@@ -259,7 +259,7 @@ def test_send_backs_then_arbitration_forces_owner(world):
     u = world.users
     case = report(world)
     services.case_file(case_id=case.pk, actor=u[R.DISPATCHER])
-    for _ in range(services.MAX_SEND_BACKS):
+    for _ in range(rules.MAX_SEND_BACKS):
         services.case_dispatch(case_id=case.pk, actor=u[R.DISPATCHER], team_id=world.team.pk)
         services.case_send_back(case_id=case.pk, actor=u[R.PATROL], reason="不属于本队")
     with pytest.raises(TransitionNotAllowed) as exc:

@@ -1,0 +1,313 @@
+"""The workflow's rules: who may do what to a case in which state — the one place that says it.
+
+`RULES` maps each action to the statuses it starts from, the roles allowed (the sets in
+`gridmgmt.access`), the event it writes, its label, the inputs it needs and a guard for the conditions
+that are neither role nor status (the actor's team, a pending extension…). The services enforce it
+(`gridmgmt.services.workflow._transition`), and `case_actions_allowed` turns it into the list of actions a
+user may take on a case now, which the API sends to the faces: the browser renders buttons from that list
+and holds no role or status table of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
+
+from gridmgmt.access import CHECKERS, DISPATCHERS, FIELD_ROLES, LEADERS, role_effective
+from gridmgmt.errors import DomainError, RoleNotAllowed, TransitionNotAllowed
+from gridmgmt.models import Case, CaseEvent, User
+
+S = Case.Status
+E = CaseEvent.Type
+R = User.Role
+
+MAX_SEND_BACKS = 2  # after this many, only arbitration (审定) can assign the case
+
+
+@dataclass(frozen=True)
+class Input:
+    """A value an action needs from the user. `kind` tells a face which control to show:
+    text, team, photos, hours, satisfaction, case (a case code), urgency."""
+
+    name: str
+    kind: str
+    label: str
+    required: bool | Callable[[Case], bool] = False
+
+    def describe(self, case: Case) -> dict:
+        required = self.required(case) if callable(self.required) else self.required
+        return {"name": self.name, "kind": self.kind, "label": str(self.label), "required": required}
+
+
+def _team_member(case: Case, user: User) -> DomainError | None:
+    if not user.team_id or case.team_id != user.team_id:
+        return RoleNotAllowed(_("只有被派遣队伍的队员可以执行此操作"))
+    return None
+
+
+def _in_a_team(case: Case, user: User) -> DomainError | None:
+    if not user.team_id:
+        return RoleNotAllowed(_("只有巡查队员可以自处理"))
+    return None
+
+
+def _not_over_sent_back(case: Case, user: User) -> DomainError | None:
+    if case.send_back_count >= MAX_SEND_BACKS:
+        return TransitionNotAllowed(_("已多次退单,须由值班长审定后派遣"), code="needs_arbitration")
+    return None
+
+
+def _not_rated(case: Case, user: User) -> DomainError | None:
+    if case.satisfaction is not None:
+        return TransitionNotAllowed(_("该案件已评价"), code="already_rated")
+    return None
+
+
+def _no_extension_pending(case: Case, user: User) -> DomainError | None:
+    if case.extension_pending:
+        return TransitionNotAllowed(_("已有延时申请待审批"), code="extension_pending")
+    return _team_member(case, user)
+
+
+def _extension_pending(case: Case, user: User) -> DomainError | None:
+    if not case.extension_pending:
+        return TransitionNotAllowed(_("没有待审批的延时申请"), code="no_extension")
+    return None
+
+
+def _is_hotline(case: Case) -> bool:
+    return case.source == Case.Source.HOTLINE
+
+
+_NOTE = Input("note", "text", gettext_lazy("说明"))
+_REASON = Input("reason", "text", gettext_lazy("原因"), required=True)
+_TEAM = Input("team", "team", gettext_lazy("处置队伍"), required=True)
+_AFTER_PHOTOS = Input("photos", "photos", gettext_lazy("处置后照片"), required=True)
+
+
+@dataclass(frozen=True)
+class Rule:
+    sources: frozenset
+    roles: frozenset
+    event: str
+    # Lazy, so 403/409 messages are built in the request's language; the context keeps these verb phrases
+    # ("不能挂账" → "cannot park") apart from the same words used as status/event labels.
+    label: str
+    path: str  # the API action: POST /api/cases/{id}/{path}/
+    inputs: tuple[Input, ...] = ()
+    fields: dict = field(default_factory=dict)  # fixed body values (check: passed=true…)
+    guard: Callable[[Case, User], DomainError | None] | None = None
+    danger: bool = False  # a face asks for confirmation (void, send back, fail, park…)
+
+
+def _rule(sources, roles, event, label, path, *inputs, **kw) -> Rule:
+    return Rule(
+        frozenset(sources), frozenset(roles), event, pgettext_lazy("workflow action", label), path, inputs, **kw
+    )
+
+
+RULES: dict[str, Rule] = {
+    "file": _rule({S.REPORTED}, DISPATCHERS, E.FILED, pgettext_lazy("workflow action", "立案"), "file", _NOTE),
+    "void": _rule(
+        {S.REPORTED}, DISPATCHERS, E.VOIDED, pgettext_lazy("workflow action", "作废"), "void", _REASON, danger=True
+    ),
+    "merge": _rule(
+        {S.REPORTED, S.FILED},
+        DISPATCHERS,
+        E.MERGED,
+        pgettext_lazy("workflow action", "合并"),
+        "merge",
+        Input("into", "case", gettext_lazy("合并到案件编号"), required=True),
+        _NOTE,
+    ),
+    "dispatch": _rule(
+        {S.FILED, S.SENT_BACK},
+        DISPATCHERS,
+        E.DISPATCHED,
+        pgettext_lazy("workflow action", "派遣"),
+        "dispatch",
+        _TEAM,
+        _NOTE,
+        guard=_not_over_sent_back,
+    ),
+    "arbitrate": _rule(
+        {S.SENT_BACK, S.FILED},
+        LEADERS,
+        E.ARBITRATED,
+        pgettext_lazy("workflow action", "审定"),
+        "arbitrate",
+        _TEAM,
+        Input("note", "text", gettext_lazy("理由"), required=True),
+    ),
+    "accept": _rule(
+        {S.DISPATCHED}, FIELD_ROLES, E.ACCEPTED, pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member
+    ),
+    "send_back": _rule(
+        {S.DISPATCHED},
+        FIELD_ROLES,
+        E.SENT_BACK,
+        pgettext_lazy("workflow action", "退单"),
+        "send-back",
+        _REASON,
+        guard=_team_member,
+        danger=True,
+    ),
+    "handle": _rule(
+        {S.HANDLING},
+        FIELD_ROLES,
+        E.HANDLED,
+        pgettext_lazy("workflow action", "处置反馈"),
+        "handle",
+        _AFTER_PHOTOS,
+        _NOTE,
+        guard=_team_member,
+    ),
+    "extension_request": _rule(
+        {S.HANDLING},
+        FIELD_ROLES,
+        E.EXTENSION_REQUESTED,
+        pgettext_lazy("workflow action", "申请延时"),
+        "extension-request",
+        Input("hours", "hours", gettext_lazy("延长工作小时"), required=True),
+        _REASON,
+        guard=_no_extension_pending,
+    ),
+    "self_handle": _rule(
+        {S.REPORTED},
+        FIELD_ROLES,
+        E.SELF_HANDLED,
+        pgettext_lazy("workflow action", "自处理"),
+        "self-handle",
+        _AFTER_PHOTOS,
+        _NOTE,
+        guard=_in_a_team,
+    ),
+    "check_pass": _rule(
+        {S.HANDLED},
+        CHECKERS,
+        E.CHECK_PASSED,
+        pgettext_lazy("workflow action", "核查通过"),
+        "check",
+        Input("photos", "photos", gettext_lazy("核查照片")),
+        _NOTE,
+        fields={"passed": True},
+    ),
+    "check_fail": _rule(
+        {S.HANDLED},
+        CHECKERS,
+        E.CHECK_FAILED,
+        pgettext_lazy("workflow action", "核查不通过"),
+        "check",
+        Input("photos", "photos", gettext_lazy("核查照片")),
+        Input("note", "text", gettext_lazy("原因"), required=True),
+        fields={"passed": False},
+        danger=True,
+    ),
+    "close": _rule(
+        {S.CHECKED},
+        LEADERS,
+        E.CLOSED,
+        pgettext_lazy("workflow action", "结案"),
+        "close",
+        Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline),
+        _NOTE,
+    ),
+    "rate": _rule(
+        {S.CLOSED},
+        {R.RESIDENT, *DISPATCHERS},
+        E.RATED,
+        pgettext_lazy("workflow action", "评价"),
+        "rate",
+        Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True),
+        _NOTE,
+        guard=_not_rated,
+    ),
+    "reopen": _rule(
+        {S.CLOSED},
+        {R.RESIDENT, *LEADERS},
+        E.REOPENED,
+        pgettext_lazy("workflow action", "重新打开"),
+        "reopen",
+        _REASON,
+        danger=True,
+    ),
+    "archive": _rule({S.CLOSED}, LEADERS, E.ARCHIVED, pgettext_lazy("workflow action", "归档"), "archive"),
+    "extension_approve": _rule(
+        {S.HANDLING},
+        LEADERS,
+        E.EXTENSION_APPROVED,
+        pgettext_lazy("workflow action", "批准延时"),
+        "extension-decide",
+        _NOTE,
+        fields={"approve": True},
+        guard=_extension_pending,
+    ),
+    "extension_reject": _rule(
+        {S.HANDLING},
+        LEADERS,
+        E.EXTENSION_REJECTED,
+        pgettext_lazy("workflow action", "驳回延时"),
+        "extension-decide",
+        _NOTE,
+        fields={"approve": False},
+        guard=_extension_pending,
+        danger=True,
+    ),
+    "park": _rule(
+        {S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING},
+        LEADERS,
+        E.PARKED,
+        pgettext_lazy("workflow action", "挂账"),
+        "park",
+        _REASON,
+        danger=True,
+    ),
+    "resume": _rule({S.PARKED}, LEADERS, E.RESUMED, pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
+}
+
+
+def rule_check(*, action: str, case: Case, user: User) -> None:
+    """Raise the error that refuses `user` doing `action` to `case` now (role 403, state 409, guard)."""
+    rule = RULES[action]
+    role = role_effective(user)
+    if role not in rule.roles:
+        raise RoleNotAllowed(
+            _("角色「%(role)s」不能执行「%(action)s」") % {"role": User.Role(role).label, "action": rule.label}
+        )
+    if case.status not in rule.sources:
+        raise TransitionNotAllowed(
+            _("案件当前状态为「%(status)s」,不能%(action)s")
+            % {"status": Case.Status(case.status).label, "action": rule.label}
+        )
+    if rule.guard is not None:
+        problem = rule.guard(case, user)
+        if problem is not None:
+            raise problem
+
+
+def action_allowed(*, action: str, case: Case, user: User) -> bool:
+    rule = RULES[action]
+    if role_effective(user) not in rule.roles or case.status not in rule.sources:
+        return False
+    return rule.guard is None or rule.guard(case, user) is None
+
+
+def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
+    """The actions `user` may take on `case` now, in RULES order, as the faces render them:
+    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger"}.
+    Whether the user may see the case at all is the access gate's decision, made before this."""
+    return [
+        {
+            "name": name,
+            "label": str(rule.label),
+            "path": rule.path,
+            "fields": rule.fields,
+            "inputs": [i.describe(case) for i in rule.inputs],
+            "danger": rule.danger,
+        }
+        for name, rule in RULES.items()
+        if action_allowed(action=name, case=case, user=user)
+    ]

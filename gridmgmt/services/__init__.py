@@ -1,0 +1,62 @@
+"""Writes of the case domain, by concern: `intake` (a report from any channel becomes a case) and
+`workflow` (every transition after that). The rules they enforce live in `gridmgmt.rules` (who may do
+what) and `gridmgmt.states` (status sets, deadline light); both are re-exported here for callers that
+only need "the services"."""
+
+from gridmgmt.services.intake import (
+    case_alarm_attach,
+    case_id_by_idempotency_key,
+    case_report,
+    case_support,
+    category_resolve,
+)
+from gridmgmt.services.workflow import (
+    Change,
+    case_accept,
+    case_arbitrate,
+    case_archive,
+    case_check,
+    case_close,
+    case_dispatch,
+    case_extension_decide,
+    case_extension_request,
+    case_file,
+    case_handle,
+    case_merge,
+    case_park,
+    case_rate,
+    case_reopen,
+    case_resume,
+    case_self_handle,
+    case_send_back,
+    case_void,
+    ownership_evidence,
+)
+
+__all__ = [
+    "Change",
+    "case_accept",
+    "case_alarm_attach",
+    "case_arbitrate",
+    "case_archive",
+    "case_check",
+    "case_close",
+    "case_dispatch",
+    "case_extension_decide",
+    "case_extension_request",
+    "case_file",
+    "case_handle",
+    "case_id_by_idempotency_key",
+    "case_merge",
+    "case_park",
+    "case_rate",
+    "case_reopen",
+    "case_report",
+    "case_resume",
+    "case_self_handle",
+    "case_send_back",
+    "case_support",
+    "case_void",
+    "category_resolve",
+    "ownership_evidence",
+]

@@ -1,0 +1,90 @@
+"""Case states: which statuses are open, which run a clock, the deadline light and "overdue".
+
+The one definition of each. REST, the KPIs, the feed envelope, the wall snapshot, escalation and the
+browser (which is sent these from the server) all use what is here.
+
+The deadline instant: a stage is on time *at* its deadline and breached only after it
+(`now > deadline`), the same as `on_time = done_at <= deadline` when a stage ends. So a case is red
+from the first instant after its deadline, and a step done exactly at the deadline counts as on time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Case as CaseWhen
+from django.db.models import CharField, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from gridmgmt.models import Case
+
+S = Case.Status
+
+# Not yet closed, voided or archived: the case is somebody's work.
+OPEN_STATUSES = frozenset({S.REPORTED, S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING, S.HANDLED, S.CHECKED, S.PARKED})
+# A stage deadline is running (a parked case is paused; reported/handled/checked wait on the centre).
+CLOCKED_STATUSES = frozenset({S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING})
+# The share of a stage's limit after which its light turns yellow.
+WARN_FRACTION = 0.75
+
+GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
+LIGHTS = (RED, YELLOW, GREEN, NONE)  # worst first
+
+
+def deadline_passed(*, deadline: datetime | None, at: datetime) -> bool:
+    """The one rule for the deadline instant: passed only strictly after it."""
+    return deadline is not None and at > deadline
+
+
+def case_light(*, case: Case, now: datetime | None = None) -> str:
+    """The current stage's light: red once the stage deadline has passed, yellow once 75 % of its limit is
+    used (warn_at), else green; "none" when no clock runs (reported, parked, handled, closed…). A parked
+    case is paused, so it is never red however old its deadline."""
+    now = now or timezone.now()
+    if case.status not in CLOCKED_STATUSES or case.deadline_at is None:
+        return NONE
+    if deadline_passed(deadline=case.deadline_at, at=now):
+        return RED
+    if case.warn_at is not None and now >= case.warn_at:
+        return YELLOW
+    return GREEN
+
+
+def light_expression(*, now: datetime, prefix: str = "") -> CaseWhen:
+    """case_light as an ORM expression (filterable, countable, orderable) over Case rows."""
+    p = prefix
+    return CaseWhen(
+        When(~Q(**{f"{p}status__in": CLOCKED_STATUSES}) | Q(**{f"{p}deadline_at__isnull": True}), then=Value(NONE)),
+        When(**{f"{p}deadline_at__lt": now}, then=Value(RED)),
+        When(**{f"{p}warn_at__lte": now}, then=Value(YELLOW)),
+        default=Value(GREEN),
+        output_field=CharField(),
+    )
+
+
+def cases_with_light(qs: QuerySet[Case], now: datetime | None = None) -> QuerySet[Case]:
+    """`qs` annotated with `light`, the same rule as case_light in SQL (filterable, countable)."""
+    return qs.annotate(light=light_expression(now=now or timezone.now()))
+
+
+def open_q() -> Q:
+    return Q(status__in=OPEN_STATUSES)
+
+
+def overdue_q(*, now: datetime) -> Q:
+    """Overdue = red: a running stage clock past its deadline. Parked cases are paused, so never overdue."""
+    return Q(status__in=CLOCKED_STATUSES, deadline_at__lt=now)
+
+
+def status_is_open(status: str) -> bool:
+    return status in OPEN_STATUSES
+
+
+def states_describe() -> dict:
+    """What the browser needs to know of the states (sent with each page, never copied into JavaScript)."""
+    return {
+        "open": sorted(OPEN_STATUSES),
+        "clocked": sorted(CLOCKED_STATUSES),
+        "lights": list(LIGHTS),
+        "labels": {value: str(label) for value, label in S.choices},
+    }

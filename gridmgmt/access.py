@@ -18,6 +18,23 @@ CHECKERS = frozenset({R.INSPECTOR, R.ADMIN})  # 核查 on site
 FIELD_ROLES = frozenset({R.PATROL})  # accept, handle, send back, self-handle
 
 
+# Which face (page) each role may open, and where each role lands after logging in.
+FACE_ROLES = {
+    "patrol": frozenset({R.PATROL, R.ADMIN}),
+    "wall": frozenset({R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}),
+    "dispatch": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),
+}
+ROLE_HOME = {
+    R.PATROL: "patrol",
+    R.WALL: "wall",
+    R.DISPATCHER: "dispatch",
+    R.SHIFT_LEADER: "dispatch",
+    R.INSPECTOR: "dispatch",
+    R.ADMIN: "dispatch",
+    R.RESIDENT: "report",
+}
+
+
 def role_effective(user) -> str:
     """The role a user acts in: a superuser acts as admin, an anonymous caller as a resident."""
     if user is None or not user.is_authenticated:

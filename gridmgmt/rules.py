@@ -311,3 +311,33 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
         for name, rule in RULES.items()
         if action_allowed(action=name, case=case, user=user)
     ]
+
+
+# --- reporting -------------------------------------------------------------------------------------------
+
+SRC = Case.Source
+# Which intake channels each role may report through; the first one is the default.
+REPORT_SOURCES: dict[str, tuple[str, ...]] = {
+    R.RESIDENT: (SRC.RESIDENT,),
+    R.PATROL: (SRC.PATROL,),
+    R.INSPECTOR: (SRC.INSPECTOR, SRC.CAMERA),
+    R.DISPATCHER: (SRC.HOTLINE, SRC.CAMERA, SRC.ASSIGNED, SRC.RESIDENT),
+    R.SHIFT_LEADER: (SRC.ASSIGNED, SRC.HOTLINE, SRC.CAMERA),
+    R.ADMIN: tuple(v for v in SRC.values if v != SRC.OPEN311),
+}
+
+
+def report_source_resolve(*, user: User, source: str | None) -> str:
+    role = role_effective(user)
+    allowed = REPORT_SOURCES.get(role, ())
+    if not allowed:
+        raise RoleNotAllowed(_("角色「%(role)s」不能上报案件") % {"role": User.Role(role).label})
+    if source is None:
+        return allowed[0]
+    if source not in allowed:
+        raise RoleNotAllowed(
+            _("角色「%(role)s」不能以「%(source)s」渠道上报")
+            % {"role": User.Role(role).label, "source": SRC(source).label},
+            field="source",
+        )
+    return source

@@ -15,15 +15,12 @@ from rest_framework_gis.fields import GeoJsonDict, GeometryField
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from geo.models import GridCell
-from gridmgmt.access import STAFF_ROLES
+from gridmgmt import access
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.rules import case_actions_allowed
 from gridmgmt.states import case_light
 
 # --- helpers --------------------------------------------------------------------------------------------
-
-
-def is_staff_user(user) -> bool:
-    return bool(user and user.is_authenticated and (user.is_superuser or user.role in STAFF_ROLES))
 
 
 def phone_mask(phone: str) -> str:
@@ -136,6 +133,24 @@ class ReporterSerializer(serializers.Serializer):
 # --- cases ------------------------------------------------------------------------------------------
 
 
+class ActionInputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency"])
+    label = serializers.CharField()
+    required = serializers.BooleanField()
+
+
+class ActionSerializer(serializers.Serializer):
+    """One action the caller may take: POST `fields` + the inputs' values to /api/cases/{id}/{path}/."""
+
+    name = serializers.CharField()
+    label = serializers.CharField()
+    path = serializers.CharField()
+    fields = serializers.DictField()
+    inputs = ActionInputSerializer(many=True)
+    danger = serializers.BooleanField()
+
+
 class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
     """A case as a GeoJSON feature (list shape)."""
 
@@ -147,6 +162,7 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
     cell = serializers.CharField(source="cell.code", read_only=True)
     team = TeamBriefSerializer(read_only=True, allow_null=True)
     light = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
     serializer_field_mapping = {**GeoFeatureModelSerializer.serializer_field_mapping, PointField: PointField2D}
 
     class Meta:
@@ -175,6 +191,7 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
             "closed_at",
             "supporters",
             "version",
+            "actions",
         )
         read_only_fields = fields
 
@@ -182,6 +199,14 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
     def get_light(self, obj) -> str:
         now = self.context.get("now") or timezone.now()
         return case_light(case=obj, now=now)
+
+    @extend_schema_field(ActionSerializer(many=True))
+    def get_actions(self, obj) -> list[dict]:
+        """What the caller may do to this case now (gridmgmt.rules): the faces render their buttons from it."""
+        request = self.context.get("request")
+        if request is None:
+            return []
+        return case_actions_allowed(case=obj, user=request.user)
 
 
 class CaseDetailSerializer(CaseSerializer):
@@ -229,7 +254,7 @@ class CaseDetailSerializer(CaseSerializer):
     @extend_schema_field(ReporterSerializer(allow_null=True))
     def get_reporter(self, obj) -> dict | None:
         request = self.context.get("request")
-        if request is None or not is_staff_user(request.user):
+        if request is None or not access.is_staff_user(request.user):
             return None
         if not (obj.reporter_name or obj.reporter_phone):
             return None
@@ -417,7 +442,7 @@ class MeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_is_staff_role(self, obj) -> bool:
-        return is_staff_user(obj)
+        return access.is_staff_user(obj)
 
 
 # --- inputs ------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ service, and render; every rule (roles, states, deadlines) is in `gridmgmt.servi
 
 import re
 
-from django.contrib.gis.geos import Point
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -18,8 +17,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from geo.coords import point_parse
 from geo.models import GridCell
-from gridmgmt import access, selectors, services, states
+from gridmgmt import access, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -29,15 +29,6 @@ from gridmgmt.models import Case, CaseEvent, Category, PatrolTeam, User
 R = User.Role
 SRC = Case.Source
 
-# Which intake channels each role may report through; the first one is the default.
-REPORT_SOURCES: dict[str, tuple[str, ...]] = {
-    R.RESIDENT: (SRC.RESIDENT,),
-    R.PATROL: (SRC.PATROL,),
-    R.INSPECTOR: (SRC.INSPECTOR, SRC.CAMERA),
-    R.DISPATCHER: (SRC.HOTLINE, SRC.CAMERA, SRC.ASSIGNED, SRC.RESIDENT),
-    R.SHIFT_LEADER: (SRC.ASSIGNED, SRC.HOTLINE, SRC.CAMERA),
-    R.ADMIN: tuple(v for v in SRC.values if v != SRC.OPEN311),
-}
 # Above this many cells an unbounded list would be tens of MB of GeoJSON: clients use a bbox or the tiles.
 CELL_LIST_MAX = 2000
 ERROR_RESPONSES = {
@@ -46,22 +37,6 @@ ERROR_RESPONSES = {
     404: OpenApiResponse(description="不存在或不在权限范围内"),
     409: OpenApiResponse(description="当前状态不允许此操作,或已被他人更新"),
 }
-
-
-def report_source_resolve(*, user: User, source: str | None) -> str:
-    role = R.ADMIN if user.is_superuser else user.role
-    allowed = REPORT_SOURCES.get(role, ())
-    if not allowed:
-        raise RoleNotAllowed(_("角色「%(role)s」不能上报案件") % {"role": User.Role(role).label})
-    if source is None:
-        return allowed[0]
-    if source not in allowed:
-        raise RoleNotAllowed(
-            _("角色「%(role)s」不能以「%(source)s」渠道上报")
-            % {"role": User.Role(role).label, "source": SRC(source).label},
-            field="source",
-        )
-    return source
 
 
 def idempotency_key_get(request, data: dict) -> str | None:
@@ -111,7 +86,7 @@ def _if_match_version(request) -> int | None:
 
 def _point(data: dict) -> Point | None:
     if "lon" in data and "lat" in data:
-        return Point(data["lon"], data["lat"], srid=4326)
+        return point_parse(data["lon"], data["lat"])
     return None
 
 
@@ -218,7 +193,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def create(self, request):
         data = _parse(s.CaseReportInput, request)
         user = request.user
-        source = report_source_resolve(user=user, source=data.get("source"))
+        source = rules.report_source_resolve(user=user, source=data.get("source"))
         key = idempotency_key_get(request, data)
         own = user.role == R.RESIDENT
         case, created = services.case_report(
@@ -251,7 +226,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def candidates(self, request, pk=None):
-        if not s.is_staff_user(request.user):
+        if not access.is_staff_user(request.user):
             raise RoleNotAllowed(_("只有工作人员可以查看派遣候选"))
         case = access.case_access(user=request.user, case_id=_case_id(pk))
         limit = _bounded_int(request.query_params.get("limit"), default=10, low=1, high=50, field="limit")
@@ -559,7 +534,7 @@ class DuplicatesView(APIView):
         query = s.DuplicatesQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        staff = s.is_staff_user(request.user)
+        staff = access.is_staff_user(request.user)
         found = selectors.case_duplicates_find(
             category_code=q["category"],
             lon=q["lon"],

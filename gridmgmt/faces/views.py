@@ -28,23 +28,13 @@ from gridmgmt.faces import maps, selectors
 from gridmgmt.models import Case, CaseEvent, Category, User
 
 R = User.Role
-PATROL_ROLES = {R.PATROL, R.ADMIN}
-WALL_ROLES = {R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}
-DISPATCH_ROLES = {R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}
-# Where each role lands after logging in (when no ?next= is given).
-ROLE_HOME = {
-    R.PATROL: "faces:patrol",
-    R.WALL: "faces:wall",
-    R.DISPATCHER: "faces:dispatch",
-    R.SHIFT_LEADER: "faces:dispatch",
-    R.INSPECTOR: "faces:dispatch",
-    R.ADMIN: "faces:dispatch",
-    R.RESIDENT: "faces:report",
-}
+PATROL_ROLES = access.FACE_ROLES["patrol"]
+WALL_ROLES = access.FACE_ROLES["wall"]
+DISPATCH_ROLES = access.FACE_ROLES["dispatch"]
 
 
 def _role(user: User) -> str:
-    return R.ADMIN if user.is_superuser else user.role
+    return access.role_effective(user)
 
 
 def staff_face(roles: set[str]):
@@ -352,7 +342,8 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self):
-        return reverse(ROLE_HOME.get(_role(self.request.user), "home"))
+        home = access.ROLE_HOME.get(_role(self.request.user))
+        return reverse(f"faces:{home}") if home else reverse("home")
 
     def get_redirect_url(self):
         url = super().get_redirect_url()

@@ -18,15 +18,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from geo.coords import DATUM_TO_WGS84
+from geo.coords import DATUM_TO_WGS84, point_parse
 from geo.models import Camera
-from gridmgmt import services
+from gridmgmt import access, services
 from gridmgmt.errors import InvalidInput, NotFound, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import CameraSystem, Case, CaseEvent, User
 from gridmgmt.photos import MAX_BYTES
 from gridmgmt.states import OPEN_STATUSES
 
-HOTLINE_ROLES = frozenset({User.Role.DISPATCHER, User.Role.SHIFT_LEADER, User.Role.ADMIN})
 # A camera clock may run a little fast; an alarm from further in the future is a broken clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 MAX_ID_LEN = 56  # the idempotency key adds a prefix and must fit in 64 characters
@@ -246,7 +245,7 @@ def _point_wgs84(lon, lat, datum: str) -> tuple[float, float]:
     convert = DATUM_TO_WGS84.get(datum)
     if convert is None:
         raise InvalidInput(_("坐标系只能是 wgs84、gcj02 或 bd09"), field="datum", code="unknown_datum")
-    point = services._point(lon, lat)  # validates numbers and ranges before any conversion
+    point = point_parse(lon, lat)  # validates numbers and ranges before any conversion
     x, y = convert(point.x, point.y)
     return float(x), float(y)
 
@@ -266,8 +265,7 @@ def hotline_order_receive(
     urgency: str | None = None,
 ) -> tuple[Case, bool]:
     """A 12345 order. Its number is unique: a repeat returns the case the first delivery created."""
-    role = User.Role.ADMIN if operator.is_superuser else operator.role
-    if role not in HOTLINE_ROLES:
+    if access.role_effective(operator) not in access.DISPATCHERS:
         raise RoleNotAllowed(_("只有派遣员、值班长或管理员可以录入 12345 工单"))
     order_no = _external_id(order_no, field="order_no")
     existing = Case.objects.filter(idempotency_key=_hotline_key(order_no)).first()

@@ -30,7 +30,7 @@ def _location(*, lat, long, address_id: str, address_string: str) -> tuple[float
     if lat not in (None, "") or long not in (None, ""):
         if lat in (None, "") or long in (None, ""):
             raise InvalidInput(_("lat 与 long 须同时提供"), field="location", code="location_missing")
-        point = services._point(long, lat)
+        point = point_parse(long, lat)
         return point.x, point.y
     if address_id:
         cell = GridCell.objects.filter(code=address_id).only("center").first()

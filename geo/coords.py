@@ -5,13 +5,20 @@ import of GCJ-02/BD-09 data). All functions take scalars or numpy arrays (vector
 
 GCJ-02 has no closed-form inverse; the common one-step inverse (subtract the forward offset once)
 is off by 1–2 m, so `gcj02_to_wgs84` iterates until the forward transform reproduces the input.
+
+`lonlat_parse` / `point_parse` are the one validating parser of coordinates that come from outside.
 """
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import shapely
+from django.contrib.gis.geos import Point
+from django.utils.translation import gettext
 from numpy.typing import ArrayLike
+
+from gridmgmt.errors import InvalidInput
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis, as used by GCJ-02
 _EE = 0.00669342162296594323  # its first eccentricity squared
@@ -121,3 +128,32 @@ def transform_geometry(geom, fn: Callable):
         return np.column_stack([np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)])
 
     return shapely.transform(geom, _apply)
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+# The one place a coordinate pair from outside (a form, JSON, a device, another system) becomes numbers.
+
+
+def lonlat_parse(lon, lat, *, field: str = "location") -> tuple[float, float]:
+    """(lon, lat) as finite WGS-84 floats, or gridmgmt.errors.InvalidInput: `location_missing` when either is
+    absent or not a number (booleans and non-ASCII digit strings included), `location_range` when NaN,
+    infinite or outside −180–180 / −90–90."""
+
+    def number(value) -> float:
+        if isinstance(value, bool) or (isinstance(value, str) and not value.isascii()):
+            raise ValueError(value)
+        return float(value)
+
+    try:
+        x, y = number(lon), number(lat)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(gettext("缺少位置或坐标不是数字"), field=field, code="location_missing") from None
+    if not (math.isfinite(x) and math.isfinite(y) and -180 <= x <= 180 and -90 <= y <= 90):
+        raise InvalidInput(gettext("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field=field, code="location_range")
+    return x, y
+
+
+def point_parse(lon, lat, *, field: str = "location") -> Point:
+    """A validated WGS-84 `django.contrib.gis.geos.Point` (SRID 4326); see lonlat_parse."""
+    x, y = lonlat_parse(lon, lat, field=field)
+    return Point(x, y, srid=4326)

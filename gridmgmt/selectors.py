@@ -7,7 +7,6 @@ degrees picks the wrong team).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from geo.coords import lonlat_parse
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, Category, Department, PatrolTeam
@@ -126,16 +126,6 @@ LIMIT %(limit)s
 """
 
 
-def _lon_lat(lon, lat) -> tuple[float, float]:
-    try:
-        lon, lat = float(lon), float(lat)
-    except (TypeError, ValueError):
-        raise InvalidInput(_("缺少位置或坐标不是数字"), field="location", code="location_missing") from None
-    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidInput(_("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field="location", code="location_range")
-    return lon, lat
-
-
 MAX_DUPLICATE_RADIUS_M = 5000
 
 
@@ -154,7 +144,7 @@ def duplicates_params(
     radius_m: float | None = None,
 ) -> dict:
     """Validated parameters of the duplicate query (exposed so tests can EXPLAIN it)."""
-    lon, lat = _lon_lat(lon, lat)
+    lon, lat = lonlat_parse(lon, lat)
     if radius_m is not None and not 0 < radius_m <= MAX_DUPLICATE_RADIUS_M:
         raise InvalidInput(_("搜索半径须在 0–5000 米之间"), field="radius")
     at = at or timezone.now()

@@ -13,12 +13,12 @@ import threading
 from datetime import datetime, timedelta
 
 from channels.layers import get_channel_layer
-from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from geo.coords import point_parse
 from geo.models import Camera
 from gridmgmt import access
 from gridmgmt.errors import InvalidInput, RoleNotAllowed
@@ -102,23 +102,13 @@ def _team_keys(team: PatrolTeam) -> list[str]:
     return scope_keys(district_id=team.district_id, street_id=team.street_id, team_id=team.id)
 
 
-def _point(lon, lat) -> Point:
-    try:
-        lon, lat = float(lon), float(lat)
-    except (TypeError, ValueError):
-        raise InvalidInput(_("缺少位置或坐标不是数字"), field="location", code="location_missing") from None
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):  # NaN fails both comparisons
-        raise InvalidInput(_("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field="location", code="location_range")
-    return Point(lon, lat, srid=4326)
-
-
 def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -> bool:
     """A patrol device reports where its team is. At most one position per team per interval is stored;
     one that comes sooner, or is older than the stored one, is dropped (returns False): the device keeps
     its newest fix and sends it when the interval has passed, so the latest position wins."""
     if not actor.is_authenticated or actor.team_id is None:
         raise RoleNotAllowed(_("只有巡查队员可以上报队伍位置"))
-    point = _point(lon, lat)
+    point = point_parse(lon, lat)
     now = timezone.now()
     at = min(at or now, now)  # a device clock ahead of ours must not block the next reports
     if at < now - timedelta(hours=1):

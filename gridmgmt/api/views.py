@@ -3,6 +3,7 @@ service, and render; every rule (roles, states, deadlines) is in `gridmgmt.servi
 
 import re
 
+from django.contrib.gis.geos import Point
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404

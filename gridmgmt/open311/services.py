@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils.translation import gettext as _
 
+from geo.coords import lonlat_parse
 from geo.models import GridCell
 from gridmgmt import services
 from gridmgmt.errors import InvalidInput
@@ -30,8 +31,7 @@ def _location(*, lat, long, address_id: str, address_string: str) -> tuple[float
     if lat not in (None, "") or long not in (None, ""):
         if lat in (None, "") or long in (None, ""):
             raise InvalidInput(_("lat 与 long 须同时提供"), field="location", code="location_missing")
-        point = point_parse(long, lat)
-        return point.x, point.y
+        return lonlat_parse(long, lat)
     if address_id:
         cell = GridCell.objects.filter(code=address_id).only("center").first()
         if cell is None:

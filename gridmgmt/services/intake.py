@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NoReturn
 
-from django.contrib.gis.geos import Point
 from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from geo import selectors as geo_selectors
+from geo.coords import point_parse
 from gridmgmt.errors import InvalidInput, OutsideServiceArea, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
@@ -24,16 +24,6 @@ S = Case.Status
 E = CaseEvent.Type
 
 # --- intake ------------------------------------------------------------------------------------------
-
-
-def _point(lon, lat) -> Point:
-    try:
-        lon, lat = float(lon), float(lat)
-    except (TypeError, ValueError):
-        raise InvalidInput(_("缺少位置或坐标不是数字"), field="location", code="location_missing") from None
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90) or lon != lon or lat != lat:
-        raise InvalidInput(_("坐标超出有效范围 (经度 -180–180, 纬度 -90–90)"), field="location", code="location_range")
-    return Point(lon, lat, srid=4326)
 
 
 def _category_refuse(*, code) -> NoReturn:
@@ -137,7 +127,7 @@ def case_report(
         raise InvalidInput(_("描述不能超过 2000 字"), field="description")
     if len(reporter_phone) > 20:
         raise InvalidInput(_("电话号码过长"), field="reporter_phone")
-    point = _point(lon, lat)
+    point = point_parse(lon, lat)
     cell = geo_selectors.cell_locate(lon=point.x, lat=point.y)
     if cell is None:
         raise OutsideServiceArea(_("该位置不在服务范围内"), field="location")

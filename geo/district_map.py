@@ -6,13 +6,13 @@ import folium
 from django.contrib.gis.db.models.functions import AsGeoJSON, GeomOutputGeoFunc
 from django.urls import reverse
 from django.utils.html import escape
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from folium import plugins
 
 from geo import folium_offline
 from geo.models import AdminArea
 from geo.selectors import CELL_TILE_MIN_ZOOM
+from gridmgmt.names import name_localized
 
 # ~5 m at Shanghai's latitude: invisible at district zooms, and it keeps the page small.
 BOUNDARY_SIMPLIFY_DEG = 0.00005
@@ -43,9 +43,7 @@ def boundary_geojson(*, area_id: int, tolerance_deg: float = BOUNDARY_SIMPLIFY_D
 
 def display_name(area: AdminArea) -> str:
     """The area's name in the current language (the English name when there is one)."""
-    if area.name_en and (get_language() or "").startswith("en"):
-        return area.name_en
-    return area.name
+    return name_localized(area)
 
 
 def cell_tile_url_template() -> str:

@@ -5,7 +5,7 @@ import copy
 
 from django.contrib.gis.db.models import PointField
 from django.contrib.gis.geos import Point
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,26 +17,12 @@ from rest_framework_gis.serializers import GeoFeatureModelSerializer
 from geo.models import GridCell
 from gridmgmt import access
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.names import name_localized as localized_name
+from gridmgmt.phones import phone_mask
 from gridmgmt.rules import case_actions_allowed
 from gridmgmt.states import case_light
 
 # --- helpers --------------------------------------------------------------------------------------------
-
-
-def phone_mask(phone: str) -> str:
-    """138****1234: enough for staff to recognise a caller, not enough to copy a number out of a screen."""
-    digits = (phone or "").strip()
-    if not digits:
-        return ""
-    if len(digits) >= 7:
-        return f"{digits[:3]}****{digits[-4:]}"
-    return "*" * (len(digits) - 2) + digits[-2:]
-
-
-def localized_name(obj) -> str:
-    if translation.get_language() and translation.get_language().startswith("en") and getattr(obj, "name_en", ""):
-        return obj.name_en
-    return obj.name
 
 
 def _absolute(request, url: str) -> str:

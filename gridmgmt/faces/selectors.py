@@ -10,12 +10,13 @@ from django.contrib.gis.geos import Polygon
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from geo.models import Camera
 from geo.selectors import serial_queries
 from gridmgmt.kpi import KpiRow, kpi_compute
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
+from gridmgmt.names import name_localized_expr
 from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
 
 HEAT_DAYS = 7
@@ -137,16 +138,15 @@ def wall_viewport_cases(
     box = Polygon.from_bbox(bbox)
     box.srid = 4326
     inside = cases.filter(status__in=OPEN_STATUSES, point__contained=box)
-    english = (translation.get_language() or "").startswith("en")
     rows = (
         cases_with_light(inside, now=now)
         .order_by("-reported_at", "-id")
-        .values_list(_y("point"), _x("point"), "code", "light", "category__name", "category__name_en", "status")
+        .values_list(_y("point"), _x("point"), "code", "light", name_localized_expr("category__"), "status")
     )[:limit]
     labels = dict(Case.Status.choices)
     drawn = [
-        [round(lat, 6), round(lon, 6), code, light, (name_en if english and name_en else name), str(labels[status])]
-        for lat, lon, code, light, name, name_en, status in rows
+        [round(lat, 6), round(lon, 6), code, light, name, str(labels[status])]
+        for lat, lon, code, light, name, status in rows
     ]
     total = len(drawn) if len(drawn) < limit else inside.count()
     return {"count": total, "limit": limit, "cases": drawn}

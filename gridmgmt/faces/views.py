@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import get_language, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.gzip import gzip_page
 
@@ -26,6 +26,7 @@ from geo.selectors import CELL_TILE_MIN_ZOOM
 from gridmgmt import access
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import Case, CaseEvent, Category, User
+from gridmgmt.names import name_localized
 
 R = User.Role
 PATROL_ROLES = access.FACE_ROLES["patrol"]
@@ -80,13 +81,12 @@ def _categories() -> list[dict]:
         .select_related("parent")
         .order_by("code")
     )
-    english = (get_language() or "").startswith("en")
     return [
         {
             "code": c.code,
-            "name": (c.name_en if english and c.name_en else c.name),
+            "name": name_localized(c),
             "plain": c.plain_name or c.name,
-            "major": (c.parent.name_en if english and c.parent.name_en else c.parent.name),
+            "major": name_localized(c.parent),
             "sensitive": c.is_sensitive,
         }
         for c in rows

@@ -82,16 +82,6 @@ def snapshot_decode(value: str, *, field: str = "snapshot_base64") -> SimpleUplo
     return SimpleUploadedFile("snapshot.jpg", raw)
 
 
-def phone_mask(phone: str) -> str:
-    """138****5678: enough for the caller to recognise, not enough to call."""
-    digits = phone.strip()
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    if len(digits) < 8:
-        return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
 # --- camera alarms -----------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from gridmgmt.errors import DomainError
 from gridmgmt.intake import selectors, services
 from gridmgmt.models import CameraSystem, Case
+from gridmgmt.phones import phone_mask
 
 ERROR = inline_serializer(
     "IntakeError", {"code": s.CharField(), "detail": s.CharField(), "field": s.CharField(allow_null=True)}
@@ -184,7 +185,7 @@ def hotline_body(case: Case) -> dict:
         "closed": case.closed_at is not None,
         "reply": case.hotline_reply or None,
         "replied_at": timezone.localtime(case.replied_at).isoformat() if case.replied_at else None,
-        "caller_phone": services.phone_mask(case.reporter_phone) if case.reporter_phone else None,
+        "caller_phone": phone_mask(case.reporter_phone) if case.reporter_phone else None,
     }
 
 

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from gridmgmt.errors import InvalidInput, NotFound
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category
+from gridmgmt.names import name_localized as _name
 from gridmgmt.open311.formats import w3
 from gridmgmt.states import OPEN_STATUSES
 
@@ -22,14 +22,6 @@ MAX_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000  # the spec's default query limit
 MAX_IDS = 200
 URGENCY_ATTRIBUTE = "urgency"
-
-
-def _english() -> bool:
-    return (get_language() or "").startswith("en")
-
-
-def _name(obj) -> str:
-    return (obj.name_en or obj.name) if _english() else obj.name
 
 
 # --- services -------------------------------------------------------------------------------------------------

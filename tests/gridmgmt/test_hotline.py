@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gridmgmt import services
-from gridmgmt.intake.services import phone_mask
 from gridmgmt.models import Case, CaseEvent, User
+from gridmgmt.phones import phone_mask
 from tests.factories import CategoryFactory, TeamFactory, UserFactory
 from tests.geodata import make_square_district
 

@@ -1,11 +1,17 @@
 """The one access gate. Every read of a case, cell or team on behalf of a user goes through here;
 what a user may not see looks exactly like what does not exist (404), so nothing leaks by probing."""
 
-from django.db.models import Q, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.gis.geos import Point
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from geo.models import AdminArea, GridCell
-from gridmgmt.models import Case, PatrolTeam, User
+from gridmgmt.models import Case, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.names import language_is_english
+from gridmgmt.states import OPEN_STATUSES
 
 R = User.Role
 
@@ -133,3 +139,121 @@ def cell_access(*, user: User, cell_id: int) -> GridCell:
         return cells_visible(user=user).get(pk=cell_id)
     except (GridCell.DoesNotExist, ValueError, TypeError):
         raise Http404("网格不存在 (cell not found)") from None
+
+
+# --- the public view ------------------------------------------------------------------------------------------
+# What an anonymous person may see of a case. /api/public/, /report/map.json, anonymous /api/duplicates/ and
+# Open311 read cases through cases_public() and render them from case_public_view(); nothing else decides
+# which cases or which fields the public gets.
+
+# Channels where a member of the public writes for the public: their descriptions and "before" photos are
+# public. Everything else stays private — hotline transcripts (the caller's words, often with a name or
+# flat number), patrol and inspector notes, camera snapshots (plates and faces), assignments from above —
+# and so does a resident-channel report filed by staff on someone's behalf. (There is no way for staff to
+# publish those yet; until there is, they are never shown.)
+PUBLIC_TEXT_SOURCES = frozenset({Case.Source.RESIDENT, Case.Source.OPEN311})
+PUBLIC_TEXT_REPORTER_ROLES = frozenset({None, R.RESIDENT})  # None: no account (an Open311 post without api_key)
+DISTANCE_STEP_M = 10  # distances shown to the public are from the cell centre, in steps of this many metres
+
+
+def cases_public() -> QuerySet[Case]:
+    """The cases anyone may know exist: non-sensitive categories, not voided (a rejected report — spam,
+    abuse, outside the remit — is not a public problem). Merged duplicates stay, closed, marked as merged.
+    A reporter holding the tracking token sees their own case even when it is not in here."""
+    return Case.objects.filter(category__is_sensitive=False).exclude(status=Case.Status.VOIDED)
+
+
+def cases_public_related(qs: QuerySet[Case]) -> QuerySet[Case]:
+    """`qs` with everything case_public_view reads in one go (no polygon of the cell, no per-case query)."""
+    photos = CasePhoto.objects.exclude(kind=CasePhoto.Kind.CHECK).order_by("id")
+    return (
+        qs.select_related("category", "cell")
+        .defer("cell__geom")
+        .annotate(public_reporter_role=F("reporter__role"))
+        .prefetch_related(Prefetch("photos", queryset=photos, to_attr="public_photo_candidates"))
+    )
+
+
+@dataclass(frozen=True)
+class PublicPhoto:
+    kind: str
+    url: str  # the media URL (relative; the caller makes it absolute)
+
+
+@dataclass(frozen=True)
+class PublicCase:
+    code: str
+    category_code: str
+    category: str  # plain words in the request's language
+    status: str
+    status_label: str
+    is_open: bool
+    merged: bool
+    location: Point  # the centre of the case's cell — never the reported point
+    cell_code: str
+    description: str | None  # None: not public (see PUBLIC_TEXT_SOURCES)
+    photos: tuple[PublicPhoto, ...]
+    reported_at: datetime
+    due_at: datetime | None  # the promise made to residents (set at filing, moved only by an extension)
+    closed_at: datetime | None
+    updated_at: datetime
+    supporters: int
+    satisfaction: int | None
+
+
+def category_public_name(category: Category) -> str:
+    """A category as residents read it: the English name in English, else the plain wording (通俗说法)."""
+    if language_is_english() and category.name_en:
+        return category.name_en
+    return category.plain_name or category.name
+
+
+def _text_public(case: Case) -> bool:
+    if case.source not in PUBLIC_TEXT_SOURCES:
+        return False
+    if hasattr(case, "public_reporter_role"):  # read with cases_public_related
+        role = case.public_reporter_role
+    elif case.reporter_id is None:
+        role = None
+    else:
+        role = User.objects.filter(pk=case.reporter_id).values_list("role", flat=True).first()
+    return role in PUBLIC_TEXT_REPORTER_ROLES
+
+
+def case_public_view(case: Case) -> PublicCase:
+    """The one public view of a case: what /api/public/, the residents' map, anonymous duplicates and Open311
+    show. No reporter (name, phone, account), no staff notes, no exact point or address. Whether the case
+    may be shown at all is cases_public()'s decision (or the reporter's tracking token)."""
+    text_public = _text_public(case)
+    photos = getattr(case, "public_photo_candidates", None)
+    if photos is None:
+        photos = case.photos.exclude(kind=CasePhoto.Kind.CHECK).order_by("id")
+    shown = tuple(
+        PublicPhoto(kind=p.kind, url=p.image.url)
+        for p in photos
+        if p.kind == CasePhoto.Kind.AFTER or (p.kind == CasePhoto.Kind.BEFORE and text_public)
+    )
+    return PublicCase(
+        code=case.code,
+        category_code=case.category.code,
+        category=category_public_name(case.category),
+        status=case.status,
+        status_label=str(Case.Status(case.status).label),
+        is_open=case.status in OPEN_STATUSES,
+        merged=case.duplicate_of_id is not None,
+        location=case.cell.center,
+        cell_code=case.cell.code,
+        description=(case.description or None) if text_public else None,
+        photos=shown,
+        reported_at=case.reported_at,
+        due_at=case.due_at,
+        closed_at=case.closed_at,
+        updated_at=case.updated_at,
+        supporters=case.supporters,
+        satisfaction=case.satisfaction,
+    )
+
+
+def distance_public_m(distance_m: float) -> int:
+    """A distance as the public sees it (measured to the cell centre), rounded to DISTANCE_STEP_M."""
+    return round(float(distance_m) / DISTANCE_STEP_M) * DISTANCE_STEP_M

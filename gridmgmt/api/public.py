@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from gridmgmt import services
+from gridmgmt import access, services
 from gridmgmt.api import serializers as s
 from gridmgmt.api.views import idempotency_key_get
 from gridmgmt.errors import RoleNotAllowed, TransitionNotAllowed
@@ -48,26 +48,36 @@ def public_reporter_get() -> User:
 
 
 def case_public_get(*, code: str, token: str | None = None) -> Case:
-    """A case by its code for the public; sensitive categories only with the reporter's token."""
-    case = Case.objects.select_related("category", "cell").filter(code=code).first()
-    if case is None or (case.category.is_sensitive and not tracking_token_check(code=code, token=token)):
+    """A case by its code for the public (access.cases_public); with the reporter's token, their own case
+    even when it is not public (a sensitive category, voided)."""
+    if not code or "\x00" in code:
+        raise Http404(_("案件不存在"))
+    base = Case.objects.all() if tracking_token_check(code=code, token=token) else access.cases_public()
+    case = access.cases_public_related(base.filter(code=code)).first()
+    if case is None:
         raise Http404(_("案件不存在"))
     return case
 
 
-def case_public_data(case: Case) -> dict:
+def case_public_data(case: Case, *, absolute_url=lambda url: url) -> dict:
+    """The public view (access.case_public_view) plus the stage history without notes or people."""
+    view = access.case_public_view(case)
     events = case.events.order_by("id").values_list("type", "to_status", "at")
     return {
-        "code": case.code,
-        "status": case.status,
-        "status_label": case.get_status_display(),
-        "category": case.category.plain_name or s.localized_name(case.category),
-        "location": case.cell.center,  # snapped to the cell centre: no exact address for strangers
-        "reported_at": case.reported_at,
-        "due_at": case.due_at,
-        "closed_at": case.closed_at,
-        "supporters": case.supporters,
-        "satisfaction": case.satisfaction,
+        "code": view.code,
+        "status": view.status,
+        "status_label": view.status_label,
+        "category": view.category,
+        "location": view.location,  # the cell's centre: no exact address for strangers
+        "cell": view.cell_code,
+        "description": view.description,
+        "photos": [{"kind": p.kind, "url": absolute_url(p.url)} for p in view.photos],
+        "merged": view.merged,
+        "reported_at": view.reported_at,
+        "due_at": view.due_at,
+        "closed_at": view.closed_at,
+        "supporters": view.supporters,
+        "satisfaction": view.satisfaction,
         "events": [
             {"type": t, "type_label": CaseEvent.Type(t).label, "status": to_status, "at": at}
             for t, to_status, at in events
@@ -75,9 +85,9 @@ def case_public_data(case: Case) -> dict:
     }
 
 
-def _public_response(case: Case, *, status_code: int = status.HTTP_200_OK, token: bool = False) -> Response:
-    case = Case.objects.select_related("category", "cell").get(pk=case.pk)
-    data = case_public_data(case)
+def _public_response(request, case: Case, *, status_code: int = status.HTTP_200_OK, token: bool = False) -> Response:
+    case = access.cases_public_related(Case.objects.filter(pk=case.pk)).get()
+    data = case_public_data(case, absolute_url=request.build_absolute_uri)
     if token:
         data["tracking_token"] = tracking_token_make(code=case.code)
         return Response(s.PublicReportResultSerializer(data).data, status=status_code)
@@ -108,7 +118,7 @@ class PublicCaseDetail(_Public):
         responses={200: s.PublicCaseSerializer, 404: OpenApiResponse(description="不存在")},
     )
     def get(self, request, code: str):
-        return _public_response(case_public_get(code=code, token=request.query_params.get("token")))
+        return _public_response(request, case_public_get(code=code, token=request.query_params.get("token")))
 
 
 class PublicReportCreate(_Public):
@@ -144,7 +154,7 @@ class PublicReportCreate(_Public):
         if not created and (case.source != Case.Source.RESIDENT or case.reporter_id != reporter.id):
             raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
         return _public_response(
-            case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, token=True
+            request, case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, token=True
         )
 
 
@@ -155,7 +165,7 @@ class PublicCaseSupport(_Public):
         serializer.is_valid(raise_exception=True)
         case = case_public_get(code=code, token=request.data.get("token"))
         case = services.case_support(case_id=case.pk, actor=request.user, note=serializer.validated_data["note"])
-        return _public_response(case)
+        return _public_response(request, case)
 
 
 class PublicCaseRate(_Public):
@@ -167,7 +177,7 @@ class PublicCaseRate(_Public):
         case = case_public_get(code=code, token=d["token"])
         actor = _token_actor(case, d["token"])
         case = services.case_rate(case_id=case.pk, actor=actor, satisfaction=d["satisfaction"], note=d["note"])
-        return _public_response(case)
+        return _public_response(request, case)
 
 
 class PublicCaseReopen(_Public):
@@ -181,4 +191,4 @@ class PublicCaseReopen(_Public):
         case = case_public_get(code=code, token=d["token"])
         actor = _token_actor(case, d["token"])
         case = services.case_reopen(case_id=case.pk, actor=actor, reason=d["reason"])
-        return _public_response(case)
+        return _public_response(request, case)

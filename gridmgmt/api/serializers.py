@@ -559,6 +559,11 @@ class PublicEventSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class PublicPhotoSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    url = serializers.CharField()
+
+
 class PublicCaseSerializer(serializers.Serializer):
     """What anyone with the case code may see: never the reporter, staff notes or the exact position."""
 
@@ -567,6 +572,10 @@ class PublicCaseSerializer(serializers.Serializer):
     status_label = serializers.CharField()
     category = serializers.CharField(help_text="通俗说法")
     location = PointGeoJSONField(help_text="所在单元网格的中心点(已模糊化)")
+    cell = serializers.CharField(help_text="单元网格编码")
+    description = serializers.CharField(allow_null=True, help_text="仅居民/Open311 公众上报的描述公开")
+    photos = PublicPhotoSerializer(many=True)
+    merged = serializers.BooleanField(help_text="重复上报,已合并到另一案件")
     reported_at = serializers.DateTimeField()
     due_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)

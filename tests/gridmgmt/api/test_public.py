@@ -31,11 +31,16 @@ def test_anonymous_report_and_public_tracking(world):
 
     public = world.client(None).get(f"/api/public/cases/{body['code']}/").json()
     assert public["category"] == "乱堆东西"  # the plain name residents understand
-    # Location snapped to the cell centre; no contact, no description, no staff notes.
+    # Location snapped to the cell centre; no contact, no staff notes. A resident's own words and photo are
+    # public (access.case_public_view): the public wrote them for the public, as on Open311.
     assert public["location"]["coordinates"] == [case.cell.center.x, case.cell.center.y]
     assert public["location"]["coordinates"] != [case.point.x, case.point.y]
+    assert public["cell"] == case.cell.code
     text = str(public)
-    assert "13700001111" not in text and "装修垃圾" not in text and "tracking_token" not in public
+    assert "13700001111" not in text
+    assert "tracking_token" not in public
+    assert public["description"] == "小区门口堆放装修垃圾"
+    assert [p["kind"] for p in public["photos"]] == ["before"]
     assert [e["type"] for e in public["events"]] == [E.REPORTED]
 
     world.client(R.DISPATCHER).post(f"/api/cases/{case.id}/file/", {"note": "内部: 联系物业"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import BooleanField, F, FloatField, Func, QuerySet, Value, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -113,27 +113,27 @@ def case_detail_get(*, case_id: int) -> Case | None:
 
 # `point::geography` matches the expression index case_point_geog (migration 0006), so ST_DWithin is an
 # index scan; ST_DWithin and ST_Distance on geography both use the spheroid, so radius and order agree.
-_DUPLICATES_SQL = """
-SELECT c.*, ST_Distance(c.point::geography, %(g)s::geography) AS distance_m
-FROM gridmgmt_case c
-WHERE c.category_id = %(category)s
-  AND c.status = ANY(%(statuses)s)
-  AND c.reported_at BETWEEN %(since)s AND %(until)s
-  AND ST_DWithin(c.point::geography, %(g)s::geography, %(radius)s)
-  AND c.id <> %(exclude)s
-ORDER BY distance_m, c.reported_at DESC, c.id
-LIMIT %(limit)s
-"""
-
-
+# The caller's scope (access.cases_visible, access.cases_public) is the query's base, so LIMIT counts only
+# cases the caller may see.
 MAX_DUPLICATE_RADIUS_M = 5000
+# For a search by cell centre (the public's): how far a case's point may lie from its cell's centre. The
+# index narrows by the point within radius + this margin; the centre decides.
+CELL_CENTRE_MARGIN_M = 1000.0
 
 
 def _ewkt(lon: float, lat: float) -> str:
     return f"SRID=4326;POINT({lon!r} {lat!r})"
 
 
-def duplicates_params(
+def _geography(expression) -> Func:
+    return Func(expression, template="(%(expressions)s)::geography", output_field=FloatField())
+
+
+def _st(function: str, *args, output_field) -> Func:
+    return Func(*args, function=function, output_field=output_field)
+
+
+def duplicates_query(
     *,
     category: Category,
     lon,
@@ -142,23 +142,35 @@ def duplicates_params(
     exclude_id: int | None = None,
     limit: int = 5,
     radius_m: float | None = None,
-) -> dict:
-    """Validated parameters of the duplicate query (exposed so tests can EXPLAIN it)."""
+    scope: QuerySet[Case] | None = None,
+    by_cell: bool = False,
+) -> QuerySet[Case]:
+    """The duplicate query (exposed so tests can EXPLAIN it). `by_cell`: near and distance are measured from
+    each case's cell centre, not its point (what the public may know)."""
     lon, lat = lonlat_parse(lon, lat)
     if radius_m is not None and not 0 < radius_m <= MAX_DUPLICATE_RADIUS_M:
         raise InvalidInput(_("搜索半径须在 0–5000 米之间"), field="radius")
     at = at or timezone.now()
     window = timedelta(hours=category.duplicate_window_hours)
-    return {
-        "g": _ewkt(lon, lat),
-        "category": category.pk,
-        "statuses": _OPEN,
-        "since": at - window,
-        "until": at + window,
-        "radius": float(radius_m if radius_m is not None else category.duplicate_radius_m),
-        "exclude": exclude_id or 0,
-        "limit": max(1, min(int(limit), 50)),
-    }
+    radius = float(radius_m if radius_m is not None else category.duplicate_radius_m)
+    here = _geography(Value(_ewkt(lon, lat)))
+    point = _geography(F("point"))
+    qs = (Case.objects.all() if scope is None else scope).filter(
+        category=category, status__in=_OPEN, reported_at__range=(at - window, at + window)
+    )
+    if exclude_id:
+        qs = qs.exclude(pk=exclude_id)
+    if by_cell:
+        centre = _geography(F("cell__center"))
+        qs = qs.filter(
+            _st("ST_DWithin", point, here, Value(radius + CELL_CENTRE_MARGIN_M), output_field=BooleanField()),
+            _st("ST_DWithin", centre, here, Value(radius), output_field=BooleanField()),
+        ).annotate(distance_m=_st("ST_Distance", centre, here, output_field=FloatField()))
+    else:
+        qs = qs.filter(_st("ST_DWithin", point, here, Value(radius), output_field=BooleanField())).annotate(
+            distance_m=_st("ST_Distance", point, here, output_field=FloatField())
+        )
+    return qs.order_by("distance_m", "-reported_at", "id")[: max(1, min(int(limit), 50))]
 
 
 def case_duplicates_find(
@@ -170,19 +182,30 @@ def case_duplicates_find(
     exclude_id: int | None = None,
     limit: int = 5,
     radius_m: float | None = None,
+    scope: QuerySet[Case] | None = None,
+    by_cell: bool = False,
 ) -> list[Case]:
-    """Open cases of the same category near (lon, lat) that may be the same problem, nearest first.
+    """Open cases of the same category near (lon, lat) that may be the same problem, nearest first, among
+    `scope` (default: all cases) — scoped before the limit.
 
     Near = within the category's `duplicate_radius_m` (or `radius_m`, e.g. 1 km for staff) and reported
     within `duplicate_window_hours` before or after `at` (default now). Each case carries `distance_m`
-    (metres on the spheroid)."""
+    (metres on the spheroid; to its cell's centre with `by_cell`)."""
     category = Category.objects.filter(code=category_code).first()
     if category is None:
         raise InvalidInput(_("未知的案件类别: %(code)s") % {"code": category_code}, field="category")
-    params = duplicates_params(
-        category=category, lon=lon, lat=lat, at=at, exclude_id=exclude_id, limit=limit, radius_m=radius_m
+    qs = duplicates_query(
+        category=category,
+        lon=lon,
+        lat=lat,
+        at=at,
+        exclude_id=exclude_id,
+        limit=limit,
+        radius_m=radius_m,
+        scope=scope,
+        by_cell=by_cell,
     )
-    return list(Case.objects.raw(_DUPLICATES_SQL, params))
+    return list(qs)
 
 
 # --- dispatch ranking -------------------------------------------------------------------------------------

@@ -521,7 +521,8 @@ class DuplicatesView(APIView):
 
     Staff get the cases they may see (GeoJSON, with distance and an optional radius up to 5 km); everyone
     else — residents and anonymous reporters — gets only what the public tracking page shows, so they can
-    +1 an existing case instead of filing a duplicate; sensitive categories are left out for them."""
+    +1 an existing case instead of filing a duplicate (access.case_public_view: sensitive categories left out,
+    near and distance measured from cell centres, distance in 10 m steps)."""
 
     permission_classes = [permissions.AllowAny]
 
@@ -536,6 +537,10 @@ class DuplicatesView(APIView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         staff = access.is_staff_user(request.user)
+        if staff:  # scoped before the limit: an area-bound dispatcher gets `limit` cases of their own area
+            scope = access.cases_visible(user=request.user).select_related("category__parent", "cell", "team")
+        else:  # the public view: measured from cell centres, never from the points
+            scope = access.cases_public_related(access.cases_public())
         found = selectors.case_duplicates_find(
             category_code=q["category"],
             lon=q["lon"],
@@ -543,34 +548,27 @@ class DuplicatesView(APIView):
             exclude_id=q.get("exclude"),
             limit=q["limit"],
             radius_m=q.get("radius") if staff else None,
+            scope=scope,
+            by_cell=not staff,
         )
-        distance = {c.pk: c.distance_m for c in found}
-        order = {pk: i for i, pk in enumerate(distance)}
         if staff:
-            rows = (
-                access.cases_visible(user=request.user)
-                .filter(pk__in=distance)
-                .select_related("category__parent", "cell", "team")
-            )
-        else:
-            rows = Case.objects.filter(pk__in=distance, category__is_sensitive=False).select_related("category", "cell")
-        rows = sorted(rows, key=lambda c: order[c.pk])
-        for case in rows:
-            case.distance_m = round(float(distance[case.pk]), 1)
-        if staff:
+            for case in found:
+                case.distance_m = round(float(case.distance_m), 1)
             context = {"request": request, "now": timezone.now()}
-            return Response(s.DuplicateCaseSerializer(rows, many=True, context=context).data)
-        items = [
-            {
-                "code": c.code,
-                "status": c.status,
-                "status_label": c.get_status_display(),
-                "category": c.category.plain_name or s.localized_name(c.category),
-                "location": c.cell.center,
-                "distance_m": c.distance_m,
-                "supporters": c.supporters,
-                "reported_at": c.reported_at,
-            }
-            for c in rows
-        ]
+            return Response(s.DuplicateCaseSerializer(found, many=True, context=context).data)
+        items = []
+        for case in found:
+            view = access.case_public_view(case)
+            items.append(
+                {
+                    "code": view.code,
+                    "status": view.status,
+                    "status_label": view.status_label,
+                    "category": view.category,
+                    "location": view.location,
+                    "distance_m": access.distance_public_m(case.distance_m),
+                    "supporters": view.supporters,
+                    "reported_at": view.reported_at,
+                }
+            )
         return Response({"results": s.PublicDuplicateSerializer(items, many=True).data})

@@ -131,12 +131,12 @@ def test_duplicates_query_uses_the_geography_index(world):
         )
         for i in range(3000)
     )
-    with connection.cursor() as cur:
-        cur.execute("ANALYZE gridmgmt_case")
-        sql = "EXPLAIN " + selectors._DUPLICATES_SQL
-        cur.execute(sql, {**selectors.duplicates_params(category=proto.category, lon=lon, lat=lat, at=now)})
-        plan = "\n".join(r[0] for r in cur.fetchall())
-    assert "case_point_geog" in plan, plan
+    for scope, by_cell in [(None, False), (Case.objects.filter(district=proto.district), False), (None, True)]:
+        query = selectors.duplicates_query(
+            category=proto.category, lon=lon, lat=lat, at=now, scope=scope, by_cell=by_cell
+        )
+        plan = explain(*query.query.sql_with_params(), analyze="gridmgmt_case")
+        assert "case_point_geog" in plan, plan
     found = selectors.case_duplicates_find(category_code=proto.category.code, lon=lon, lat=lat, at=now, limit=50)
     assert found and all(c.distance_m <= 250 for c in found)
     assert [c.distance_m for c in found] == sorted(c.distance_m for c in found)

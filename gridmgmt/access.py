@@ -157,10 +157,11 @@ DISTANCE_STEP_M = 10  # distances shown to the public are from the cell centre, 
 
 
 def cases_public() -> QuerySet[Case]:
-    """The cases anyone may know exist: non-sensitive categories, not voided (a rejected report — spam,
-    abuse, outside the remit — is not a public problem). Merged duplicates stay, closed, marked as merged.
-    A reporter holding the tracking token sees their own case even when it is not in here."""
-    return Case.objects.filter(category__is_sensitive=False).exclude(status=Case.Status.VOIDED)
+    """The cases anyone may know exist: those of non-sensitive categories, whatever their state — a voided
+    or merged report stays visible as closed, so whoever filed it (an Open311 client has no other way to
+    follow it) learns what became of it. A reporter holding the tracking token also sees their own case
+    of a sensitive category."""
+    return Case.objects.filter(category__is_sensitive=False)
 
 
 def cases_public_related(qs: QuerySet[Case]) -> QuerySet[Case]:
@@ -191,7 +192,8 @@ class PublicCase:
     merged: bool
     location: Point  # the centre of the case's cell — never the reported point
     cell_code: str
-    description: str | None  # None: not public (see PUBLIC_TEXT_SOURCES)
+    reporter_words_public: bool  # the reporter's description and before photos/links may be shown
+    description: str | None  # None: none, or not public (see PUBLIC_TEXT_SOURCES)
     photos: tuple[PublicPhoto, ...]
     reported_at: datetime
     due_at: datetime | None  # the promise made to residents (set at filing, moved only by an extension)
@@ -243,6 +245,7 @@ def case_public_view(case: Case) -> PublicCase:
         merged=case.duplicate_of_id is not None,
         location=case.cell.center,
         cell_code=case.cell.code,
+        reporter_words_public=text_public,
         description=(case.description or None) if text_public else None,
         photos=shown,
         reported_at=case.reported_at,

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from geo.models import Camera
 from geo.selectors import serial_queries
+from gridmgmt import access
 from gridmgmt.kpi import KpiRow, kpi_compute
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.names import name_localized_expr
@@ -225,18 +226,15 @@ PUBLIC_MAP_LIMIT = 300
 
 
 def public_cases_in_bbox(*, bbox: tuple[float, float, float, float], limit: int = PUBLIC_MAP_LIMIT) -> list[list]:
-    """Open cases of non-sensitive categories in a WGS-84 box, for the residents' map: no reporter, no exact
-    point — each is placed at its cell's centre. [[lat, lon, code, category (plain words), status]]"""
-    minx, miny, maxx, maxy = bbox
-    box = Polygon.from_bbox((minx, miny, maxx, maxy))
+    """Open public cases (access.cases_public) whose cell centre lies in a WGS-84 box, for the residents' map,
+    each as access.case_public_view shows it: [[lat, lon, code, category (plain words), status label]].
+
+    The box is matched against the cell centre, the only position shown: matching the reported point would
+    let a sequence of boxes narrow it down to the millimetre while the answer showed only the centre."""
+    box = Polygon.from_bbox(bbox)
     box.srid = 4326
-    rows = (
-        Case.objects.filter(status__in=OPEN_STATUSES, category__is_sensitive=False, point__intersects=box)
-        .order_by("-reported_at")
-        .values_list(_y("cell__center"), _x("cell__center"), "code", "category__plain_name", "category__name", "status")
-    )[:limit]
-    labels = dict(Case.Status.choices)
-    return [
-        [round(lat, 6), round(lon, 6), code, plain or name, str(labels.get(status, status))]
-        for lat, lon, code, plain, name, status in rows
-    ]
+    cases = access.cases_public_related(
+        access.cases_public().filter(status__in=OPEN_STATUSES, cell__center__intersects=box)
+    ).order_by("-reported_at", "-id")[:limit]
+    views = [access.case_public_view(c) for c in cases]
+    return [[round(v.location.y, 6), round(v.location.x, 6), v.code, v.category, v.status_label] for v in views]

@@ -1,7 +1,8 @@
 """Public reads for GeoReport v2: the service list (non-sensitive categories) and service requests.
 
-Nothing here exposes who reported: no name, phone, account. Sensitive categories stay listed as requests
-(the public may know a report exists and its progress) but without location, description or media.
+Requests are the public view of cases (gridmgmt.access.cases_public / case_public_view), the same as the
+residents' map and /api/public/: no reporter, lat/long at the cell centre, no address (address_id is the
+cell code), descriptions and media only from the public's own channels, sensitive categories not listed.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from gridmgmt import access
 from gridmgmt.errors import InvalidInput, NotFound
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category
 from gridmgmt.names import name_localized as _name
@@ -141,17 +143,12 @@ def request_query_parse(params, *, now: datetime | None = None) -> RequestQuery:
 
 def _with_public_relations(qs: QuerySet[Case]) -> QuerySet[Case]:
     events = CaseEvent.objects.only("id", "case_id", "type", "at", "data").order_by("id")
-    photos = CasePhoto.objects.filter(kind=CasePhoto.Kind.BEFORE).order_by("id")
-    # The cell only lends its code (address_id): leave its polygons in the database.
-    qs = qs.select_related("category", "department", "cell").defer("cell__geom", "cell__center")
-    return qs.prefetch_related(
-        Prefetch("events", queryset=events, to_attr="public_events"),
-        Prefetch("photos", queryset=photos, to_attr="before_photos"),
-    )
+    qs = access.cases_public_related(qs).select_related("department")
+    return qs.prefetch_related(Prefetch("events", queryset=events, to_attr="public_events"))
 
 
 def requests_public(*, query: RequestQuery) -> list[Case]:
-    qs = Case.objects.all()
+    qs = access.cases_public()
     if query.ids:
         qs = qs.filter(code__in=query.ids)
     else:
@@ -166,47 +163,45 @@ def requests_public(*, query: RequestQuery) -> list[Case]:
 
 
 def request_public_get(*, code: str) -> Case:
-    case = _with_public_relations(Case.objects.filter(code=code)).first()
+    case = None if "\x00" in code else _with_public_relations(access.cases_public().filter(code=code)).first()
     if case is None:
         raise NotFound(_("service_request_id %(id)s 不存在") % {"id": code}, field="service_request_id")
     return case
 
 
-def _status_notes(case: Case) -> str:
-    notes = str(Case.Status(case.status).label)
-    if case.duplicate_of_id:
-        return _("%(status)s(重复上报,已合并)") % {"status": notes}
-    return notes
+def _status_notes(view: access.PublicCase) -> str:
+    if view.merged:
+        return _("%(status)s(重复上报,已合并)") % {"status": view.status_label}
+    return view.status_label
 
 
 def request_item(case: Case, *, absolute_url) -> dict:
-    """One request as the public sees it. `absolute_url(path)` makes media links absolute."""
-    hidden = case.category.is_sensitive
-    is_open = case.status in OPEN_STATUSES
+    """One request as the public sees it (access.case_public_view). `absolute_url(path)` makes media links
+    absolute."""
+    view = access.case_public_view(case)
     reported = case.public_events[0].data if case.public_events else {}
-    media_url = None
-    if not hidden and case.source != Case.Source.CAMERA:  # camera snapshots show plates and faces
-        if case.before_photos:
-            media_url = absolute_url(case.before_photos[0].image.url)
-        else:
-            media_url = reported.get("media_url") or None
+    before = [p.url for p in view.photos if p.kind == CasePhoto.Kind.BEFORE]
+    if before:
+        media_url = absolute_url(before[0])
+    else:  # a link the reporter posted instead of a file: public exactly when their description is
+        media_url = (reported.get("media_url") or None) if view.reporter_words_public else None
     return {
-        "service_request_id": case.code,
-        "status": "open" if is_open else "closed",
-        "status_notes": _status_notes(case),
+        "service_request_id": view.code,
+        "status": "open" if view.is_open else "closed",
+        "status_notes": _status_notes(view),
         "service_name": _name(case.category),
-        "service_code": case.category.code,
-        "description": None if hidden else case.description or None,
+        "service_code": view.category_code,
+        "description": view.description,
         "agency_responsible": _name(case.department) if case.department else None,
         "service_notice": service_notice(case.category, case.urgency),
-        "requested_datetime": w3(case.reported_at),
-        "updated_datetime": w3(case.updated_at if is_open else case.closed_at or case.updated_at),
-        "expected_datetime": w3(case.due_at or case.deadline_at),
-        "address": None if hidden else case.address or None,
-        "address_id": None if hidden else case.cell.code,
+        "requested_datetime": w3(view.reported_at),
+        "updated_datetime": w3(view.updated_at if view.is_open else view.closed_at or view.updated_at),
+        "expected_datetime": w3(view.due_at),
+        "address": None,  # the reporter's words may name a door; address_id locates to the cell
+        "address_id": view.cell_code,
         "zipcode": None,
-        "lat": None if hidden else case.point.y,
-        "long": None if hidden else case.point.x,
+        "lat": view.location.y,
+        "long": view.location.x,
         "media_url": media_url,
         # Extension (as in Chicago's Open311): the stage history, without staff notes or people.
         "notes": [

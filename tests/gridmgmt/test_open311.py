@@ -196,17 +196,16 @@ def test_requests_default_window_last_90_days(world, cases, client, fmt):
     response = get(client, "requests", fmt)
     assert response.status_code == 200
     c = cases
-    assert codes_of(response, fmt) == [c["open"].code, c["closed"].code, c["sensitive"].code]
+    assert codes_of(response, fmt) == [c["open"].code, c["closed"].code]  # sensitive categories: not public
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_requests_filters(world, cases, client, fmt):
     c = cases
-    assert codes_of(get(client, "requests", fmt, status="open"), fmt) == [c["open"].code, c["sensitive"].code]
+    assert codes_of(get(client, "requests", fmt, status="open"), fmt) == [c["open"].code]
     assert codes_of(get(client, "requests", fmt, status="closed"), fmt) == [c["closed"].code]
     assert codes_of(get(client, "requests", fmt, status="open,closed", service_code="E0404,E0104"), fmt) == [
-        c["closed"].code,
-        c["sensitive"].code,
+        c["closed"].code
     ]
     # service_request_id overrides every other argument, the 90-day window too.
     ids = f"{c['old'].code}, {c['open'].code}"
@@ -246,7 +245,8 @@ def test_request_fields_json(world, cases, client):
     assert (item["status"], item["status_notes"]) == ("open", "已立案")
     assert (item["service_code"], item["service_name"]) == ("E0101", "暴露垃圾")
     assert item["agency_responsible"] == "市容环境管理所"
-    assert item["description"] == "路口垃圾" and item["address"] == "张杨路 1 号"
+    # A resident's own words are public; the address is not (address_id locates to the cell).
+    assert item["description"] == "路口垃圾" and item["address"] is None
     assert item["address_id"] == world["cells"][4].code
     assert isinstance(item["lat"], float) and isinstance(item["long"], float)
     assert abs(item["lat"] - world["lat"]) < 1e-9 and abs(item["long"] - world["lon"]) < 1e-9
@@ -273,15 +273,9 @@ def test_request_fields_xml(world, cases, client):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_sensitive_request_hides_location_description_media(world, cases, client, fmt):
+def test_sensitive_request_is_not_public(world, cases, client, fmt):
     response = get(client, f"requests/{cases['sensitive'].code}", fmt)
-    data = parse(response, fmt)
-    item = (
-        data[0] if fmt == "json" else {k: v.text for k, v in xml_items(data, "service_requests", "request")[0].items()}
-    )
-    for field in ("lat", "long", "address", "address_id", "description", "media_url"):
-        assert item[field] is None, field
-    assert item["service_code"] == "E0104" and item["status"] == "open"
+    assert response.status_code == 404
     assert "加盖" not in response.content.decode() and "5 号" not in response.content.decode()
 
 

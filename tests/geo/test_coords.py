@@ -73,3 +73,39 @@ def test_transform_geometry_moves_every_vertex():
     back = coords.transform_geometry(moved, coords.gcj02_to_wgs84)
     assert shapely.hausdorff_distance(poly, back) < 1e-9
     assert shapely.hausdorff_distance(poly, moved) > 0.003
+
+
+# --- parsing ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "expected"),
+    [(121.5, 31.2, (121.5, 31.2)), ("121.5", " 31.2 ", (121.5, 31.2)), (-180, 90, (-180.0, 90.0))],
+)
+def test_lonlat_parse_accepts_numbers_and_numeric_text(lon, lat, expected):
+    assert coords.lonlat_parse(lon, lat) == expected
+    point = coords.point_parse(lon, lat)
+    assert (point.x, point.y, point.srid) == (*expected, 4326)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "code"),
+    [
+        (None, 31.2, "location_missing"),
+        ("", 31.2, "location_missing"),
+        ("x", 31.2, "location_missing"),
+        (True, 31.2, "location_missing"),
+        ("١٢١", 31.2, "location_missing"),  # Arabic-Indic digits: float() would take them
+        (10**400, 31.2, "location_missing"),
+        ("nan", 31.2, "location_range"),
+        (121.5, float("inf"), "location_range"),
+        (180.5, 31.2, "location_range"),
+        (121.5, -90.01, "location_range"),
+    ],
+)
+def test_lonlat_parse_rejects_with_the_domain_error(lon, lat, code):
+    from gridmgmt.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as err:
+        coords.lonlat_parse(lon, lat, field="where")
+    assert (err.value.code, err.value.field) == (code, "where")

@@ -5,7 +5,6 @@ only need "the services"."""
 
 from gridmgmt.services.intake import (
     case_alarm_attach,
-    case_id_by_idempotency_key,
     case_report,
     case_support,
     category_resolve,
@@ -46,7 +45,6 @@ __all__ = [
     "case_extension_request",
     "case_file",
     "case_handle",
-    "case_id_by_idempotency_key",
     "case_merge",
     "case_park",
     "case_rate",

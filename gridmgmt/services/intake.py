@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NoReturn
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models.expressions import DatabaseDefault
+from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, Func
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,63 +30,43 @@ def _category_refuse(*, code) -> NoReturn:
     raise InvalidInput(_("未知的案件类别: %(code)s") % {"code": code}, field="category", code="unknown_category")
 
 
+def _reportable(*, code: str):
+    """The category a report may name: an active subclass (not a major class)."""
+    return Category.objects.filter(code=code, is_active=True, parent__isnull=False)
+
+
 def category_resolve(*, code: str) -> Category:
-    category = Category.objects.filter(code=code, is_active=True, parent__isnull=False).first()
+    category = _reportable(code=code).first()
     if category is None:
         _category_refuse(code=code)
     return category
 
 
-# The case row in one statement: the category's defaults (and its validity) come from the category table and
-# the code's serial from a sequence inside the same INSERT, so a report costs no separate lookups. An
-# unknown or inactive category (or a major class) selects no row, so nothing is inserted.
-_CASE_INSERT = """
-    INSERT INTO gridmgmt_case (code, category_id, urgency, department_id, {columns})
-    SELECT %s || to_char(nextval('gridmgmt_case_code_seq'), 'FM9999999999990000000'),
-           cat.id, coalesce(%s, cat.default_urgency), cat.default_department_id, {values}
-    FROM gridmgmt_category cat
-    WHERE cat.code = %s AND cat.is_active AND cat.parent_id IS NOT NULL
-    RETURNING id, code, category_id, urgency, department_id
-"""
-_FROM_INSERT = ("id", "code", "category_id", "urgency", "department_id")
-_case_insert_sql: dict[tuple[str, ...], str] = {}
+class CaseCodeSerial(Func):
+    """The next serial of a case code (the `gridmgmt_case_code_seq` sequence), as an expression."""
+
+    template = "nextval('gridmgmt_case_code_seq')"
+    arity = 0
+    output_field = BigIntegerField()
 
 
-def _case_insert(*, case: Case, category_code: str, urgency: str | None) -> bool:
-    """INSERT `case` (every field but those in _FROM_INSERT, which it fills in). False if the category
-    is not reportable. The values go through the fields' own save preparation, as Model.save would."""
-    columns, placeholders, params = [], [], []
-    for field in Case._meta.concrete_fields:
-        if field.attname in _FROM_INSERT:
-            continue
-        value = field.pre_save(case, add=True)
-        if isinstance(value, DatabaseDefault):
-            continue
-        value = field.get_db_prep_save(value, connection=connection)
-        columns.append(field.column)
-        placeholder = getattr(field, "get_placeholder", None)
-        placeholders.append(placeholder(value, None, connection) if placeholder else "%s")
-        params.append(value)
-    key = tuple(columns)
-    sql = _case_insert_sql.get(key)
-    if sql is None:
-        quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-        sql = _case_insert_sql[key] = _CASE_INSERT.format(columns=quoted, values=", ".join(placeholders))
-    with connection.cursor() as cur:
-        cur.execute(sql, [f"{timezone.localdate():%Y%m%d}", urgency, *params, category_code])
-        row = cur.fetchone()
-    if row is None:
-        return False
-    case.id, case.code, case.category_id, case.urgency, case.department_id = row
-    case._state.adding, case._state.db = False, connection.alias
-    return True
+def case_code(*, day, serial: int) -> str:
+    """A case code: the report day and its serial, at least 7 digits (20261127 + 0000214)."""
+    return f"{day:%Y%m%d}{serial:07d}"
 
 
-def case_id_by_idempotency_key(*, key: str) -> int | None:
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM gridmgmt_case WHERE idempotency_key = %s", [key])
-        row = cur.fetchone()
-    return row[0] if row else None
+def _category_for_report(*, code: str) -> Category:
+    """The reportable category's defaults, with the new case's code serial drawn in the same statement: one
+    query. An unknown or inactive category (or a major class) selects no row and draws no serial."""
+    category = (
+        _reportable(code=code)
+        .only("id", "default_urgency", "default_department_id")
+        .annotate(code_serial=CaseCodeSerial())
+        .first()
+    )
+    if category is None:
+        _category_refuse(code=code)
+    return category
 
 
 def case_report(
@@ -112,13 +92,13 @@ def case_report(
     first case and writes nothing. Everything is validated before anything is written. `data` adds
     channel details (e.g. the camera alarm) to the REPORTED event.
 
-    Two statements before the transaction (idempotency key, locate) and one INSERT each in it for the case,
-    its photos, the event and the event's photo links: no lookups of the category or its department and no
-    separate fetch of the code serial (the case INSERT does those), no ORM query building for the reads."""
+    Three statements before the transaction (idempotency key, locate, the category with the code serial)
+    and one INSERT each in it for the case, its photos, the event and the event's photo links."""
     if idempotency_key:
-        existing_id = case_id_by_idempotency_key(key=idempotency_key)
-        if existing_id is not None:
-            return Case.objects.get(pk=existing_id), False
+        try:  # get(), not first(): no ORDER BY, so the plan is the unique index's whatever the table's size
+            return Case.objects.get(idempotency_key=idempotency_key), False
+        except Case.DoesNotExist:
+            pass
     if source not in Case.Source.values:
         raise InvalidInput(_("未知的来源: %(s)s") % {"s": source}, field="source")
     if urgency is not None and urgency not in Case.Urgency.values:
@@ -132,8 +112,13 @@ def case_report(
     if cell is None:
         raise OutsideServiceArea(_("该位置不在服务范围内"), field="location")
     prepared = photos_prepare(uploads=photos)
+    category = _category_for_report(code=category_code)
     now = at or timezone.now()
     case = Case(
+        code=case_code(day=timezone.localdate(), serial=category.code_serial),
+        category_id=category.id,
+        urgency=urgency or category.default_urgency,
+        department_id=category.default_department_id,
         point=point,
         address=address[:200],
         cell_id=cell.id,
@@ -154,8 +139,7 @@ def case_report(
     )
     try:
         with transaction.atomic():
-            if not _case_insert(case=case, category_code=category_code, urgency=urgency):
-                _category_refuse(code=category_code)
+            case.save(force_insert=True)
             stored = photos_store(case=case, prepared=prepared, kind=CasePhoto.Kind.BEFORE)
             event_append(
                 case=case,

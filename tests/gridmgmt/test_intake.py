@@ -1,6 +1,6 @@
 """Intake details the workflow tests do not pin down: what a stored photo keeps of the upload (no location,
-no metadata, the same pixels when nothing had to change), the one-statement case insert (category rules,
-code serials), and the planner setting the case reads use."""
+no metadata, the same pixels when nothing had to change), the case insert (category rules, code
+serials), and the planner setting the case reads use."""
 
 from __future__ import annotations
 

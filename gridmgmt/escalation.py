@@ -38,7 +38,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from gridmgmt.events import event_append
+from gridmgmt.events import escalated_data, event_build, events_write
 from gridmgmt.models import Alert, Case, CaseEvent, User
 from gridmgmt.states import CLOCKED_STATUSES, OPEN_STATUSES
 
@@ -114,21 +114,25 @@ def cases_escalate(*, now: datetime | None = None, batch: int = BATCH) -> Escala
         Case.objects.filter(pk__in=[c.pk for c in cases]).update(
             level=F("level") + 1, version=F("version") + 1, updated_at=now
         )
-        alerts: list[Alert] = []
+        built = []
         for case in cases:
             case.level += 1
             case.version += 1
             label = Case.Level(case.level).label
-            event = event_append(
-                case=case,
-                type=CaseEvent.Type.ESCALATED,
-                actor=None,
-                from_status=case.status,
-                to_status=case.status,
-                at=now,
-                note=_("超过处置时限,升级至%(level)s督办") % {"level": label},
-                data={"level": case.level},
+            built.append(
+                event_build(
+                    case=case,
+                    type=CaseEvent.Type.ESCALATED,
+                    actor=None,
+                    from_status=case.status,
+                    to_status=case.status,
+                    at=now,
+                    note=_("超过处置时限,升级至%(level)s督办") % {"level": label},
+                    data=escalated_data(level=case.level),
+                )
             )
+        alerts: list[Alert] = []
+        for case, event in zip(cases, events_write(built), strict=True):
             area = next((a for f in _AREA_CHAIN[case.level] if (a := getattr(case, f)) in supervisors), None)
             alerts += [Alert(user_id=u, case=case, event=event) for u in supervisors.get(area, ())]
         Alert.objects.bulk_create(alerts)

@@ -1,14 +1,176 @@
-"""The one place case events are written. Every state change appends exactly one row here; pushes to
-screens (realtime) are scheduled with `transaction.on_commit`, so a rolled-back change is never published."""
+"""Case events: the one definition of each event's payload, and the one place event rows are written.
 
-from collections.abc import Callable, Iterable
+The shape of Saleor's `order/events.py`: one small keyword-only builder per event type gives that type's
+`data`; the timeline, the KPIs (`gridmgmt.kpi` reads the keys named here) and the real-time envelope
+(`case_envelope`) all read what these builders wrote. `events_write` stores events, their photo links and
+their feed rows in the writer's transaction and publishes them after commit, so a rolled-back change is
+never published. Services write one event at a time (`event_append`); bulk paths (the demo) build many
+with `event_build` and write them in one `events_write`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.utils import timezone
 
-from gridmgmt.models import Case, CaseEvent, CasePhoto, User
+from gridmgmt import states
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from realtime.feed import FeedRow, feed_rows_write
+
+log = logging.getLogger(__name__)
+E = CaseEvent.Type
+
+# --- payloads: one builder per event type ------------------------------------------------------------------
+# Keys that readers (KPIs, timeline, escalation) look up by name.
+ON_TIME = "on_time"  # handled / self_handled: the handling stage met its deadline
+ON_TIME_OVERALL = "on_time_overall"  # closed: the resident-facing deadline (due_at) was met
+DEADLINE_AT = "deadline_at"
+SATISFACTION = "satisfaction"
+TEAM = "team"  # the team's code
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def reported_data(*, source: str, extra: dict | None = None) -> dict:
+    """上报: the channel, plus channel details (a camera alarm, an Open311 client…)."""
+    return {**(extra or {}), "source": source}
+
+
+def supported_data(*, alarm: dict | None = None) -> dict:
+    """附议 (+1), or one more camera alarm of an event already reported."""
+    return {"alarm": alarm} if alarm else {}
+
+
+def filed_data(*, due_at: datetime) -> dict:
+    return {"due_at": _iso(due_at)}
+
+
+def dispatched_data(*, team: PatrolTeam, evidence: dict, forced: bool = False) -> dict:
+    """派遣 / 审定: the team and why it owns the case (forced = decided by arbitration)."""
+    data = {TEAM: team.code, "evidence": evidence}
+    if forced:
+        data["forced"] = True
+    return data
+
+
+def accepted_data(*, deadline_at: datetime) -> dict:
+    return {DEADLINE_AT: _iso(deadline_at)}
+
+
+def sent_back_data(*, team: PatrolTeam) -> dict:
+    return {TEAM: team.code}
+
+
+def handled_data(*, on_time: bool, deadline_at: datetime | None) -> dict:
+    return {ON_TIME: on_time, DEADLINE_AT: _iso(deadline_at)}
+
+
+def self_handled_data(*, team_id: int) -> dict:
+    return {"team_id": team_id, ON_TIME: True}
+
+
+def check_failed_data(*, rework: int) -> dict:
+    return {"rework": rework}
+
+
+def closed_data(*, on_time_overall: bool) -> dict:
+    return {ON_TIME_OVERALL: on_time_overall}
+
+
+def rated_data(*, satisfaction: int) -> dict:
+    return {SATISFACTION: satisfaction}
+
+
+def reopened_data(*, previous_team: PatrolTeam | None) -> dict:
+    return {"previous_team": previous_team.code if previous_team else None}
+
+
+def extension_requested_data(*, hours: float) -> dict:
+    return {"hours": hours}
+
+
+def extension_approved_data(*, hours: float, deadline_at: datetime) -> dict:
+    return {"hours": hours, DEADLINE_AT: _iso(deadline_at)}
+
+
+def resumed_data(*, paused_seconds: int) -> dict:
+    return {"paused_seconds": paused_seconds}
+
+
+def escalated_data(*, level: int) -> dict:
+    return {"level": level}
+
+
+def merged_data(*, duplicate_of: Case) -> dict:
+    return {"duplicate_of": duplicate_of.code}
+
+
+def no_data() -> dict:
+    """voided, check_passed, extension_rejected, parked, archived: the event row says it all."""
+    return {}
+
+
+# --- the feed envelope of a case event ----------------------------------------------------------------------
+
+FEED_TYPES = {E.REPORTED: "case.created", E.ESCALATED: "case.escalated"}  # every other event: case.updated
+
+
+def _names(cases: Iterable[Case]) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Codes and names of the cases' categories and teams: two queries however many events."""
+    cases = list(cases)
+    categories = {
+        c["id"]: c for c in Category.objects.filter(pk__in={c.category_id for c in cases}).values("id", "code", "name")
+    }
+    team_ids = {c.team_id for c in cases} - {None}
+    teams = {t["id"]: t for t in PatrolTeam.objects.filter(pk__in=team_ids).values("id", "code", "name")}
+    return categories, teams
+
+
+def case_envelope(*, event: CaseEvent, case: Case, category: dict, team: dict | None) -> dict:
+    """The feed's `data` for a case event: the case as it stands right after the event (realtime/PROTOCOL.md).
+    `light` is the deadline light at the event's time by the one rule in gridmgmt.states."""
+    return {
+        "case_id": case.pk,
+        "code": case.code,
+        "event": event.type,
+        "status": event.to_status,
+        "from_status": event.from_status,
+        "open": states.status_is_open(event.to_status),
+        "team_id": event.team_id_copy,
+        "team": team["code"] if team else None,
+        "team_name": team["name"] if team else None,
+        "category": category["code"],
+        "category_name": category["name"],
+        "urgency": case.urgency,
+        "level": case.level,
+        "source": case.source,
+        "lon": round(case.point.x, 6),
+        "lat": round(case.point.y, 6),
+        "address": case.address,
+        "deadline_at": _iso(case.deadline_at),
+        "warn_at": _iso(case.warn_at),
+        "light": _light_or_null(case=case, at=event.at),
+        "actor_role": event.actor_role,
+        "note": event.note[:200],
+        "district_id": event.district_id_copy,
+        "street_id": event.street_id_copy,
+        "community_id": event.community_id_copy,
+    }
+
+
+def _light_or_null(*, case: Case, at: datetime) -> str | None:
+    light = states.case_light(case=case, now=at)
+    return None if light == states.NONE else light
+
+
+# --- writing ----------------------------------------------------------------------------------------------
 
 # Subscribers called after commit with the committed event ids (the realtime app registers one).
 _after_commit: list[Callable[[list[int]], None]] = []
@@ -24,12 +186,10 @@ def _publish(ids: list[int]) -> None:
         try:
             fn(ids)
         except Exception:  # a failed push must never fail or undo the write; screens catch up from the log
-            import logging
-
-            logging.getLogger(__name__).exception("event publish failed for %s", ids)
+            log.exception("event publish failed for %s", ids)
 
 
-def event_append(
+def event_build(
     *,
     case: Case,
     type: str,
@@ -40,9 +200,9 @@ def event_append(
     note: str = "",
     data: dict | None = None,
     location: Point | None = None,
-    photos: Iterable[CasePhoto] = (),
 ) -> CaseEvent:
-    event = CaseEvent.objects.create(
+    """An unsaved event row of `case` (its area and team ids copied for scoped feeds)."""
+    return CaseEvent(
         case=case,
         type=type,
         actor=actor,
@@ -58,10 +218,76 @@ def event_append(
         community_id_copy=case.community_id,
         team_id_copy=case.team_id,
     )
-    photos = list(photos)
-    if photos:
-        # A new event has no links yet: one INSERT, not m2m set()'s SELECT-then-INSERT.
-        through = CaseEvent.photos.through
-        through.objects.bulk_create([through(caseevent_id=event.id, casephoto_id=p.id) for p in photos])
-    transaction.on_commit(lambda: _publish([event.id]))
+
+
+def events_write(
+    events: Sequence[CaseEvent],
+    *,
+    photos: dict[int, Iterable[CasePhoto]] | None = None,
+    envelopes: Sequence[dict] | None = None,
+) -> list[CaseEvent]:
+    """Store `events` (in order), their photo links (`photos`: index in `events` → photos) and one feed row
+    each, in the caller's transaction; publish after commit. `envelopes` may be given by bulk callers that
+    already hold the names (same order as `events`); otherwise each is built with case_envelope."""
+    events = CaseEvent.objects.bulk_create(list(events))
+    links = [
+        CaseEvent.photos.through(caseevent_id=events[i].id, casephoto_id=p.id)
+        for i, items in (photos or {}).items()
+        for p in items
+    ]
+    if links:
+        # New events have no links yet: one INSERT, not m2m set()'s SELECT-then-INSERT.
+        CaseEvent.photos.through.objects.bulk_create(links)
+    if envelopes is None:
+        categories, teams = _names(e.case for e in events)
+        envelopes = [
+            case_envelope(event=e, case=e.case, category=categories[e.case.category_id], team=teams.get(e.case.team_id))
+            for e in events
+        ]
+    feed_rows_write(
+        [
+            FeedRow(
+                type=FEED_TYPES.get(event.type, "case.updated"),
+                at=event.at,
+                district_id=event.district_id_copy,
+                street_id=event.street_id_copy,
+                community_id=event.community_id_copy,
+                team_id=event.team_id_copy,
+                case_event_id=event.id,
+                data=envelope,
+            )
+            for event, envelope in zip(events, envelopes, strict=True)
+        ]
+    )
+    ids = [e.id for e in events]
+    transaction.on_commit(lambda: _publish(ids))
+    return events
+
+
+def event_append(
+    *,
+    case: Case,
+    type: str,
+    actor: User | None,
+    from_status: str,
+    to_status: str,
+    at: datetime | None = None,
+    note: str = "",
+    data: dict | None = None,
+    location: Point | None = None,
+    photos: Iterable[CasePhoto] = (),
+) -> CaseEvent:
+    """Append one event of `case` (call it after saving the case: the envelope shows the case as saved)."""
+    event = event_build(
+        case=case,
+        type=type,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        at=at,
+        note=note,
+        data=data,
+        location=location,
+    )
+    (event,) = events_write([event], photos={0: list(photos)})
     return event

@@ -58,7 +58,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from gridmgmt import access
+from gridmgmt import access, events
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 
@@ -77,7 +77,7 @@ _GROUPS: dict[str | None, tuple[str, str, str | None]] = {
     "grid": ("c.responsibility_grid_id", "c.responsibility_grid_id", "geo_responsibilitygrid"),
     "team": (
         "coalesce(e.team_id_copy, CASE WHEN e.type = 'sent_back' THEN"
-        " (SELECT t.id FROM gridmgmt_patrolteam t WHERE t.code = e.data->>'team') END)",
+        " (SELECT t.id FROM gridmgmt_patrolteam t WHERE t.code = e.data->>'" + events.TEAM + "') END)",
         "c.team_id",
         "gridmgmt_patrolteam",
     ),
@@ -109,11 +109,11 @@ _SQL = """
 WITH ev AS MATERIALIZED (  -- the period's events with their group; each per-event CASE evaluated once
     SELECT coalesce({g_event}, {none}) AS g, e.id, e.case_id, e.type, e.at,
            CASE WHEN e.type = 'closed' THEN coalesce(
-                    (e.data->>'on_time_overall')::boolean, e.at <= coalesce(c.due_at, c.deadline_at)) END
+                    (e.data->>'{k_on_time_overall}')::boolean, e.at <= coalesce(c.due_at, c.deadline_at)) END
                AS closed_on_time,
            CASE WHEN e.type = 'self_handled' THEN true
                 WHEN e.type = 'handled' THEN coalesce(
-                    (e.data->>'on_time')::boolean, e.at <= (e.data->>'deadline_at')::timestamptz,
+                    (e.data->>'{k_on_time}')::boolean, e.at <= (e.data->>'{k_deadline_at}')::timestamptz,
                     e.at <= c.deadline_at) END
                AS handled_on_time,
            CASE WHEN e.type IN ('dispatched', 'arbitrated') AND NOT EXISTS (
@@ -121,7 +121,7 @@ WITH ev AS MATERIALIZED (  -- the period's events with their group; each per-eve
                     WHERE p.case_id = e.case_id AND p.type IN ('dispatched', 'arbitrated') AND p.id < e.id)
                 THEN e.at <= c.dispatch_deadline_at END
                AS first_dispatch_on_time,
-           CASE WHEN e.type = 'rated' THEN (e.data->>'satisfaction')::int END AS satisfaction
+           CASE WHEN e.type = 'rated' THEN (e.data->>'{k_satisfaction}')::int END AS satisfaction
     FROM gridmgmt_caseevent e
     JOIN gridmgmt_case c ON c.id = e.case_id
     WHERE e.at >= %s AND e.at < %s AND e.type = ANY(%s) {scope}
@@ -263,6 +263,11 @@ def kpi_compute(
     g_event, g_case, label_table = _GROUPS[group_by]
     scope, scope_params = _scope_sql(scope_q)
     sql = _SQL.format(
+        # the payload keys as gridmgmt.events writes them
+        k_on_time_overall=events.ON_TIME_OVERALL,
+        k_on_time=events.ON_TIME,
+        k_deadline_at=events.DEADLINE_AT,
+        k_satisfaction=events.SATISFACTION,
         g_event=g_event,
         g_case=g_case,
         none="'-infinity'::date" if group_by in PERIODS else _NO_GROUP,

@@ -1,10 +1,10 @@
 """The real-time feed: one append-only row per message screens receive, with its `seq`.
 
-Rows are written only by database functions (see migration 0002): a trigger copies every committed case
-event here, other triggers add team positions/status and camera status. `seq` is handed out under one
-transaction-level lock held until commit, so seq order is commit order: a reader that sees seq N has
-already seen every smaller seq that will ever exist. That is what makes "replay everything after N"
-gap-free, in every process, after any restart.
+Rows are written by their writers in the writer's transaction (`realtime.feed.feed_rows_write`): a case
+event's row by `gridmgmt.events`, team positions/status and camera status by `realtime.services`. `seq` is
+handed out under one transaction-level lock held until commit, so seq order is commit order: a reader that
+sees seq N has already seen every smaller seq that will ever exist. That is what makes "replay everything
+after N" gap-free, in every process, after any restart.
 """
 
 from django.db import models

@@ -1,9 +1,8 @@
 """Writes of the real-time side: team positions and status, camera status, and the after-commit notice.
 
-The feed rows themselves are written by database triggers in the writer's transaction (migration 0002);
-here we only change the source rows and, once committed, tell every server process which scopes moved.
-The notice is a wake-up, not the data: a lost notice (Redis down, full channel) delays a frame until the
-next poll of the log, it never loses an event.
+Each change writes its feed row (realtime.feed) in its own transaction and, once committed, tells every
+server process which scopes moved. The notice is a wake-up, not the data: a lost notice (Redis down, full
+channel) delays a frame until the next poll of the log, it never loses an event.
 """
 
 import asyncio
@@ -24,6 +23,7 @@ from gridmgmt import access
 from gridmgmt.errors import InvalidInput, RoleNotAllowed
 from gridmgmt.models import PatrolTeam, User
 from realtime import conf
+from realtime.feed import camera_status_row, feed_rows_write, team_position_row, team_status_row
 from realtime.models import FeedEvent
 from realtime.scopes import scope_keys
 
@@ -121,7 +121,10 @@ def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -
             .update(last_position=point, last_position_at=at)
         )
         if stored:
-            team = PatrolTeam.objects.only("id", "district_id", "street_id").get(pk=actor.team_id)
+            team = PatrolTeam.objects.only("id", "code", "name", "status", "district_id", "street_id").get(
+                pk=actor.team_id
+            )
+            feed_rows_write([team_position_row(team=team, lon=point.x, lat=point.y, at=at)])
             transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
     return bool(stored)
 
@@ -130,15 +133,16 @@ def team_status_set(*, actor: User, team_id: int, status: str) -> PatrolTeam:
     """在岗/处置中/离岗: a patrol member for their own team, dispatch staff for the teams they see."""
     if status not in PatrolTeam.Status.values:
         raise InvalidInput(_("未知的队伍状态: %(s)s") % {"s": status}, field="status")
-    if actor.role not in (User.Role.PATROL, User.Role.DISPATCHER, User.Role.SHIFT_LEADER, User.Role.ADMIN):
+    if access.role_effective(actor) not in access.FIELD_ROLES | access.DISPATCHERS:
         raise RoleNotAllowed(_("该角色不能修改队伍状态"))
     with transaction.atomic():
         team = access.teams_visible(user=actor).select_for_update().filter(pk=team_id).first()
         if team is None:
             raise InvalidInput(_("队伍不存在"), field="team", code="unknown_team")
         if team.status != status:
-            team.status = status
+            from_status, team.status = team.status, status
             team.save(update_fields=["status"])
+            feed_rows_write([team_status_row(team=team, from_status=from_status, at=timezone.now())])
             transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
     return team
 
@@ -151,17 +155,20 @@ def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None =
         camera = Camera.objects.select_for_update(of=("self",)).select_related("cell").filter(pk=camera_id).first()
         if camera is None:
             raise InvalidInput(_("摄像头不存在"), field="camera", code="unknown_camera")
-        changed = camera.status != status
+        from_status = camera.status
+        changed = from_status != status
         camera.status = status
         if status == Camera.Status.ONLINE:
             camera.last_seen_at = seen_at or timezone.now()
         camera.save(update_fields=["status", "last_seen_at"])
         if changed:
             cell = camera.cell
-            keys = scope_keys(
-                district_id=camera.district_id or (cell.district_id if cell else None),
-                street_id=cell.street_id if cell else None,
-                community_id=cell.community_id if cell else None,
-            )
+            ids = {
+                "district_id": camera.district_id or (cell.district_id if cell else None),
+                "street_id": cell.street_id if cell else None,
+                "community_id": cell.community_id if cell else None,
+            }
+            feed_rows_write([camera_status_row(camera=camera, from_status=from_status, at=timezone.now(), **ids)])
+            keys = scope_keys(**ids)
             transaction.on_commit(lambda: feed_notify(keys=keys))
     return camera

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from geo import selectors as geo_selectors
 from geo.coords import point_parse
+from gridmgmt import events
 from gridmgmt.errors import InvalidInput, OutsideServiceArea, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
@@ -150,7 +151,7 @@ def case_report(
                 at=now,
                 location=point,
                 note=description[:200],
-                data={**(data or {}), "source": source},
+                data=events.reported_data(source=source, extra=data),
                 photos=stored,
             )
     except IntegrityError:
@@ -199,7 +200,7 @@ def case_alarm_attach(*, case_id: int, alarm: dict, photos: Sequence = (), at: d
             to_status=case.status,
             at=at,
             location=case.point,
-            data={"alarm": alarm},
+            data=events.supported_data(alarm=alarm),
             photos=stored,
         )
     return case

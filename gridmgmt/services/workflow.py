@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from gridmgmt import access
+from gridmgmt import access, events
 from gridmgmt.errors import InvalidInput, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
@@ -129,7 +129,7 @@ def case_file(*, case_id: int, actor: User, note: str = "", urgency: str | None 
         case.dispatch_deadline_at = dispatch_by
         amount, unit = _handling_limit(case)
         case.due_at = limit_add(start=dispatch_by, amount=amount, unit=unit)
-        return Change(S.FILED, note=note, data={"due_at": case.due_at.isoformat()})
+        return Change(S.FILED, note=note, data=events.filed_data(due_at=case.due_at))
 
     with transaction.atomic():
         case = _transition(action="file", case_id=case_id, actor=actor, effect=effect)
@@ -177,7 +177,7 @@ def case_dispatch(*, case_id: int, actor: User, team_id: int, note: str = "", ex
         team = _team_for(team_id, case)
         case.team = team
         _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        data = {"team": team.code, "evidence": ownership_evidence(case=case, team=team)}
+        data = events.dispatched_data(team=team, evidence=ownership_evidence(case=case, team=team))
         return Change(S.DISPATCHED, note=note, data=data)
 
     return _transition(
@@ -193,7 +193,7 @@ def case_arbitrate(*, case_id: int, actor: User, team_id: int, note: str) -> Cas
         team = _team_for(team_id, case)
         case.team = team
         _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        data = {"team": team.code, "forced": True, "evidence": ownership_evidence(case=case, team=team)}
+        data = events.dispatched_data(team=team, evidence=ownership_evidence(case=case, team=team), forced=True)
         return Change(S.DISPATCHED, note=text, data=data)
 
     return _transition(action="arbitrate", case_id=case_id, actor=actor, effect=effect)
@@ -208,7 +208,7 @@ def case_accept(*, case_id: int, actor: User, location: Point | None = None) -> 
         warn = limit_add(start=now, amount=amount * WARN_FRACTION, unit=unit)
         _stage_start(case, now=now, deadline=deadline, warn=warn)
         case.accepted_at = now
-        return Change(S.HANDLING, data={"deadline_at": deadline.isoformat()})
+        return Change(S.HANDLING, data=events.accepted_data(deadline_at=deadline))
 
     return _transition(action="accept", case_id=case_id, actor=actor, effect=effect, location=location)
 
@@ -220,7 +220,7 @@ def case_send_back(*, case_id: int, actor: User, reason: str) -> Case:
         text = _require(reason, field="reason", message=_("退单必须填写原因"))
         if case.events.filter(type=E.ARBITRATED, data__team=case.team.code).exists():
             raise TransitionNotAllowed(_("该案件已审定由本队处置,不能退单"), code="arbitrated")
-        data = {"team": case.team.code}
+        data = events.sent_back_data(team=case.team)
         case.team = None
         case.send_back_count += 1
         _stage_start(case, now=now, deadline=_dispatch_window(case, now))
@@ -241,7 +241,7 @@ def case_handle(*, case_id: int, actor: User, note: str = "", photos: Sequence =
     def effect(case: Case, now: datetime) -> Change:
         stored = _after_photos(photos, case, required=True)
         on_time = case.deadline_at is None or now <= case.deadline_at
-        data = {"on_time": on_time, "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None}
+        data = events.handled_data(on_time=on_time, deadline_at=case.deadline_at)
         case.extension_pending = False
         _stage_start(case, now=now, deadline=None)
         return Change(S.HANDLED, note=note, data=data, photos=stored)
@@ -257,7 +257,7 @@ def case_self_handle(*, case_id: int, actor: User, note: str = "", photos: Seque
         case.team_id = actor.team_id
         case.accepted_at = now
         _stage_start(case, now=now, deadline=None)
-        return Change(S.HANDLED, note=note, data={"team_id": actor.team_id, "on_time": True}, photos=stored)
+        return Change(S.HANDLED, note=note, data=events.self_handled_data(team_id=actor.team_id), photos=stored)
 
     return _transition(action="self_handle", case_id=case_id, actor=actor, effect=effect, location=location)
 
@@ -280,7 +280,7 @@ def case_check(*, case_id: int, actor: User, passed: bool, note: str = "", photo
             since = case.accepted_at or now
             case.warn_at = since + (case.deadline_at - since) * WARN_FRACTION
         case.stage_started_at = now
-        return Change(S.HANDLING, note=text, data={"rework": case.rework_count}, photos=stored)
+        return Change(S.HANDLING, note=text, data=events.check_failed_data(rework=case.rework_count), photos=stored)
 
     return _transition(
         action="check_pass" if passed else "check_fail", case_id=case_id, actor=actor, effect=effect, location=location
@@ -297,7 +297,7 @@ def case_close(*, case_id: int, actor: User, note: str = "", hotline_reply: str 
             case.replied_at = now
         case.closed_at = now
         on_time = case.due_at is None or now <= case.due_at
-        return Change(S.CLOSED, note=note, data={"on_time_overall": on_time})
+        return Change(S.CLOSED, note=note, data=events.closed_data(on_time_overall=on_time))
 
     return _transition(action="close", case_id=case_id, actor=actor, effect=effect)
 
@@ -313,7 +313,7 @@ def case_rate(*, case_id: int, actor: User, satisfaction: int, note: str = "") -
         if not 1 <= score <= 5:
             raise InvalidInput(_("满意度须为 1–5 分"), field="satisfaction")
         case.satisfaction = score
-        return Change(S.CLOSED, note=note, data={"satisfaction": score})
+        return Change(S.CLOSED, note=note, data=events.rated_data(satisfaction=score))
 
     return _transition(action="rate", case_id=case_id, actor=actor, effect=effect)
 
@@ -323,7 +323,7 @@ def case_reopen(*, case_id: int, actor: User, reason: str) -> Case:
 
     def effect(case: Case, now: datetime) -> Change:
         text = _require(reason, field="reason", message=_("请说明未解决的情况"))
-        data = {"previous_team": case.team.code if case.team else None}
+        data = events.reopened_data(previous_team=case.team)
         case.closed_at = None
         case.satisfaction = None
         _stage_start(case, now=now, deadline=_dispatch_window(case, now))
@@ -346,7 +346,7 @@ def case_extension_request(*, case_id: int, actor: User, hours: float, reason: s
         if not 0 < amount <= 24 * 30:
             raise InvalidInput(_("延时时长须在 0–720 工作小时之间"), field="hours")
         case.extension_pending = True
-        return Change(S.HANDLING, note=text, data={"hours": amount})
+        return Change(S.HANDLING, note=text, data=events.extension_requested_data(hours=amount))
 
     return _transition(action="extension_request", case_id=case_id, actor=actor, effect=effect)
 
@@ -362,7 +362,9 @@ def case_extension_decide(*, case_id: int, actor: User, approve: bool, note: str
         case.deadline_at = limit_add(start=case.deadline_at or now, amount=hours, unit=unit)
         if case.due_at:
             case.due_at = limit_add(start=case.due_at, amount=hours, unit=unit)
-        return Change(S.HANDLING, note=note, data={"hours": hours, "deadline_at": case.deadline_at.isoformat()})
+        return Change(
+            S.HANDLING, note=note, data=events.extension_approved_data(hours=hours, deadline_at=case.deadline_at)
+        )
 
     return _transition(
         action="extension_approve" if approve else "extension_reject", case_id=case_id, actor=actor, effect=effect
@@ -389,7 +391,9 @@ def case_resume(*, case_id: int, actor: User, note: str = "") -> Case:
             if value is not None:
                 setattr(case, field, value + paused)
         case.parked_at = None
-        return Change(parked.from_status, note=note, data={"paused_seconds": int(paused.total_seconds())})
+        return Change(
+            parked.from_status, note=note, data=events.resumed_data(paused_seconds=int(paused.total_seconds()))
+        )
 
     return _transition(action="resume", case_id=case_id, actor=actor, effect=effect)
 
@@ -405,6 +409,6 @@ def case_merge(*, case_id: int, actor: User, into_id: int, note: str = "") -> Ca
         case.closed_at = now
         _stage_start(case, now=now, deadline=None)
         Case.objects.filter(pk=target.pk).update(supporters=target.supporters + 1 + case.supporters)
-        return Change(S.CLOSED, note=note, data={"duplicate_of": target.code})
+        return Change(S.CLOSED, note=note, data=events.merged_data(duplicate_of=target))
 
     return _transition(action="merge", case_id=case_id, actor=actor, effect=effect)

@@ -16,7 +16,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.gzip import gzip_page
 
@@ -27,6 +27,8 @@ from gridmgmt import access
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import Case, CaseEvent, Category, User
 from gridmgmt.names import name_localized
+from gridmgmt.rules import RULES
+from gridmgmt.states import OPEN_STATUSES, states_describe
 
 R = User.Role
 PATROL_ROLES = access.FACE_ROLES["patrol"]
@@ -137,33 +139,16 @@ JS_MESSAGES = {
     "not_same": gettext_lazy("都不是,提交我的上报"),
     "track": gettext_lazy("查看处理进度"),
     "pick_score": gettext_lazy("请选择 1–5 星"),
-    "accept": gettext_lazy("签收"),
-    "send_back": gettext_lazy("退单"),
-    "handle": gettext_lazy("处置反馈"),
-    "self_handle": gettext_lazy("自处理"),
     "note": gettext_lazy("说明"),
     "reason": gettext_lazy("原因"),
     "candidates": gettext_lazy("推荐处置队伍"),
-    "dispatch": gettext_lazy("派遣"),
-    "arbitrate": gettext_lazy("审定派遣"),
     "timeline": gettext_lazy("案件时间线"),
     "nearby": gettext_lazy("附近疑似重复"),
-    "merge": gettext_lazy("合并到此案"),
     "photos": gettext_lazy("照片"),
     "no_candidates": gettext_lazy("暂无推荐队伍,可从全部队伍中选择:"),
     "select_case": gettext_lazy("从左侧队列选择一个案件"),
-    # The dispatch desk's workflow buttons (static/js/faces/dispatch.js).
-    "act_file": pgettext_lazy("button", "立案"),
-    "act_void": pgettext_lazy("button", "作废"),
-    "act_check_pass": pgettext_lazy("button", "核查通过"),
-    "act_check_fail": pgettext_lazy("button", "核查不通过"),
-    "act_close": pgettext_lazy("button", "结案"),
-    "act_extension_approve": pgettext_lazy("button", "批准延时"),
-    "act_extension_reject": pgettext_lazy("button", "驳回延时"),
-    "act_park": pgettext_lazy("button", "挂账"),
-    "act_resume": pgettext_lazy("button", "恢复"),
+    # Workflow button labels are not here: each case's `actions` carries its own (gridmgmt.rules).
     "extension_pending": gettext_lazy("延时待批"),
-    "arbitration_note": gettext_lazy("审定"),
 }
 
 
@@ -174,6 +159,8 @@ def _page_config(request: HttpRequest, **extra) -> dict:
         "lang": request.LANGUAGE_CODE,
         "cellTiles": district_map.cell_tile_url_template(),
         "cellMinZoom": CELL_TILE_MIN_ZOOM,
+        # Open/clocked statuses, lights and labels: the page reads them here, never from a copy of its own.
+        "states": states_describe(),
         **extra,
     }
 
@@ -226,11 +213,22 @@ def report_track(request: HttpRequest, code: str) -> HttpResponse:
     """/report/track/<code>: the public timeline; with the tracking token (kept by the browser) rate or reopen."""
     context = _map_context(request)
     context["code"] = code
-    context["config"] = _page_config(request, code=code)
+    # Rate or say "not fixed" (with the token) in the statuses those actions start from (gridmgmt.rules).
+    feedback = sorted(RULES["rate"].sources | RULES["reopen"].sources)
+    context["config"] = _page_config(request, code=code, feedback=feedback)
     return render(request, "faces/track.html", context)
 
 
 # --- patrol ------------------------------------------------------------------------------------------
+
+
+def _statuses_joined(statuses) -> str:
+    return ",".join(s for s in Case.Status.values if s in statuses)
+
+
+def _patrol_task_statuses() -> str:
+    """The phone's task list: the statuses a field action starts from (gridmgmt.rules: accept, handle…)."""
+    return _statuses_joined({s for rule in RULES.values() if rule.roles & access.FIELD_ROLES for s in rule.sources})
 
 
 @staff_face(PATROL_ROLES)
@@ -242,6 +240,7 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
         request,
         categories=_categories(),
         user={"id": user.id, "name": user.get_full_name() or user.username, "team": user.team_id},
+        tasks=_patrol_task_statuses(),
         serviceWorker=reverse("faces:patrol-sw"),
     )
     return render(request, "faces/patrol.html", context)
@@ -294,7 +293,6 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         # The wall follows its district on the real-time feed (realtime/PROTOCOL.md).
         scope=f"district:{district.pk}" if district else "all",
         eventLabels={k: str(v) for k, v in CaseEvent.Type.choices},
-        statusLabels={k: str(v) for k, v in Case.Status.choices},
     )
     return render(request, "faces/wall.html", context)
 
@@ -325,12 +323,36 @@ def wall_snapshot(request: HttpRequest) -> HttpResponse:
 # --- dispatch -----------------------------------------------------------------------------------------
 
 
+# The desk's queues: each a stage of the workflow, the statuses its actions start from (gridmgmt.rules).
+DISPATCH_QUEUES = (
+    (gettext_lazy("待立案"), ("file",)),
+    (gettext_lazy("待派遣"), ("dispatch",)),
+    (gettext_lazy("处置中"), ("accept", "handle")),
+    (gettext_lazy("待核查"), ("check_pass",)),
+    (gettext_lazy("待结案"), ("close",)),
+    (gettext_lazy("挂账"), ("resume",)),
+)
+
+
+def _dispatch_queues() -> list[dict]:
+    queues = [
+        {"label": str(label), "statuses": _statuses_joined({s for a in actions for s in RULES[a].sources})}
+        for label, actions in DISPATCH_QUEUES
+    ]
+    return [*queues, {"label": str(gettext_lazy("全部在办")), "statuses": _statuses_joined(OPEN_STATUSES)}]
+
+
 @staff_face(DISPATCH_ROLES)
 def dispatch_page(request: HttpRequest) -> HttpResponse:
-    """/dispatch/: the queue, a case's details, duplicates, ranked teams, and every workflow action."""
+    """/dispatch/: the queue, a case's details, duplicates, ranked teams, and the actions each case carries."""
     user = request.user
     context = _map_context(request, user=user)
-    context["config"] = _page_config(request, user={"id": user.id, "role": _role(user), "name": user.username})
+    context["queues"] = _dispatch_queues()
+    context["config"] = _page_config(
+        request,
+        user={"id": user.id, "name": user.username},
+        urgencies=[[value, str(label)] for value, label in Case.Urgency.choices],
+    )
     return render(request, "faces/dispatch.html", context)
 
 

@@ -285,17 +285,116 @@ def test_wall_snapshot_is_compressed_for_browsers(client, world):
     assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
 
 
-def test_dispatch_buttons_are_translated(client, world, settings):
+def test_every_page_gets_the_case_states_from_the_server(client, world):
+    from gridmgmt.states import states_describe
+
+    pages = {
+        "/report/": None,
+        "/report/track/X": None,
+        "/patrol/": "patrol",
+        "/wall/": "wall",
+        "/dispatch/": "dispatcher",
+    }
+    for path, username in pages.items():
+        client.logout()
+        if username:
+            login(client, User.objects.get(username=username))
+        states = config_of(client.get(path).content.decode())["states"]
+        assert states == json.loads(json.dumps(states_describe())), path
+    assert "handling" in states["open"] and "closed" not in states["open"]
+    assert states["labels"]["sent_back"] == "已退单"
+
+
+def test_dispatch_queues_and_patrol_tasks_follow_the_rules(client, world):
+    html = login(client, world.users[User.Role.DISPATCHER]).get("/dispatch/").content.decode()
+    options = re.findall(r'<option value="([a-z_,]+)">([^<]+)</option>', html)
+    assert options == [
+        ("reported", "待立案"),
+        ("filed,sent_back", "待派遣"),
+        ("dispatched,handling", "处置中"),
+        ("handled", "待核查"),
+        ("checked", "待结案"),
+        ("parked", "挂账"),
+        ("reported,filed,dispatched,sent_back,handling,handled,checked,parked", "全部在办"),
+    ]
+    client.logout()
+    config = config_of(login(client, world.users[User.Role.PATROL]).get("/patrol/").content.decode())
+    assert config["tasks"] == "reported,dispatched,handling"
+    assert config_of(client.get("/report/track/X").content.decode())["feedback"] == ["closed"]
+
+
+def test_pages_carry_no_role_and_no_workflow_labels(client, world, settings):
     login(client, world.users[User.Role.SHIFT_LEADER])
-    zh = config_of(client.get("/dispatch/").content.decode())["messages"]
+    config = config_of(client.get("/dispatch/").content.decode())
+    assert set(config["user"]) == {"id", "name"}  # no role: the server says what this user may do
+    messages = config["messages"]
+    assert not {k for k in messages if k.startswith("act_")}
+    assert not {"accept", "send_back", "handle", "self_handle", "dispatch", "arbitrate", "merge"} & set(messages)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    en = config_of(client.get("/dispatch/").content.decode())["messages"]
-    assert (zh["act_check_fail"], en["act_check_fail"]) == ("核查不通过", "Fail check")
-    assert (zh["act_park"], en["act_park"]) == ("挂账", "Park")
-    assert (zh["extension_pending"], en["extension_pending"]) == ("延时待批", "Extension pending")
-    # every label the dispatch script puts on a button is one of the page's messages
-    with open(finders.find("js/faces/dispatch.js"), encoding="utf-8") as fh:
-        script = fh.read()
-    keys = set(re.findall(r'"(act_\w+)"', script))
-    assert keys and keys <= set(en) and all(en[k] != zh[k] for k in keys)
-    assert not re.search(r"[\u4e00-\u9fff]", script)  # no hard-coded Chinese left in the script
+    en = config_of(client.get("/dispatch/").content.decode())
+    assert en["messages"]["extension_pending"] == "Extension pending"
+    assert en["states"]["labels"]["handling"] != "处置中"
+
+
+# A role or a status as a string literal in the browser's code: "dispatcher", 'sent_back', `handling`, or a
+# comma-separated list of them ("filed,sent_back"). The words are the models' own values.
+def _role_and_status_words() -> set[str]:
+    return set(User.Role.values) | set(Case.Status.values)
+
+
+LITERAL = re.compile(r"""(["'`])((?:(?!\1)[^\\\n])*)\1""")
+# The realtime client's connection states (realtime/PROTOCOL.md) are not case statuses.
+ALLOWED = {("realtime.js", "closed")}
+TABLES = re.compile(r"\b(DISPATCHERS|LEADERS|CHECKERS|ACTIONS|OPEN_SET)\b|\.role\b")
+
+
+def js_rule_literals(text: str, name: str = "") -> list[str]:
+    words = _role_and_status_words()
+    found = []
+    for m in LITERAL.finditer(text):
+        literal = m.group(2)
+        tokens = [tok for tok in re.split(r"[,\s]+", literal) if tok]
+        if tokens and any(tok in words for tok in tokens) and (len(tokens) == 1 or "," in literal):
+            if (name, literal) not in ALLOWED:
+                found.append(literal)
+    return found + [m.group(0) for m in TABLES.finditer(text)]
+
+
+def test_the_rule_scanner_catches_what_it_should():
+    assert js_rule_literals('const A = ["dispatcher", "admin"]; p.status === "handling"') == [
+        "dispatcher",
+        "admin",
+        "handling",
+    ]
+    assert js_rule_literals("x = 'reported,filed,sent_back'; DISPATCHERS.includes(me.role)") == [
+        "reported,filed,sent_back",
+        "DISPATCHERS",
+        ".role",
+    ]
+    assert js_rule_literals('h("li", {"data-light": p.light}); $("reported-at"); `${p.code} · reported`') == []
+
+
+def test_static_js_holds_no_role_name_and_no_status_list():
+    from django.conf import settings
+
+    files = sorted((settings.BASE_DIR / "static" / "js").rglob("*.js"))
+    assert len(files) >= 7
+    found = {}
+    for path in files:
+        hits = js_rule_literals(path.read_text(encoding="utf-8"), path.name)
+        if hits:
+            found[str(path.relative_to(settings.BASE_DIR))] = hits
+    assert found == {}
+
+
+def test_page_scripts_are_modules_without_a_global_namespace(client, world):
+    from django.conf import settings
+
+    for path in sorted((settings.BASE_DIR / "static" / "js").rglob("*.js")):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"window\.(GM|GridRealtime)\b|\bGM\.", text), path
+        assert not re.search(r"[\u4e00-\u9fff]", text), path  # no hard-coded Chinese: messages come translated
+    login(client, world.users[User.Role.WALL])
+    html = client.get("/wall/").content.decode()
+    assert '<script type="module" src="/static/js/faces/wall.js">' in html
+    assert "common.js" not in html and "GridRealtime" not in html  # the modules import what they use

@@ -1,326 +1,290 @@
 /* /patrol/: a patrol officer's phone. Reports and task actions go through one queue in IndexedDB: each
    entry carries its idempotency key from the moment it is made, is sent in order when the network is
    there, stays queued on a network failure or a 5xx, and is marked failed (with the server's reason) on
-   a 4xx. The list of what waits and what failed is always on screen. */
-(function () {
-  "use strict";
-  const { t, api, h, say } = GM;
-  const $ = (id) => document.getElementById(id);
-  const me = GM.config.user || {};
-  let photo = null;
-  let here = null; // last known position {lat, lon}
-  let flushing = false;
-  const taskLayer = L.layerGroup().addTo(GM.map());
+   a 4xx. The list of what waits and what failed is always on screen.
+   A task's buttons are its `actions` as the server sends them (gridmgmt.rules): this page holds no role and
+   no status table; an action with inputs opens a small form for them (photos, note, hours…). */
+import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, timeText, uuid } from "./common.js";
 
-  /* --- tabs and network state --- */
-  const tabs = ["report", "tasks", "queue"];
-  function show(name) {
-    for (const n of tabs) {
-      $(`tab-${n}`).setAttribute("aria-selected", String(n === name));
-      $(`panel-${n}`).hidden = n !== name;
-    }
-    if (name === "tasks") loadTasks();
-  }
-  tabs.forEach((n) => $(`tab-${n}`).addEventListener("click", () => show(n)));
-  function netState() {
-    const online = navigator.onLine;
-    $("net").dataset.online = String(online);
-    $("net").textContent = online ? t("online") : t("offline") + " · " + t("queued");
-    if (online) flush();
-  }
-  window.addEventListener("online", netState);
-  window.addEventListener("offline", netState);
+const $ = (id) => document.getElementById(id);
+const me = config.user || {};
+let photo = null;
+let here = null; // last known position {lat, lon}
+let flushing = false;
+const taskLayer = L.layerGroup().addTo(map());
 
-  /* --- location: phone GPS, else the photo's EXIF, else the pin on the map --- */
-  let accuracy = null;
-  const pin = GM.locationPin((latlng, how) => {
-    here = { lat: latlng.lat, lon: latlng.lng, how };
-    say($("loc-status"), how === "gps" ? t("located_gps", { m: accuracy ?? "?" }) : t(how === "exif" ? "located_exif" : "located_pin"));
-  });
-  async function locate() {
-    say($("loc-status"), t("locating"));
-    const p = await GM.gps();
-    if (p) {
-      accuracy = Math.round(p.accuracy);
-      return pin.place(L.latLng(p.lat, p.lon), "gps", true);
-    }
-    const e = photo && (await GM.exifGps(photo));
-    if (e) return pin.place(L.latLng(e.lat, e.lon), "exif", true);
-    say($("loc-status"), t("gps_failed"), "warn");
+/* --- tabs and network state --- */
+const tabs = ["report", "tasks", "queue"];
+function show(name) {
+  for (const n of tabs) {
+    $(`tab-${n}`).setAttribute("aria-selected", String(n === name));
+    $(`panel-${n}`).hidden = n !== name;
   }
-  $("locate").addEventListener("click", locate);
-  if (navigator.geolocation) {
-    // Keep the position fresh while the page is open (actions carry it as where they happened).
-    navigator.geolocation.watchPosition(
-      (p) => {
-        accuracy = Math.round(p.coords.accuracy);
-        if (!here || here.how === "gps") pin.place(L.latLng(p.coords.latitude, p.coords.longitude), "gps", !here);
-      },
-      () => {},
-      { enableHighAccuracy: true, maximumAge: 10000 },
-    );
-  }
+  if (name === "tasks") loadTasks();
+}
+tabs.forEach((n) => $(`tab-${n}`).addEventListener("click", () => show(n)));
+function netState() {
+  const online = navigator.onLine;
+  $("net").dataset.online = String(online);
+  $("net").textContent = online ? t("online") : t("offline") + " · " + t("queued");
+  if (online) flush();
+}
+window.addEventListener("online", netState);
+window.addEventListener("offline", netState);
 
-  /* --- category picker with search --- */
-  const categories = GM.config.categories || [];
-  function fillCategories(q) {
-    const query = (q || "").trim().toLowerCase();
-    const hit = categories.filter((c) => !query || `${c.code} ${c.name} ${c.plain} ${c.major}`.toLowerCase().includes(query));
-    const keep = $("category").value;
-    $("category").replaceChildren(...hit.map((c) => h("option", { value: c.code, text: `${c.name}(${c.major})` })));
-    if (hit.some((c) => c.code === keep)) $("category").value = keep;
-    else if (hit.length === 1) $("category").value = hit[0].code;
+/* --- location: phone GPS, else the photo's EXIF, else the pin on the map --- */
+let accuracy = null;
+const pin = locationPin((latlng, how) => {
+  here = { lat: latlng.lat, lon: latlng.lng, how };
+  say($("loc-status"), how === "gps" ? t("located_gps", { m: accuracy ?? "?" }) : t(how === "exif" ? "located_exif" : "located_pin"));
+});
+async function locate() {
+  say($("loc-status"), t("locating"));
+  const p = await gps();
+  if (p) {
+    accuracy = Math.round(p.accuracy);
+    return pin.place(L.latLng(p.lat, p.lon), "gps", true);
   }
-  $("category-search").addEventListener("input", (e) => fillCategories(e.target.value));
-  fillCategories("");
+  const e = photo && (await exifGps(photo));
+  if (e) return pin.place(L.latLng(e.lat, e.lon), "exif", true);
+  say($("loc-status"), t("gps_failed"), "warn");
+}
+$("locate").addEventListener("click", locate);
+if (navigator.geolocation) {
+  // Keep the position fresh while the page is open (actions carry it as where they happened).
+  navigator.geolocation.watchPosition(
+    (p) => {
+      accuracy = Math.round(p.coords.accuracy);
+      if (!here || here.how === "gps") pin.place(L.latLng(p.coords.latitude, p.coords.longitude), "gps", !here);
+    },
+    () => {},
+    { enableHighAccuracy: true, maximumAge: 10000 },
+  );
+}
 
-  $("photo").addEventListener("change", async (e) => {
-    const file = e.target.files[0];
-    const problem = GM.photoProblem(file);
-    if (problem) {
-      $("photo").value = "";
-      return say($("msg"), problem, "error");
-    }
-    photo = file;
-    $("photo-preview").src = URL.createObjectURL(file);
-    $("photo-preview").hidden = false;
-    say($("msg"), "");
-    if (!here) {
-      const ex = await GM.exifGps(file);
-      if (ex) pin.place(L.latLng(ex.lat, ex.lon), "exif", true);
-    }
-  });
+/* --- category picker with search --- */
+const categories = config.categories || [];
+function fillCategories(q) {
+  const query = (q || "").trim().toLowerCase();
+  const hit = categories.filter((c) => !query || `${c.code} ${c.name} ${c.plain} ${c.major}`.toLowerCase().includes(query));
+  const keep = $("category").value;
+  $("category").replaceChildren(...hit.map((c) => h("option", { value: c.code, text: `${c.name}(${c.major})` })));
+  if (hit.some((c) => c.code === keep)) $("category").value = keep;
+  else if (hit.length === 1) $("category").value = hit[0].code;
+}
+$("category-search").addEventListener("input", (e) => fillCategories(e.target.value));
+fillCategories("");
 
-  /* --- the queue --- */
-  async function enqueue(entry) {
-    entry = { key: GM.uuid(), state: "queued", error: "", created: new Date().toISOString(), files: [], ...entry };
-    await GM.store.put("queue", entry);
-    await renderQueue();
-    flush();
-  }
-
-  function formOf(entry) {
-    const body = new FormData();
-    for (const [k, v] of Object.entries(entry.fields || {})) if (v !== null && v !== undefined) body.append(k, v);
-    for (const f of entry.files) body.append(f.field, f.blob, f.name);
-    body.append("idempotency_key", entry.key);
-    return body;
-  }
-
-  async function flush() {
-    if (flushing) return;
-    flushing = true;
-    try {
-      const entries = (await GM.store.all("queue")).filter((e) => e.state === "queued");
-      for (const entry of entries) {
-        const r = await api(entry.url, { method: "POST", body: formOf(entry), headers: { "Idempotency-Key": entry.key } });
-        if (r.ok) {
-          await GM.store.del("queue", entry.id);
-        } else if (r.network || r.status >= 500 || r.status === 429) {
-          entry.error = r.message;
-          await GM.store.put("queue", entry);
-          break; // try again when the network or the server is back; keep the order
-        } else {
-          entry.state = "failed";
-          entry.error = r.message;
-          await GM.store.put("queue", entry);
-        }
-      }
-    } finally {
-      flushing = false;
-      await renderQueue();
-      if (navigator.onLine) loadTasks();
-    }
-  }
-
-  async function renderQueue() {
-    const entries = await GM.store.all("queue");
-    $("queue-count").textContent = String(entries.length);
-    $("queue-count").hidden = !entries.length;
-    $("queue").replaceChildren(
-      ...entries.map((e) =>
-        h(
-          "li",
-          { "data-state": e.state, "data-key": e.key },
-          h("strong", { text: e.label }),
-          h("span", { class: "gm-muted", text: `${GM.timeText(e.created)} · ${e.state === "failed" ? t("failed") : t("queued")}` }),
-          e.error ? h("span", { class: "gm-error", text: e.error }) : null,
-          e.state === "failed"
-            ? h(
-                "div",
-                { class: "gm-actions" },
-                h("button", { type: "button", class: "gm-secondary", text: t("retry"), onclick: () => retry(e) }),
-                h("button", { type: "button", class: "gm-secondary", text: t("discard"), onclick: () => discard(e) }),
-              )
-            : null,
-        ),
-      ),
-    );
-  }
-  async function retry(e) {
-    e.state = "queued";
-    e.error = "";
-    await GM.store.put("queue", e);
-    flush();
-  }
-  async function discard(e) {
-    await GM.store.del("queue", e.id);
-    renderQueue();
-  }
-
-  /* --- report --- */
-  $("report-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const code = $("category").value;
-    let problem = GM.photoProblem(photo);
-    if (!problem && !here) problem = t("location_required");
-    if (!problem && !code) problem = t("category_required");
-    if (problem) return say($("msg"), problem, "error");
-    const cat = categories.find((c) => c.code === code);
-    const entry = {
-      kind: "report",
-      label: `${cat ? cat.name : code} · ${here.lat.toFixed(5)}, ${here.lon.toFixed(5)}`,
-      url: "/api/cases/",
-      fields: { category: code, lon: here.lon.toFixed(7), lat: here.lat.toFixed(7), description: $("note").value },
-      files: [{ field: "photos", name: photo.name || "photo.jpg", blob: photo }],
-    };
-    // Clear the form before the first await: an officer who picks the next photo while IndexedDB is
-    // still writing must not have it wiped by this report's reset. The location stays (still there).
-    photo = null;
+$("photo").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  const problem = photoProblem(file);
+  if (problem) {
     $("photo").value = "";
-    $("photo-preview").hidden = true;
-    $("note").value = "";
-    await enqueue(entry);
-    say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
-  });
+    return say($("msg"), problem, "error");
+  }
+  photo = file;
+  $("photo-preview").src = URL.createObjectURL(file);
+  $("photo-preview").hidden = false;
+  say($("msg"), "");
+  if (!here) {
+    const ex = await exifGps(file);
+    if (ex) pin.place(L.latLng(ex.lat, ex.lon), "exif", true);
+  }
+});
 
-  /* --- my tasks --- */
-  const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
-  let tasksLoading = false;
-  async function loadTasks() {
-    if (tasksLoading) return;
-    tasksLoading = true;
-    const statuses = "reported,dispatched,handling";
-    // The API pages with page/page_size (at most PAGE_SIZE_MAX a page): follow `next` to the last page.
-    const features = [];
-    let url = `/api/cases/?status=${statuses}&page_size=${PAGE_SIZE_MAX}`;
-    let r = null;
-    while (url) {
-      r = await api(url);
-      if (!r.ok) break;
-      features.push(...(r.data.features || []));
-      const next = r.data.next && new URL(r.data.next, location.href);
-      url = next ? next.pathname + next.search : null; // same origin even behind a proxy
+/* --- the queue --- */
+async function enqueue(entry) {
+  entry = { key: uuid(), state: "queued", error: "", created: new Date().toISOString(), files: [], ...entry };
+  await store.put("queue", entry);
+  await renderQueue();
+  flush();
+}
+
+function formOf(entry) {
+  const body = new FormData();
+  for (const [k, v] of Object.entries(entry.fields || {})) if (v !== null && v !== undefined) body.append(k, v);
+  for (const f of entry.files) body.append(f.field, f.blob, f.name);
+  body.append("idempotency_key", entry.key);
+  return body;
+}
+
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    const entries = (await store.all("queue")).filter((e) => e.state === "queued");
+    for (const entry of entries) {
+      const r = await api(entry.url, { method: "POST", body: formOf(entry), headers: { "Idempotency-Key": entry.key } });
+      if (r.ok) {
+        await store.del("queue", entry.id);
+      } else if (r.network || r.status >= 500 || r.status === 429) {
+        entry.error = r.message;
+        await store.put("queue", entry);
+        break; // try again when the network or the server is back; keep the order
+      } else {
+        entry.state = "failed";
+        entry.error = r.message;
+        await store.put("queue", entry);
+      }
     }
-    tasksLoading = false;
-    if (!r.ok) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
-    say($("tasks-msg"), "");
-    // My team's dispatched/handling cases, and my own reports still waiting (self-handle).
-    const tasks = features;
-    $("task-count").textContent = String(tasks.length);
-    $("task-count").hidden = !tasks.length;
-    taskLayer.clearLayers();
-    if (!tasks.length) return $("tasks").replaceChildren(h("li", { class: "gm-muted", text: t("no_tasks") }));
-    tasks.sort((a, b) => (a.properties.deadline_at || "9").localeCompare(b.properties.deadline_at || "9"));
-    $("tasks").replaceChildren(...tasks.map(taskItem));
+  } finally {
+    flushing = false;
+    await renderQueue();
+    if (navigator.onLine) loadTasks();
   }
+}
 
-  function taskItem(f) {
-    const p = f.properties;
-    const id = f.id ?? p.id;
-    const [lon, lat] = f.geometry.coordinates;
-    L.circleMarker([lat, lon], { radius: 8, color: p.light === "red" ? "#c0392b" : "#2e86de", fillOpacity: 0.7 })
-      .bindTooltip(p.code)
-      .addTo(taskLayer);
-    const li = h(
-      "li",
-      { "data-light": p.light, "data-case": p.code },
-      h("strong", { text: `${p.category && (p.category.label || p.category.name)} · ${p.status_label}` }),
-      h("span", { class: "gm-muted", text: `${p.code} ${p.address || ""}` }),
-      p.deadline_at ? h("span", { class: "gm-countdown", "data-deadline": p.deadline_at, text: GM.countdown(p.deadline_at) }) : null,
-    );
-    const actions = h("div", { class: "gm-actions" });
-    const extra = h("div", { class: "gm-form", hidden: true });
-    const where = () => (here ? { lon: here.lon.toFixed(7), lat: here.lat.toFixed(7) } : {});
-    const act = (path, label, fields, files) =>
-      enqueue({ kind: "action", label: `${label} · ${p.code}`, url: `/api/cases/${id}/${path}/`, fields: { ...where(), ...fields }, files: files || [] });
-    if (p.status === "dispatched") {
-      actions.append(
-        h("button", { type: "button", class: "gm-primary", text: t("accept"), onclick: () => act("accept", t("accept"), {}) }),
-        h("button", {
-          type: "button",
-          class: "gm-secondary",
-          text: t("send_back"),
-          onclick: () => openReason(extra, (reason) => act("send-back", t("send_back"), { reason })),
-        }),
-      );
-    }
-    if (p.status === "handling" || p.status === "reported") {
-      const path = p.status === "handling" ? "handle" : "self-handle";
-      const label = p.status === "handling" ? t("handle") : t("self_handle");
-      actions.append(h("button", { type: "button", class: "gm-primary", text: label, onclick: () => openHandle(extra, (note, file) => act(path, label, { note }, [{ field: "photos", name: file.name || "after.jpg", blob: file }])) }));
-    }
-    li.append(actions, extra);
-    return li;
-  }
-
-  function openReason(box, done) {
-    const input = h("textarea", { rows: 2, maxlength: 1000, "aria-label": "reason" });
-    const err = h("p", { class: "gm-msg", hidden: true });
-    box.replaceChildren(
-      input,
-      err,
-      h("button", {
-        type: "button",
-        class: "gm-primary",
-        text: "OK",
-        onclick: () => (input.value.trim() ? (done(input.value.trim()), (box.hidden = true)) : say(err, t("reason_required"), "error")),
-      }),
-    );
-    box.hidden = false;
-  }
-
-  function openHandle(box, done) {
-    const file = h("input", { type: "file", accept: "image/*", capture: "environment", "aria-label": "after photo" });
-    const note = h("textarea", { rows: 2, maxlength: 1000, "aria-label": "note" });
-    const err = h("p", { class: "gm-msg", hidden: true });
-    box.replaceChildren(
-      file,
-      note,
-      err,
-      h("button", {
-        type: "button",
-        class: "gm-primary",
-        text: "OK",
-        onclick: () => {
-          const f = file.files[0];
-          const problem = f ? GM.photoProblem(f) : t("after_photo_required");
-          if (problem) return say(err, problem, "error");
-          done(note.value, f);
-          box.hidden = true;
-        },
-      }),
-    );
-    box.hidden = false;
-  }
-
-  setInterval(() => document.querySelectorAll(".gm-countdown").forEach((n) => (n.textContent = GM.countdown(n.dataset.deadline))), 30000);
-  setInterval(() => navigator.onLine && flush(), 15000);
-  // The team's position for the wall and the dispatch ranking while the page is open (not queued: a
-  // position is only worth sending while it is fresh).
-  let lastSent = null;
-  async function sendPosition() {
-    if (!navigator.onLine || !here || here.how !== "gps" || !me.team) return;
-    const key = `${here.lon.toFixed(5)},${here.lat.toFixed(5)}`;
-    if (key === lastSent) return;
-    const r = await api("/realtime/position/", { method: "POST", body: { lon: here.lon, lat: here.lat } });
-    if (r.ok) lastSent = key;
-  }
-  setInterval(sendPosition, 15000);
-  setTimeout(sendPosition, 3000);
-  netState();
+async function renderQueue() {
+  const entries = await store.all("queue");
+  $("queue-count").textContent = String(entries.length);
+  $("queue-count").hidden = !entries.length;
+  $("queue").replaceChildren(
+    ...entries.map((e) =>
+      h(
+        "li",
+        { "data-state": e.state, "data-key": e.key },
+        h("strong", { text: e.label }),
+        h("span", { class: "gm-muted", text: `${timeText(e.created)} · ${e.state === "failed" ? t("failed") : t("queued")}` }),
+        e.error ? h("span", { class: "gm-error", text: e.error }) : null,
+        e.state === "failed"
+          ? h(
+              "div",
+              { class: "gm-actions" },
+              h("button", { type: "button", class: "gm-secondary", text: t("retry"), onclick: () => retry(e) }),
+              h("button", { type: "button", class: "gm-secondary", text: t("discard"), onclick: () => discard(e) }),
+            )
+          : null,
+      ),
+    ),
+  );
+}
+async function retry(e) {
+  e.state = "queued";
+  e.error = "";
+  await store.put("queue", e);
+  flush();
+}
+async function discard(e) {
+  await store.del("queue", e.id);
   renderQueue();
-  loadTasks();
-  if (!here) locate();
-  if ("serviceWorker" in navigator && GM.config.serviceWorker) navigator.serviceWorker.register(GM.config.serviceWorker).catch(() => {});
-})();
+}
+
+/* --- report --- */
+$("report-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const code = $("category").value;
+  let problem = photoProblem(photo);
+  if (!problem && !here) problem = t("location_required");
+  if (!problem && !code) problem = t("category_required");
+  if (problem) return say($("msg"), problem, "error");
+  const cat = categories.find((c) => c.code === code);
+  const entry = {
+    kind: "report",
+    label: `${cat ? cat.name : code} · ${here.lat.toFixed(5)}, ${here.lon.toFixed(5)}`,
+    url: "/api/cases/",
+    fields: { category: code, lon: here.lon.toFixed(7), lat: here.lat.toFixed(7), description: $("note").value },
+    files: [{ field: "photos", name: photo.name || "photo.jpg", blob: photo }],
+  };
+  // Clear the form before the first await: an officer who picks the next photo while IndexedDB is
+  // still writing must not have it wiped by this report's reset. The location stays (still there).
+  photo = null;
+  $("photo").value = "";
+  $("photo-preview").hidden = true;
+  $("note").value = "";
+  await enqueue(entry);
+  say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
+});
+
+/* --- my tasks --- */
+const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
+let tasksLoading = false;
+async function loadTasks() {
+  if (tasksLoading) return;
+  tasksLoading = true;
+  const statuses = config.tasks; // the statuses a field action starts from, as the server says
+  // The API pages with page/page_size (at most PAGE_SIZE_MAX a page): follow `next` to the last page.
+  const features = [];
+  let url = `/api/cases/?status=${statuses}&page_size=${PAGE_SIZE_MAX}`;
+  let r = null;
+  while (url) {
+    r = await api(url);
+    if (!r.ok) break;
+    features.push(...(r.data.features || []));
+    const next = r.data.next && new URL(r.data.next, location.href);
+    url = next ? next.pathname + next.search : null; // same origin even behind a proxy
+  }
+  tasksLoading = false;
+  if (!r.ok) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
+  say($("tasks-msg"), "");
+  // My team's cases and my own reports, in the statuses a field action starts from.
+  const tasks = features;
+  $("task-count").textContent = String(tasks.length);
+  $("task-count").hidden = !tasks.length;
+  taskLayer.clearLayers();
+  if (!tasks.length) return $("tasks").replaceChildren(h("li", { class: "gm-muted", text: t("no_tasks") }));
+  tasks.sort((a, b) => (a.properties.deadline_at || "9").localeCompare(b.properties.deadline_at || "9"));
+  $("tasks").replaceChildren(...tasks.map(taskItem));
+}
+
+function taskItem(f) {
+  const p = f.properties;
+  const id = f.id ?? p.id;
+  const [lon, lat] = f.geometry.coordinates;
+  L.circleMarker([lat, lon], { radius: 8, color: p.light === "red" ? "#c0392b" : "#2e86de", fillOpacity: 0.7 })
+    .bindTooltip(p.code)
+    .addTo(taskLayer);
+  const li = h(
+    "li",
+    { "data-light": p.light, "data-case": p.code },
+    h("strong", { text: `${p.category && (p.category.label || p.category.name)} · ${p.status_label}` }),
+    h("span", { class: "gm-muted", text: `${p.code} ${p.address || ""}` }),
+    p.deadline_at ? h("span", { class: "gm-countdown", "data-deadline": p.deadline_at, text: countdown(p.deadline_at) }) : null,
+  );
+  const buttons = h("div", { class: "gm-actions" });
+  const extra = h("div", { class: "gm-form", hidden: true });
+  const where = () => (here ? { lon: here.lon.toFixed(7), lat: here.lat.toFixed(7) } : {});
+  // Queued like a report: the request to replay (url, fields, files) with its own idempotency key.
+  const act = (action, { fields, files }) =>
+    enqueue({ kind: "action", label: `${actionLabel(action)} · ${p.code}`, url: `/api/cases/${id}/${action.path}/`, fields: { ...where(), ...fields }, files });
+  for (const action of p.actions || []) {
+    buttons.append(
+      actionButton(action, () => {
+        if (!(action.inputs || []).length) {
+          if (action.danger && !window.confirm(t("confirm"))) return;
+          return act(action, { fields: { ...(action.fields || {}) }, files: [] });
+        }
+        const form = actionForm(action, {
+          onSubmit: (values) => {
+            extra.hidden = true;
+            act(action, values);
+          },
+          onCancel: () => (extra.hidden = true),
+        });
+        extra.replaceChildren(form);
+        extra.hidden = false;
+      }),
+    );
+  }
+  li.append(buttons, extra);
+  return li;
+}
+
+setInterval(() => document.querySelectorAll(".gm-countdown").forEach((n) => (n.textContent = countdown(n.dataset.deadline))), 30000);
+setInterval(() => navigator.onLine && flush(), 15000);
+// The team's position for the wall and the dispatch ranking while the page is open (not queued: a
+// position is only worth sending while it is fresh).
+let lastSent = null;
+async function sendPosition() {
+  if (!navigator.onLine || !here || here.how !== "gps" || !me.team) return;
+  const key = `${here.lon.toFixed(5)},${here.lat.toFixed(5)}`;
+  if (key === lastSent) return;
+  const r = await api("/realtime/position/", { method: "POST", body: { lon: here.lon, lat: here.lat } });
+  if (r.ok) lastSent = key;
+}
+setInterval(sendPosition, 15000);
+setTimeout(sendPosition, 3000);
+netState();
+renderQueue();
+loadTasks();
+if (!here) locate();
+if ("serviceWorker" in navigator && config.serviceWorker) navigator.serviceWorker.register(config.serviceWorker).catch(() => {});

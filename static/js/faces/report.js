@@ -1,217 +1,215 @@
 /* /report/: a resident's report. Everything typed is kept in the browser (localStorage + IndexedDB for the
    photo) until the server has the case, and one idempotency key per draft makes a retry safe. */
-(function () {
-  "use strict";
-  const { t, api, h, say } = GM;
-  const $ = (id) => document.getElementById(id);
-  const form = $("report-form");
-  const msg = $("msg");
-  const DRAFT = "gm-report-draft";
-  let draft = JSON.parse(localStorage.getItem(DRAFT) || "null") || { key: GM.uuid() };
-  let photo = null;
-  let checkedDuplicatesFor = null; // the (category, point) the resident already said "not one of these" to
+import { api, config, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, uuid } from "./common.js";
 
-  function saveDraft() {
-    draft.category = $("category").value;
-    draft.description = $("description").value;
-    draft.phone = $("phone").value;
-    localStorage.setItem(DRAFT, JSON.stringify(draft));
-  }
+const $ = (id) => document.getElementById(id);
+const form = $("report-form");
+const msg = $("msg");
+const DRAFT = "gm-report-draft";
+let draft = JSON.parse(localStorage.getItem(DRAFT) || "null") || { key: uuid() };
+let photo = null;
+let checkedDuplicatesFor = null; // the (category, point) the resident already said "not one of these" to
 
-  // Categories in plain words, grouped by major class.
-  const groups = {};
-  for (const c of GM.config.categories || []) (groups[c.major] = groups[c.major] || []).push(c);
-  for (const [major, items] of Object.entries(groups)) {
-    $("category").append(h("optgroup", { label: major }, items.map((c) => h("option", { value: c.code, text: c.plain }))));
-  }
+function saveDraft() {
+  draft.category = $("category").value;
+  draft.description = $("description").value;
+  draft.phone = $("phone").value;
+  localStorage.setItem(DRAFT, JSON.stringify(draft));
+}
 
-  const pin = GM.locationPin((latlng, how) => {
-    draft.lat = latlng.lat;
-    draft.lon = latlng.lng;
-    draft.how = how;
-    say($("loc-status"), how === "gps" ? t("located_gps", { m: draft.accuracy ?? "?" }) : t(how === "exif" ? "located_exif" : "located_pin"));
-    if (msg.dataset.field === "location") say(msg, "");
-    saveDraft();
-  });
+// Categories in plain words, grouped by major class.
+const groups = {};
+for (const c of config.categories || []) (groups[c.major] = groups[c.major] || []).push(c);
+for (const [major, items] of Object.entries(groups)) {
+  $("category").append(h("optgroup", { label: major }, items.map((c) => h("option", { value: c.code, text: c.plain }))));
+}
 
-  async function locate() {
-    say($("loc-status"), t("locating"));
-    const p = await GM.gps();
-    if (p) {
-      draft.accuracy = Math.round(p.accuracy);
-      pin.place(L.latLng(p.lat, p.lon), "gps", true);
-      return true;
-    }
-    if (photo) {
-      const e = await GM.exifGps(photo);
-      if (e) {
-        pin.place(L.latLng(e.lat, e.lon), "exif", true);
-        return true;
-      }
-    }
-    say($("loc-status"), t("gps_failed"), "warn");
-    return false;
-  }
-  $("locate").addEventListener("click", locate);
+const pin = locationPin((latlng, how) => {
+  draft.lat = latlng.lat;
+  draft.lon = latlng.lng;
+  draft.how = how;
+  say($("loc-status"), how === "gps" ? t("located_gps", { m: draft.accuracy ?? "?" }) : t(how === "exif" ? "located_exif" : "located_pin"));
+  if (msg.dataset.field === "location") say(msg, "");
+  saveDraft();
+});
 
-  async function setPhoto(file, persist) {
-    const problem = GM.photoProblem(file);
-    if (problem) {
-      say(msg, problem, "error");
-      msg.dataset.field = "photos";
-      $("photo").value = "";
-      return;
-    }
-    photo = file;
-    $("photo-preview").src = URL.createObjectURL(file);
-    $("photo-preview").hidden = false;
-    if (msg.dataset.field === "photos") say(msg, "");
-    if (persist) await GM.store.put("drafts", file, "report-photo");
-    if (draft.lat === undefined) {
-      const e = await GM.exifGps(file);
-      if (e) pin.place(L.latLng(e.lat, e.lon), "exif", true);
-    }
-  }
-  $("photo").addEventListener("change", (e) => e.target.files[0] && setPhoto(e.target.files[0], true));
-  form.addEventListener("input", saveDraft);
-
-  // Restore what was typed before a reload or a lost connection.
-  $("category").value = draft.category || "";
-  $("description").value = draft.description || "";
-  $("phone").value = draft.phone || "";
-  if (draft.lat !== undefined) pin.place(L.latLng(draft.lat, draft.lon), draft.how || "pin", true);
-  GM.store.get("drafts", "report-photo").then((file) => file && setPhoto(file, false)).catch(() => {});
-
-  function problem() {
-    if (!photo) return ["photos", t("photo_required")];
-    if (draft.lat === undefined) return ["location", t("location_required")];
-    if (!$("category").value) return ["category", t("category_required")];
-    return null;
-  }
-
-  function duplicateList(data) {
-    const items = (data && (data.features || data.results || data.duplicates)) || (Array.isArray(data) ? data : []);
-    return items.map((f) => ({ ...(f.properties || f), id: f.id ?? (f.properties || f).id }));
-  }
-
-  async function checkDuplicates() {
-    const signature = `${draft.category}|${draft.lon.toFixed(5)}|${draft.lat.toFixed(5)}`;
-    if (checkedDuplicatesFor === signature) return false;
-    const q = new URLSearchParams({ category: draft.category, lon: draft.lon, lat: draft.lat });
-    const r = await api(`/api/duplicates/?${q}`);
-    checkedDuplicatesFor = signature;
-    const items = r.ok ? duplicateList(r.data) : [];
-    if (!items.length) return false;
-    const box = $("dups");
-    box.replaceChildren(
-      h("h2", { text: t("duplicates") }),
-      h(
-        "ul",
-        {},
-        items.slice(0, 5).map((d) =>
-          h(
-            "li",
-            {},
-            h("span", { text: `${d.code} · ${d.category_label || d.category?.label || d.category || ""} · ${d.status_label || ""}` }),
-            d.distance_m !== undefined ? h("span", { class: "gm-muted", text: ` ${Math.round(d.distance_m)} m` }) : null,
-            h("button", { type: "button", class: "gm-secondary", "data-code": d.code, onclick: () => support(d.code), text: "+1" }),
-          ),
-        ),
-      ),
-      h("button", { type: "button", class: "gm-secondary", onclick: () => submit(true), text: GM.config.messages.not_same || "提交我的上报" }),
-    );
-    box.hidden = false;
+async function locate() {
+  say($("loc-status"), t("locating"));
+  const p = await gps();
+  if (p) {
+    draft.accuracy = Math.round(p.accuracy);
+    pin.place(L.latLng(p.lat, p.lon), "gps", true);
     return true;
   }
-
-  async function support(code) {
-    const r = await api(`/api/public/cases/${encodeURIComponent(code)}/support/`, { method: "POST", body: {} });
-    if (!r.ok) return say(msg, r.message, "error");
-    clearDraft();
-    $("dups").hidden = true;
-    showResult(code, null, t("supported"));
-  }
-
-  function clearDraft() {
-    localStorage.removeItem(DRAFT);
-    GM.store.del("drafts", "report-photo").catch(() => {});
-    draft = { key: GM.uuid() };
-  }
-
-  function showResult(code, token, text) {
-    if (token) localStorage.setItem(`gm-track-${code}`, token);
-    const href = `/report/track/${encodeURIComponent(code)}` + (token ? `?token=${encodeURIComponent(token)}` : "");
-    $("result").replaceChildren(h("p", { class: "gm-code", text }), h("a", { href, class: "gm-primary", text: GM.config.messages.track || "查看进度" }));
-    $("result").hidden = false;
-    form.querySelectorAll("input, select, textarea, #submit").forEach((n) => n.id !== "track-code" && (n.disabled = true));
-  }
-
-  async function submit(skipDuplicates) {
-    saveDraft();
-    const p = problem();
-    if (p) {
-      msg.dataset.field = p[0];
-      return say(msg, p[1], "error");
-    }
-    if (!skipDuplicates && (await checkDuplicates())) return;
-    const body = new FormData();
-    body.append("category", draft.category);
-    body.append("lon", draft.lon.toFixed(7));
-    body.append("lat", draft.lat.toFixed(7));
-    body.append("description", draft.description || "");
-    body.append("reporter_phone", draft.phone || "");
-    body.append("photos", photo, photo.name || "photo.jpg");
-    $("submit").disabled = true;
-    say(msg, t("submitting"), "info");
-    const r = await api("/api/public/reports/", { method: "POST", body, headers: { "Idempotency-Key": draft.key } });
-    $("submit").disabled = false;
-    if (!r.ok) {
-      msg.dataset.field = (r.data && r.data.field) || "";
-      return say(msg, r.data && r.data.code === "outside_service_area" ? t("outside") : r.message, "error");
-    }
-    say(msg, "");
-    $("dups").hidden = true;
-    clearDraft();
-    showResult(r.data.code, r.data.tracking_token, t("submitted", { code: r.data.code }));
-  }
-
-  // The public map: open problems nearby (non-sensitive categories, at their cell's centre), so a
-  // resident sees what is already known before reporting it again.
-  const publicLayer = L.layerGroup().addTo(GM.map());
-  let mapTimer = null;
-  async function loadPublic() {
-    const b = GM.map().getBounds();
-    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
-    const r = await api(`/report/map.json?bbox=${bbox}`);
-    if (!r.ok) return;
-    publicLayer.clearLayers();
-    for (const [lat, lon, code, category, status] of r.data.cases) {
-      const popup = h(
-        "div",
-        { class: "gm-public-case" },
-        h("strong", { text: category }),
-        h("div", { text: `${status} · ${code}` }),
-        h("a", { href: `/report/track/${encodeURIComponent(code)}`, text: GM.config.messages.track || "" }),
-        " ",
-        h("button", { type: "button", class: "gm-secondary", "data-code": code, text: "+1", onclick: () => support(code) }),
-      );
-      L.circleMarker([lat, lon], { radius: 6, color: "#8e44ad", weight: 2, fillOpacity: 0.4, className: "gm-public" })
-        .bindPopup(popup)
-        .addTo(publicLayer);
+  if (photo) {
+    const e = await exifGps(photo);
+    if (e) {
+      pin.place(L.latLng(e.lat, e.lon), "exif", true);
+      return true;
     }
   }
-  GM.map().on("moveend", () => {
-    clearTimeout(mapTimer);
-    mapTimer = setTimeout(loadPublic, 300);
-  });
-  loadPublic();
+  say($("loc-status"), t("gps_failed"), "warn");
+  return false;
+}
+$("locate").addEventListener("click", locate);
 
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    submit(false);
-  });
-  $("track-go").addEventListener("click", () => {
-    const code = $("track-code").value.trim();
-    if (code) location.href = `/report/track/${encodeURIComponent(code)}`;
-  });
-})();
+async function setPhoto(file, persist) {
+  const problem = photoProblem(file);
+  if (problem) {
+    say(msg, problem, "error");
+    msg.dataset.field = "photos";
+    $("photo").value = "";
+    return;
+  }
+  photo = file;
+  $("photo-preview").src = URL.createObjectURL(file);
+  $("photo-preview").hidden = false;
+  if (msg.dataset.field === "photos") say(msg, "");
+  if (persist) await store.put("drafts", file, "report-photo");
+  if (draft.lat === undefined) {
+    const e = await exifGps(file);
+    if (e) pin.place(L.latLng(e.lat, e.lon), "exif", true);
+  }
+}
+$("photo").addEventListener("change", (e) => e.target.files[0] && setPhoto(e.target.files[0], true));
+form.addEventListener("input", saveDraft);
+
+// Restore what was typed before a reload or a lost connection.
+$("category").value = draft.category || "";
+$("description").value = draft.description || "";
+$("phone").value = draft.phone || "";
+if (draft.lat !== undefined) pin.place(L.latLng(draft.lat, draft.lon), draft.how || "pin", true);
+store.get("drafts", "report-photo").then((file) => file && setPhoto(file, false)).catch(() => {});
+
+function problem() {
+  if (!photo) return ["photos", t("photo_required")];
+  if (draft.lat === undefined) return ["location", t("location_required")];
+  if (!$("category").value) return ["category", t("category_required")];
+  return null;
+}
+
+function duplicateList(data) {
+  const items = (data && (data.features || data.results || data.duplicates)) || (Array.isArray(data) ? data : []);
+  return items.map((f) => ({ ...(f.properties || f), id: f.id ?? (f.properties || f).id }));
+}
+
+async function checkDuplicates() {
+  const signature = `${draft.category}|${draft.lon.toFixed(5)}|${draft.lat.toFixed(5)}`;
+  if (checkedDuplicatesFor === signature) return false;
+  const q = new URLSearchParams({ category: draft.category, lon: draft.lon, lat: draft.lat });
+  const r = await api(`/api/duplicates/?${q}`);
+  checkedDuplicatesFor = signature;
+  const items = r.ok ? duplicateList(r.data) : [];
+  if (!items.length) return false;
+  const box = $("dups");
+  box.replaceChildren(
+    h("h2", { text: t("duplicates") }),
+    h(
+      "ul",
+      {},
+      items.slice(0, 5).map((d) =>
+        h(
+          "li",
+          {},
+          h("span", { text: `${d.code} · ${d.category_label || d.category?.label || d.category || ""} · ${d.status_label || ""}` }),
+          d.distance_m !== undefined ? h("span", { class: "gm-muted", text: ` ${Math.round(d.distance_m)} m` }) : null,
+          h("button", { type: "button", class: "gm-secondary", "data-code": d.code, onclick: () => support(d.code), text: "+1" }),
+        ),
+      ),
+    ),
+    h("button", { type: "button", class: "gm-secondary", onclick: () => submit(true), text: t("not_same") }),
+  );
+  box.hidden = false;
+  return true;
+}
+
+async function support(code) {
+  const r = await api(`/api/public/cases/${encodeURIComponent(code)}/support/`, { method: "POST", body: {} });
+  if (!r.ok) return say(msg, r.message, "error");
+  clearDraft();
+  $("dups").hidden = true;
+  showResult(code, null, t("supported"));
+}
+
+function clearDraft() {
+  localStorage.removeItem(DRAFT);
+  store.del("drafts", "report-photo").catch(() => {});
+  draft = { key: uuid() };
+}
+
+function showResult(code, token, text) {
+  if (token) localStorage.setItem(`gm-track-${code}`, token);
+  const href = `/report/track/${encodeURIComponent(code)}` + (token ? `?token=${encodeURIComponent(token)}` : "");
+  $("result").replaceChildren(h("p", { class: "gm-code", text }), h("a", { href, class: "gm-primary", text: t("track") }));
+  $("result").hidden = false;
+  form.querySelectorAll("input, select, textarea, #submit").forEach((n) => n.id !== "track-code" && (n.disabled = true));
+}
+
+async function submit(skipDuplicates) {
+  saveDraft();
+  const p = problem();
+  if (p) {
+    msg.dataset.field = p[0];
+    return say(msg, p[1], "error");
+  }
+  if (!skipDuplicates && (await checkDuplicates())) return;
+  const body = new FormData();
+  body.append("category", draft.category);
+  body.append("lon", draft.lon.toFixed(7));
+  body.append("lat", draft.lat.toFixed(7));
+  body.append("description", draft.description || "");
+  body.append("reporter_phone", draft.phone || "");
+  body.append("photos", photo, photo.name || "photo.jpg");
+  $("submit").disabled = true;
+  say(msg, t("submitting"), "info");
+  const r = await api("/api/public/reports/", { method: "POST", body, headers: { "Idempotency-Key": draft.key } });
+  $("submit").disabled = false;
+  if (!r.ok) {
+    msg.dataset.field = (r.data && r.data.field) || "";
+    return say(msg, r.data && r.data.code === "outside_service_area" ? t("outside") : r.message, "error");
+  }
+  say(msg, "");
+  $("dups").hidden = true;
+  clearDraft();
+  showResult(r.data.code, r.data.tracking_token, t("submitted", { code: r.data.code }));
+}
+
+// The public map: open problems nearby (non-sensitive categories, at their cell's centre), so a
+// resident sees what is already known before reporting it again.
+const publicLayer = L.layerGroup().addTo(map());
+let mapTimer = null;
+async function loadPublic() {
+  const b = map().getBounds();
+  const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
+  const r = await api(`/report/map.json?bbox=${bbox}`);
+  if (!r.ok) return;
+  publicLayer.clearLayers();
+  for (const [lat, lon, code, category, status] of r.data.cases) {
+    const popup = h(
+      "div",
+      { class: "gm-public-case" },
+      h("strong", { text: category }),
+      h("div", { text: `${status} · ${code}` }),
+      h("a", { href: `/report/track/${encodeURIComponent(code)}`, text: t("track") }),
+      " ",
+      h("button", { type: "button", class: "gm-secondary", "data-code": code, text: "+1", onclick: () => support(code) }),
+    );
+    L.circleMarker([lat, lon], { radius: 6, color: "#8e44ad", weight: 2, fillOpacity: 0.4, className: "gm-public" })
+      .bindPopup(popup)
+      .addTo(publicLayer);
+  }
+}
+map().on("moveend", () => {
+  clearTimeout(mapTimer);
+  mapTimer = setTimeout(loadPublic, 300);
+});
+loadPublic();
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit(false);
+});
+$("track-go").addEventListener("click", () => {
+  const code = $("track-code").value.trim();
+  if (code) location.href = `/report/track/${encodeURIComponent(code)}`;
+});

@@ -3,260 +3,265 @@
    the teams); cells are vector tiles, cases are fetched for the viewport only.
    The page then follows /ws/feed/ through static/js/realtime.js: while the socket is down it shows a
    "reconnecting" badge, and on reconnect the server replays what it missed after the last seq (or says
-   reload, and the snapshot is loaded again). */
-(function () {
-  "use strict";
-  const { t, api, h } = GM;
-  const $ = (id) => document.getElementById(id);
-  const map = GM.map();
-  const OPEN = "reported,filed,dispatched,sent_back,handling,handled,checked,parked";
-  const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map() };
-  window.gridmgmtWall = state; // for tests and the benchmark
+   reload, and the snapshot is loaded again). Which statuses are open and how the lights rank come from
+   the server (the page config's `states`, and each case envelope's `open` and `light`). */
+import { RealtimeClient } from "../realtime.js";
+import { api, config, fitDistrict, h, map as leafletMap, states } from "./common.js";
 
-  /* --- layers --- */
-  const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#f1c40f" : null);
-  const cells = L.vectorGrid.protobuf(GM.config.cellTiles, {
-    minZoom: GM.config.cellMinZoom,
-    maxZoom: 19,
-    interactive: false,
-    rendererFactory: L.canvas.tile,
-    getFeatureId: (f) => f.properties.id,
-    vectorTileLayerStyles: {
-      cells: (props) => {
-        const c = state.cells[props.id];
-        const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
-        const fill = cellColor(n);
-        return fill
-          ? { weight: 0.4, color: "#3d5a80", fill: true, fillColor: fill, fillOpacity: 0.55 }
-          : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
-      },
+const $ = (id) => document.getElementById(id);
+const map = leafletMap();
+const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map() };
+// Read-only: browser tests and bench/wall_load.py watch the wall's progress here (nothing reads it back).
+window.gridmgmtWall = state;
+
+/* --- layers --- */
+const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#f1c40f" : null);
+const cells = L.vectorGrid.protobuf(config.cellTiles, {
+  minZoom: config.cellMinZoom,
+  maxZoom: 19,
+  interactive: false,
+  rendererFactory: L.canvas.tile,
+  getFeatureId: (f) => f.properties.id,
+  vectorTileLayerStyles: {
+    cells: (props) => {
+      const c = state.cells[props.id];
+      const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
+      const fill = cellColor(n);
+      return fill
+        ? { weight: 0.4, color: "#3d5a80", fill: true, fillColor: fill, fillOpacity: 0.55 }
+        : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
     },
-  }).addTo(map);
-  cells.on("load", () => (state.tilesLoaded = (state.tilesLoaded || 0) + 1));
-  // Leaflet's GridLayer.redraw() ignores minZoom: below it, it would request every (empty) tile of the
-  // view — 35 at 1920×1080, 117 at 3840×2160 — on each refresh. Tiles loaded later are styled from state.cells.
-  const redrawCells = () => map.getZoom() >= GM.config.cellMinZoom && cells.redraw();
+  },
+}).addTo(map);
+cells.on("load", () => (state.tilesLoaded = (state.tilesLoaded || 0) + 1));
+// Leaflet's GridLayer.redraw() ignores minZoom: below it, it would request every (empty) tile of the
+// view — 35 at 1920×1080, 117 at 3840×2160 — on each refresh. Tiles loaded later are styled from state.cells.
+const redrawCells = () => map.getZoom() >= config.cellMinZoom && cells.redraw();
 
-  const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } }).addTo(map);
-  // Cameras and cases cluster differently: cameras as grey squares (offline count in red), cases as
-  // circles coloured by the worst deadline light inside.
-  const clusterIcon = (cls, html) => L.divIcon({ className: "", html: `<div class="${cls}">${html}</div>`, iconSize: null });
-  const cameras = L.markerClusterGroup({
-    chunkedLoading: true,
-    showCoverageOnHover: false,
-    maxClusterRadius: 60,
-    iconCreateFunction: (cluster) => {
-      const all = cluster.getAllChildMarkers();
-      const off = all.filter((m) => m.options.online === false).length;
-      return clusterIcon("gm-cam-cluster", `${all.length}${off ? `<i>${off}</i>` : ""}`);
-    },
-  }).addTo(map);
-  const LIGHTS = ["none", "green", "yellow", "red"];
-  const casesLayer = L.markerClusterGroup({
-    chunkedLoading: true,
-    showCoverageOnHover: false,
-    maxClusterRadius: 40,
-    disableClusteringAtZoom: 16,
-    iconCreateFunction: (cluster) => {
-      const all = cluster.getAllChildMarkers();
-      const worst = all.reduce((w, m) => Math.max(w, LIGHTS.indexOf(m.options.light)), 0);
-      return clusterIcon(`gm-case-cluster`, `<span data-light="${LIGHTS[worst]}">${all.length}</span>`);
-    },
-  }).addTo(map);
-  // Team names only when zoomed in: at district zoom 78 labels would cover the map.
-  const zoomClass = () => map.getContainer().classList.toggle("gm-far", map.getZoom() < 14);
-  map.on("zoomend", zoomClass);
-  zoomClass();
-  const teams = L.layerGroup().addTo(map);
-  const teamMarkers = new Map();
-  const icon = (cls, attrs, html) => L.divIcon({ className: "", html: `<div class="${cls}" ${attrs || ""}>${html || ""}</div>`, iconSize: null });
+const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } }).addTo(map);
+// Cameras and cases cluster differently: cameras as grey squares (offline count in red), cases as
+// circles coloured by the worst deadline light inside.
+const clusterIcon = (cls, html) => L.divIcon({ className: "", html: `<div class="${cls}">${html}</div>`, iconSize: null });
+const cameras = L.markerClusterGroup({
+  chunkedLoading: true,
+  showCoverageOnHover: false,
+  maxClusterRadius: 60,
+  iconCreateFunction: (cluster) => {
+    const all = cluster.getAllChildMarkers();
+    const off = all.filter((m) => m.options.online === false).length;
+    return clusterIcon("gm-cam-cluster", `${all.length}${off ? `<i>${off}</i>` : ""}`);
+  },
+}).addTo(map);
+// The lights worst first, as the server ranks them (gridmgmt.states.LIGHTS); a cluster shows its worst.
+const rank = (light) => {
+  const i = states.lights.indexOf(light || "none");
+  return i < 0 ? states.lights.length : i;
+};
+const casesLayer = L.markerClusterGroup({
+  chunkedLoading: true,
+  showCoverageOnHover: false,
+  maxClusterRadius: 40,
+  disableClusteringAtZoom: 16,
+  iconCreateFunction: (cluster) => {
+    const all = cluster.getAllChildMarkers();
+    const worst = all.reduce((w, m) => (rank(m.options.light) < rank(w) ? m.options.light : w), "none");
+    return clusterIcon(`gm-case-cluster`, `<span data-light="${worst}">${all.length}</span>`);
+  },
+}).addTo(map);
+// Team names only when zoomed in: at district zoom 78 labels would cover the map.
+const zoomClass = () => map.getContainer().classList.toggle("gm-far", map.getZoom() < 14);
+map.on("zoomend", zoomClass);
+zoomClass();
+const teams = L.layerGroup().addTo(map);
+const teamMarkers = new Map();
+const icon = (cls, attrs, html) => L.divIcon({ className: "", html: `<div class="${cls}" ${attrs || ""}>${html || ""}</div>`, iconSize: null });
 
-  /* --- KPIs and ticker --- */
-  function kpis(k) {
-    document.querySelectorAll(".gm-kpi").forEach((n) => {
-      if (!(n.dataset.key in k)) return;
-      const v = k[n.dataset.key];
-      let text = v === null || v === undefined ? "–" : String(v);
-      if (v !== null && v !== undefined && n.dataset.format === "pct") text = (v * 100).toFixed(1) + "%";
-      if (v !== null && v !== undefined && n.dataset.format === "score") text = Number(v).toFixed(2);
-      n.querySelector("b").textContent = text;
-    });
-  }
-  function tick(e) {
-    const li = h("li", { "data-type": e.type, "data-event": e.id }, h("time", { text: new Date(e.at).toLocaleTimeString("zh-CN", { hour12: false }) }), `${e.type_label} · ${e.case_code}${e.category ? " · " + e.category : ""}`);
-    $("ticker").prepend(li);
-    while ($("ticker").children.length > 30) $("ticker").lastChild.remove();
-  }
-
-  /* --- snapshot --- */
-  async function snapshot(parts) {
-    const r = await api(GM.config.snapshot + (parts ? `?only=${parts}` : ""));
-    if (!r.ok) return false;
-    const s = r.data;
-    if (s.kpis) kpis(s.kpis);
-    if (s.cells) {
-      state.cells = s.cells;
-      redrawCells();
-    }
-    if (s.heat) heat.setLatLngs(s.heat.map(([lat, lon, n]) => [lat, lon, Math.min(1, n / 5)]));
-    if (s.cameras) {
-      cameras.clearLayers();
-      cameras.addLayers(s.cameras.map(([lat, lon, online]) => L.marker([lat, lon], { icon: icon("gm-cam", `data-online="${online}"`, ""), keyboard: false, online })));
-    }
-    if (s.ticker) {
-      $("ticker").replaceChildren();
-      s.ticker.forEach(tick);
-    }
-    return true;
-  }
-
-  /* --- cases in the viewport (never the whole district at once) --- */
-  const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  function caseMarker([lat, lon, code, light, category, statusLabel], fresh) {
-    const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${esc(light)}" data-case="${esc(code)}"`), keyboard: false, light });
-    m.bindPopup(`<strong>${esc(code)}</strong><br>${esc(category)} · ${esc(statusLabel)}`);
-    return m;
-  }
-  let viewportSeq = 0;
-  let viewportBbox = null;
-  const bboxOf = (b) => [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
-  async function loadViewport() {
-    const seq = ++viewportSeq;
-    const bbox = bboxOf(map.getBounds());
-    viewportBbox = bbox;
-    // The snapshot endpoint's "cases" part: the open cases in view as plain rows, newest first, at most 500.
-    const r = await api(`${GM.config.snapshot}?only=cases&bbox=${bbox}`);
-    if (!r.ok || seq !== viewportSeq) return;
-    const { cases: rows, count } = r.data.cases;
-    casesLayer.clearLayers();
-    state.caseMarkers.clear();
-    const markers = rows.map((row) => {
-      const m = caseMarker(row, false);
-      state.caseMarkers.set(row[2], m);
-      return m;
-    });
-    casesLayer.addLayers(markers);
-    state.viewportCases = markers.length;
-    state.viewportTotal = count;
-    $("viewport-note").textContent = `${markers.length} / ${count}`;
-    state.rendered = true;
-  }
-  let moveTimer = null;
-  map.on("moveend", () => {
-    clearTimeout(moveTimer);
-    // A moveend that leaves the view where it was (the start-up fit, a resize settling) asks nothing.
-    moveTimer = setTimeout(() => bboxOf(map.getBounds()) !== viewportBbox && loadViewport(), 250);
+/* --- KPIs and ticker --- */
+function kpis(k) {
+  document.querySelectorAll(".gm-kpi").forEach((n) => {
+    if (!(n.dataset.key in k)) return;
+    const v = k[n.dataset.key];
+    let text = v === null || v === undefined ? "–" : String(v);
+    if (v !== null && v !== undefined && n.dataset.format === "pct") text = (v * 100).toFixed(1) + "%";
+    if (v !== null && v !== undefined && n.dataset.format === "score") text = Number(v).toFixed(2);
+    n.querySelector("b").textContent = text;
   });
+}
+function tick(e) {
+  const li = h("li", { "data-type": e.type, "data-event": e.id }, h("time", { text: new Date(e.at).toLocaleTimeString("zh-CN", { hour12: false }) }), `${e.type_label} · ${e.case_code}${e.category ? " · " + e.category : ""}`);
+  $("ticker").prepend(li);
+  while ($("ticker").children.length > 30) $("ticker").lastChild.remove();
+}
 
-  /* --- teams --- */
-  async function loadTeams() {
-    const r = await api(`${GM.config.snapshot}?only=teams`);
-    if (!r.ok) return;
-    for (const [id, code, name, status, lat, lon] of r.data.teams) {
-      let m = teamMarkers.get(id);
-      const ic = icon("gm-team", `data-status="${esc(status)}" data-team="${esc(code)}"`, esc(name));
-      if (!m) {
-        m = L.marker([lat, lon], { icon: ic, keyboard: false }).addTo(teams);
-        teamMarkers.set(id, m);
-      } else {
-        m.setLatLng([lat, lon]);
-        m.setIcon(ic);
-      }
+/* --- snapshot --- */
+async function snapshot(parts) {
+  const r = await api(config.snapshot + (parts ? `?only=${parts}` : ""));
+  if (!r.ok) return false;
+  const s = r.data;
+  if (s.kpis) kpis(s.kpis);
+  if (s.cells) {
+    state.cells = s.cells;
+    redrawCells();
+  }
+  if (s.heat) heat.setLatLngs(s.heat.map(([lat, lon, n]) => [lat, lon, Math.min(1, n / 5)]));
+  if (s.cameras) {
+    cameras.clearLayers();
+    cameras.addLayers(s.cameras.map(([lat, lon, online]) => L.marker([lat, lon], { icon: icon("gm-cam", `data-online="${online}"`, ""), keyboard: false, online })));
+  }
+  if (s.ticker) {
+    $("ticker").replaceChildren();
+    s.ticker.forEach(tick);
+  }
+  return true;
+}
+
+/* --- cases in the viewport (never the whole district at once) --- */
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+function caseMarker([lat, lon, code, light, category, statusLabel], fresh) {
+  const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${esc(light)}" data-case="${esc(code)}"`), keyboard: false, light });
+  m.bindPopup(`<strong>${esc(code)}</strong><br>${esc(category)} · ${esc(statusLabel)}`);
+  return m;
+}
+let viewportSeq = 0;
+let viewportBbox = null;
+const bboxOf = (b) => [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
+async function loadViewport() {
+  const seq = ++viewportSeq;
+  const bbox = bboxOf(map.getBounds());
+  viewportBbox = bbox;
+  // The snapshot endpoint's "cases" part: the open cases in view as plain rows, newest first, at most 500.
+  const r = await api(`${config.snapshot}?only=cases&bbox=${bbox}`);
+  if (!r.ok || seq !== viewportSeq) return;
+  const { cases: rows, count } = r.data.cases;
+  casesLayer.clearLayers();
+  state.caseMarkers.clear();
+  const markers = rows.map((row) => {
+    const m = caseMarker(row, false);
+    state.caseMarkers.set(row[2], m);
+    return m;
+  });
+  casesLayer.addLayers(markers);
+  state.viewportCases = markers.length;
+  state.viewportTotal = count;
+  $("viewport-note").textContent = `${markers.length} / ${count}`;
+  state.rendered = true;
+}
+let moveTimer = null;
+map.on("moveend", () => {
+  clearTimeout(moveTimer);
+  // A moveend that leaves the view where it was (the start-up fit, a resize settling) asks nothing.
+  moveTimer = setTimeout(() => bboxOf(map.getBounds()) !== viewportBbox && loadViewport(), 250);
+});
+
+/* --- teams --- */
+async function loadTeams() {
+  const r = await api(`${config.snapshot}?only=teams`);
+  if (!r.ok) return;
+  for (const [id, code, name, status, lat, lon] of r.data.teams) {
+    let m = teamMarkers.get(id);
+    const ic = icon("gm-team", `data-status="${esc(status)}" data-team="${esc(code)}"`, esc(name));
+    if (!m) {
+      m = L.marker([lat, lon], { icon: ic, keyboard: false }).addTo(teams);
+      teamMarkers.set(id, m);
+    } else {
+      m.setLatLng([lat, lon]);
+      m.setIcon(ic);
     }
   }
+}
 
-  /* --- the live feed: /ws/feed/ through static/js/realtime.js (seq, replay on reconnect, reload) --- */
-  const labels = GM.config.eventLabels || {};
-  let refreshTimer = null;
-  function refreshSoon() {
-    // Rates and per-cell counts come from the snapshot; refresh them shortly after a burst of changes.
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => snapshot("kpis,cells"), 700);
-  }
-  const OPEN_SET = new Set(OPEN.split(","));
-  async function caseChanged(env) {
-    const d = env.data;
-    const old = state.caseMarkers.get(d.code);
-    if (old) casesLayer.removeLayer(old);
-    state.caseMarkers.delete(d.code);
-    if (!OPEN_SET.has(d.status)) return;
-    const fresh = env.type === "case.created";
-    const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", d.category_name, (GM.config.statusLabels || {})[d.status] || d.status], fresh);
-    state.caseMarkers.set(d.code, m);
-    casesLayer.addLayer(m);
-    if (fresh) {
-      // The feed carries no photos: fetch the case once for its thumbnail.
-      const r = await api(`/api/cases/${d.case_id}/`);
-      if (r.ok && state.caseMarkers.get(d.code) === m) {
-        const thumb = (r.data.properties.photos || []).find((ph) => ph.kind === "before");
-        if (thumb) m.setPopupContent(m.getPopup().getContent() + `<img class="gm-thumb" src="${thumb.url}" alt="">`);
-      }
+/* --- the live feed: /ws/feed/ through static/js/realtime.js (seq, replay on reconnect, reload) --- */
+const labels = config.eventLabels || {};
+let refreshTimer = null;
+function refreshSoon() {
+  // Rates and per-cell counts come from the snapshot; refresh them shortly after a burst of changes.
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => snapshot("kpis,cells"), 700);
+}
+// A case envelope says whether the case is open (`data.open`); without it, its status against the server's list.
+const isOpen = (d) => (typeof d.open === "boolean" ? d.open : states.open.includes(d.status));
+async function caseChanged(env) {
+  const d = env.data;
+  const old = state.caseMarkers.get(d.code);
+  if (old) casesLayer.removeLayer(old);
+  state.caseMarkers.delete(d.code);
+  if (!isOpen(d)) return;
+  const fresh = env.type === "case.created";
+  const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", d.category_name, states.labels[d.status] || d.status], fresh);
+  state.caseMarkers.set(d.code, m);
+  casesLayer.addLayer(m);
+  if (fresh) {
+    // The feed carries no photos: fetch the case once for its thumbnail.
+    const r = await api(`/api/cases/${d.case_id}/`);
+    if (r.ok && state.caseMarkers.get(d.code) === m) {
+      const thumb = (r.data.properties.photos || []).find((ph) => ph.kind === "before");
+      if (thumb) m.setPopupContent(m.getPopup().getContent() + `<img class="gm-thumb" src="${thumb.url}" alt="">`);
     }
   }
-  function teamMoved(d) {
-    const m = teamMarkers.get(d.team_id);
-    if (!m) return loadTeams();
-    if (d.lon !== undefined && d.lat !== undefined) m.setLatLng([d.lat, d.lon]);
-    if (d.status) m.setIcon(icon("gm-team", `data-status="${d.status}" data-team="${d.team}"`, d.team_name));
-  }
-  function apply(events) {
-    let cases = 0;
-    for (const env of events) {
-      state.lastSeq = env.seq;
-      const d = env.data || {};
-      if (env.type === "case.created" || env.type === "case.updated" || env.type === "case.escalated") {
-        cases += 1;
-        tick({ id: env.seq, type: d.event, type_label: labels[d.event] || d.event, case_code: d.code, category: d.category_name, at: env.at });
-        caseChanged(env);
-      } else if (env.type === "team.position" || env.type === "team.status") {
-        teamMoved(d);
-      }
+}
+function teamMoved(d) {
+  const m = teamMarkers.get(d.team_id);
+  if (!m) return loadTeams();
+  if (d.lon !== undefined && d.lat !== undefined) m.setLatLng([d.lat, d.lon]);
+  if (d.status) m.setIcon(icon("gm-team", `data-status="${d.status}" data-team="${d.team}"`, d.team_name));
+}
+function apply(events) {
+  let cases = 0;
+  for (const env of events) {
+    state.lastSeq = env.seq;
+    const d = env.data || {};
+    if (env.type === "case.created" || env.type === "case.updated" || env.type === "case.escalated") {
+      cases += 1;
+      tick({ id: env.seq, type: d.event, type_label: labels[d.event] || d.event, case_code: d.code, category: d.category_name, at: env.at });
+      caseChanged(env);
+    } else if (env.type === "team.position" || env.type === "team.status") {
+      teamMoved(d);
     }
-    if (cases) refreshSoon();
   }
-  let everOpen = false;
-  function setConnected(ok) {
-    state.connected = ok;
-    $("reconnect").hidden = ok;
-  }
-  function startFeed() {
-    const rt = new window.GridRealtime({
-      scopes: [GM.config.scope],
-      onSnapshot: async () => {
-        // The first snapshot has every part (cameras too); a "reload" after an outage leaves the cameras.
-        // The 7-day heat (one point per cell with reports: ~20,000 in Pudong) is the slowest part: it comes
-        // in a request of its own, so the server reads it while it reads the rest.
-        const rest = state.ready ? "kpis,cells,ticker" : "kpis,cells,cameras,ticker";
-        await Promise.all([snapshot(rest), snapshot("heat"), loadViewport(), loadTeams()]);
-        state.ready = true;
-      },
-      onEvents: (_scope, events) => apply(events),
-      onKpi: (_scope, kpi) => {
-        const k = kpi.data || {};
-        kpis({ open: k.open, overdue: k.overdue, received: k.reported_today, closed: k.closed_today });
-      },
-      onState: (st) => {
-        if (st === "open") everOpen = true;
-        setConnected(st === "open" || (st === "connecting" && !everOpen));
-      },
-    });
-    state.realtime = rt;
-    rt.connect();
-  }
-  /* --- controls --- */
-  document.querySelectorAll('input[name="shade"]').forEach((r) =>
-    r.addEventListener("change", () => {
-      state.shade = r.value;
-      redrawCells();
-    }),
-  );
-  const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));
-  toggle("layer-cameras", cameras);
-  toggle("layer-teams", teams);
-  toggle("layer-heat", heat);
-  setInterval(() => ($("clock").textContent = new Date().toLocaleString("zh-CN", { hour12: false })), 1000);
+  if (cases) refreshSoon();
+}
+let everOpen = false;
+function setConnected(ok) {
+  state.connected = ok;
+  $("reconnect").hidden = ok;
+}
+function startFeed() {
+  const rt = new RealtimeClient({
+    scopes: [config.scope],
+    onSnapshot: async () => {
+      // The first snapshot has every part (cameras too); a "reload" after an outage leaves the cameras.
+      // The 7-day heat (one point per cell with reports: ~20,000 in Pudong) is the slowest part: it comes
+      // in a request of its own, so the server reads it while it reads the rest.
+      const rest = state.ready ? "kpis,cells,ticker" : "kpis,cells,cameras,ticker";
+      await Promise.all([snapshot(rest), snapshot("heat"), loadViewport(), loadTeams()]);
+      state.ready = true;
+    },
+    onEvents: (_scope, events) => apply(events),
+    onKpi: (_scope, kpi) => {
+      const k = kpi.data || {};
+      kpis({ open: k.open, overdue: k.overdue, received: k.reported_today, closed: k.closed_today });
+    },
+    onState: (st) => {
+      if (st === "open") everOpen = true;
+      setConnected(st === "open" || (st === "connecting" && !everOpen));
+    },
+  });
+  state.realtime = rt;
+  rt.connect();
+}
+/* --- controls --- */
+document.querySelectorAll('input[name="shade"]').forEach((r) =>
+  r.addEventListener("change", () => {
+    state.shade = r.value;
+    redrawCells();
+  }),
+);
+const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));
+toggle("layer-cameras", cameras);
+toggle("layer-teams", teams);
+toggle("layer-heat", heat);
+setInterval(() => ($("clock").textContent = new Date().toLocaleString("zh-CN", { hour12: false })), 1000);
 
-  GM.fitDistrict(20);
-  startFeed();
-  setInterval(loadTeams, 60000); // positions arrive on the feed; this only picks up new or renamed teams
-})();
+fitDistrict(20);
+startFeed();
+setInterval(loadTeams, 60000); // positions arrive on the feed; this only picks up new or renamed teams

@@ -84,9 +84,15 @@ NO_PROBLEMS = {"outside": [], "failed": [], "http_errors": [], "console_errors":
 
 
 def dispatch_select(page, code: str, queue: str):
-    page.select_option("#queue-filter", queue)
+    page.select_option("#queue-filter", label=queue)
     page.locator(f'#queue li[data-case="{code}"]').click()
     page.wait_for_selector(f'#d-title:has-text("{code}")')
+
+
+def shown_actions(page, where: str) -> list[str]:
+    """The actions a face shows, by name (data-action), in order, without repeats."""
+    names = page.eval_on_selector_all(f"{where} [data-action]", "nodes => nodes.map((n) => n.dataset.action)")
+    return list(dict.fromkeys(names))
 
 
 def test_resident_report_to_closure_across_all_faces(browser, live_server_url, world):
@@ -120,11 +126,19 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     # A dispatcher files and dispatches it from the desk.
     desk = person(browser, url, world, user="dispatcher", viewport=(1600, 900))
     desk_page, desk_log = open_face(desk, f"{url}/dispatch/")
-    dispatch_select(desk_page, case.code, "reported")
+    dispatch_select(desk_page, case.code, "待立案")
     assert desk_page.locator("#d-photos img").count() == 1
-    desk_page.click('#d-actions [data-action="file"]')
+    # The buttons are the case's `actions` from the server, labelled by it; no team picker yet.
+    assert shown_actions(desk_page, "#d-actions") == ["file", "void", "merge"]
+    assert desk_page.locator('#d-actions [data-action="void"]').inner_text() == "作废"
+    assert desk_page.locator("#d-cands-box").is_hidden()
+    desk_page.click('#d-actions [data-action="file"]')  # opens its form (an optional note)
+    desk_page.fill('#d-form [data-input="note"] textarea', "核实属实")
+    desk_page.click("#d-form button[type=submit]")
     desk_page.wait_for_selector('#d-status:has-text("已立案")')
-    dispatch_select(desk_page, case.code, "filed,sent_back")
+    dispatch_select(desk_page, case.code, "待派遣")
+    assert desk_page.locator("#d-cands-box").is_visible()  # an action needs a team: the ranked teams
+    # One click on a ranked team dispatches (its only other input, the note, is optional).
     desk_page.locator(f'#d-cands li[data-team="{world.team.code}"] [data-action="dispatch"]').click()
     desk_page.wait_for_selector('#d-status:has-text("已派遣")')
     screenshot(desk_page, "face_dispatch")
@@ -134,11 +148,19 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     phone_page, phone_log = open_face(phone, f"{url}/patrol/")
     phone_page.click("#tab-tasks")
     task = phone_page.locator(f'#tasks li[data-case="{case.code}"]')
+    task.get_by_role("button", name="签收").wait_for()
+    assert shown_actions(phone_page, f'#tasks li[data-case="{case.code}"]') == ["accept", "send_back"]
     task.get_by_role("button", name="签收").click()
-    phone_page.wait_for_selector(f'#tasks li[data-case="{case.code}"] button:has-text("处置反馈")')
+    phone_page.wait_for_selector(f'#tasks li[data-case="{case.code}"] button[data-action="handle"]')
+    assert shown_actions(phone_page, f'#tasks li[data-case="{case.code}"] .gm-actions') == [
+        "handle",
+        "extension_request",
+    ]
     task.get_by_role("button", name="处置反馈").click()
-    task.locator('input[type="file"]').set_input_files(jpeg_file("after.jpg", (30, 30, 200)))
-    task.get_by_role("button", name="OK").click()
+    form = task.locator('form[data-action="handle"]')
+    form.locator('[data-input="photos"] input[type="file"]').set_input_files(jpeg_file("after.jpg", (30, 30, 200)))
+    form.locator('[data-input="note"] textarea').fill("已清理")
+    form.locator("button[type=submit]").click()
     phone_page.wait_for_function(f"!document.querySelector('#tasks li[data-case=\"{case.code}\"]')")
     case.refresh_from_db()
     assert case.status == Case.Status.HANDLED
@@ -146,14 +168,16 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     screenshot(phone_page, "face_patrol_tasks")
 
     # The inspector passes the check and the shift leader closes, both on the desk.
-    for user, queue, action, status in [
-        ("inspector", "handled", "check", "待结案"),
-        ("shift_leader", "checked", "close", "已结案"),
+    for user, queue, shown, action, status in [
+        ("inspector", "待核查", ["check_pass", "check_fail"], "check_pass", "待结案"),
+        ("shift_leader", "待结案", ["close"], "close", "已结案"),
     ]:
         ctx = person(browser, url, world, user=user, viewport=(1600, 900))
         p, plog = open_face(ctx, f"{url}/dispatch/")
         dispatch_select(p, case.code, queue)
-        p.locator(f'#d-actions [data-action="{action}"]').first.click()
+        assert shown_actions(p, "#d-actions") == shown, user
+        p.locator(f'#d-actions [data-action="{action}"]').click()
+        p.click("#d-form button[type=submit]")
         p.wait_for_selector(f'#d-status:has-text("{status}")')
         assert clean(plog) == NO_PROBLEMS
         ctx.close()

@@ -5,7 +5,9 @@ Units: working hours and working days both count working minutes (a working day 
 working periods, 8 h by default); natural hours are plain elapsed time.
 """
 
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -16,8 +18,14 @@ TZ = ZoneInfo("Asia/Shanghai")
 _MAX_DAYS = 400  # a limit longer than a year of working days is a data error, not a loop
 
 
-def _periods() -> list[tuple[time, time]]:
-    return [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in settings.WORK_PERIODS]
+def _periods() -> tuple[tuple[time, time], ...]:
+    return _parse_periods(tuple(tuple(p) for p in settings.WORK_PERIODS))
+
+
+@lru_cache(maxsize=8)
+def _parse_periods(periods: tuple[tuple[str, str], ...]) -> tuple[tuple[time, time], ...]:
+    # Keyed by the setting's value, so override_settings still takes effect; parsed once, not per call.
+    return tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in periods)
 
 
 def working_minutes_per_day() -> int:
@@ -29,16 +37,23 @@ def _exceptions(start: date, days: int) -> dict[date, bool]:
     return dict(rows.values_list("date", "is_workday"))
 
 
+def calendar_load(*, start: date, end: date) -> dict[date, bool]:
+    """The calendar's exceptions from `start` to `end` plus the longest limit after it, in one query: pass it
+    as `calendar=` to limit_add / working_add when computing many deadlines (bulk paths such as the demo),
+    so each call does no query of its own."""
+    return _exceptions(start, (end - start).days + _MAX_DAYS)
+
+
 def is_workday(d: date, exceptions: dict[date, bool]) -> bool:
     return exceptions.get(d, d.weekday() < 5)
 
 
-def working_add(*, start: datetime, minutes: int) -> datetime:
+def working_add(*, start: datetime, minutes: int, calendar: Mapping[date, bool] | None = None) -> datetime:
     """The moment `minutes` working minutes after `start`. Zero minutes from outside working time gives
-    the next start of working time."""
+    the next start of working time. `calendar`: exceptions preloaded by calendar_load (else one query)."""
     local = start.astimezone(TZ)
     remaining = timedelta(minutes=minutes)
-    exceptions = _exceptions(local.date(), _MAX_DAYS)
+    exceptions = calendar if calendar is not None else _exceptions(local.date(), _MAX_DAYS)
     day = local.date()
     for _ in range(_MAX_DAYS):
         if is_workday(day, exceptions):
@@ -73,9 +88,10 @@ def working_between(*, start: datetime, end: datetime) -> int:
     return int(total.total_seconds() // 60)
 
 
-def limit_add(*, start: datetime, amount: float, unit: str) -> datetime:
-    """Deadline for a limit of `amount` in `unit` (Category.LimitUnit) starting at `start`."""
+def limit_add(*, start: datetime, amount: float, unit: str, calendar: Mapping[date, bool] | None = None) -> datetime:
+    """Deadline for a limit of `amount` in `unit` (Category.LimitUnit) starting at `start`. `calendar`: the
+    exceptions preloaded by calendar_load, covering `start` (bulk callers); without it, one query."""
     if unit == Category.LimitUnit.HOURS:
         return start + timedelta(hours=amount)
     per = 60 if unit == Category.LimitUnit.WORKING_HOURS else working_minutes_per_day()
-    return working_add(start=start, minutes=round(amount * per))
+    return working_add(start=start, minutes=round(amount * per), calendar=calendar)

@@ -55,10 +55,10 @@ from datetime import date, datetime
 from typing import Literal
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from gridmgmt import access, events
+from gridmgmt import access, events, states
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 
@@ -292,3 +292,12 @@ def kpi_for_user(*, user: User, start: datetime, end: datetime, group_by: GroupB
     if visible.query.is_empty():
         return [KpiRow(key=None, name="")] if group_by is None else []
     return kpi_compute(start=start, end=end, group_by=group_by, scope_q=Q(pk__in=visible.values("id")))
+
+
+def kpi_stock(*, cases: QuerySet[Case], now: datetime) -> dict:
+    """The open and overdue stock of `cases` at `now` (a state, not a flow over a period), by the rules of
+    gridmgmt.states. The wall's tiles, the feed's KPI frames and /api/kpis/ all report these figures."""
+    return cases.aggregate(
+        open=Count("pk", filter=states.open_q()),
+        overdue=Count("pk", filter=states.overdue_q(now=now)),
+    )

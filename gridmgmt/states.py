@@ -22,6 +22,8 @@ S = Case.Status
 
 # Not yet closed, voided or archived: the case is somebody's work.
 OPEN_STATUSES = frozenset({S.REPORTED, S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING, S.HANDLED, S.CHECKED, S.PARKED})
+# Finished with a result (voided and merged-away cases are closed_at too, but voided is not "done").
+DONE_STATUSES = frozenset({S.CLOSED, S.ARCHIVED})
 # A stage deadline is running (a parked case is paused; reported/handled/checked wait on the centre).
 CLOCKED_STATUSES = frozenset({S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING})
 # The share of a stage's limit after which its light turns yellow.

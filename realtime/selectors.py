@@ -8,10 +8,10 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from gridmgmt import states
+from gridmgmt.kpi import kpi_stock
 from gridmgmt.models import Case
 from realtime.scopes import Scope
-
-OPEN = ("reported", "filed", "dispatched", "sent_back", "handling", "handled", "checked", "parked")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def rows_coalesce(rows: list[Row]) -> list[Row]:
 
 
 def kpi_for_scope(*, scope: Scope) -> dict:
-    """A minimal KPI of the scope from the case table (the dashboards' full KPIs live in gridmgmt.kpi)."""
+    """A minimal KPI of the scope from the case table; open and overdue as gridmgmt.states defines them (the
+    dashboards' full KPIs live in gridmgmt.kpi)."""
     cases = Case.objects.all()
     if scope.kind == "team":
         cases = cases.filter(team_id=scope.id)
@@ -79,12 +80,10 @@ def kpi_for_scope(*, scope: Scope) -> dict:
         cases = cases.filter(**{scope.column: scope.id})
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    open_q = Q(status__in=OPEN)
-    figures = cases.filter(Q(reported_at__gte=today) | open_q | Q(closed_at__gte=today)).aggregate(
-        open=Count("id", filter=open_q),
-        overdue=Count("id", filter=open_q & Q(deadline_at__lt=now)),
+    figures = kpi_stock(cases=cases, now=now)
+    figures |= cases.filter(Q(reported_at__gte=today) | Q(closed_at__gte=today)).aggregate(
         reported_today=Count("id", filter=Q(reported_at__gte=today)),
-        closed_today=Count("id", filter=Q(closed_at__gte=today, status__in=("closed", "archived"))),
+        closed_today=Count("id", filter=Q(closed_at__gte=today, status__in=states.DONE_STATUSES)),
         reported_last_hour=Count("id", filter=Q(reported_at__gte=now - timedelta(hours=1))),
     )
     return figures

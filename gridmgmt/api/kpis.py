@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gridmgmt import kpi
+from gridmgmt import access, kpi
 from gridmgmt.errors import InvalidInput
 
 GROUPS = list(get_args(kpi.GroupBy))  # one list of groupings: gridmgmt.kpi
@@ -71,13 +71,27 @@ class KpiRowSerializer(serializers.Serializer):
     handle_on_time_rate = serializers.FloatField(allow_null=True)
 
 
+class KpiStockSerializer(serializers.Serializer):
+    open = serializers.IntegerField(help_text=_("在办案件数"))
+    overdue = serializers.IntegerField(help_text=_("超期案件数 (当前阶段已过时限)"))
+    at = serializers.DateTimeField()
+
+
+class KpiResponseSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.CharField(allow_null=True)
+    results = KpiRowSerializer(many=True)
+    stock = KpiStockSerializer()
+
+
 class KpiView(APIView):
     """Evaluation figures over the cases the user may see; every definition is in gridmgmt/kpi.py."""
 
     @extend_schema(
         summary="综合评价指标 (结案率、按期结案率、返工率、退单率、满意度…)",
         parameters=[KpiQuery],
-        responses={200: KpiRowSerializer(many=True), 400: OpenApiResponse(description="无效输入")},
+        responses={200: KpiResponseSerializer, 400: OpenApiResponse(description="无效输入")},
     )
     def get(self, request):
         query = KpiQuery(data=request.query_params)
@@ -87,11 +101,15 @@ class KpiView(APIView):
         start = datetime.combine(q["start"], time.min, tzinfo=tz)
         end = datetime.combine(q["end"] + timedelta(days=1), time.min, tzinfo=tz)  # the end date is included
         rows = kpi.kpi_for_user(user=request.user, start=start, end=end, group_by=q.get("group_by"))
+        now = timezone.now()
+        stock = kpi.kpi_stock(cases=access.cases_visible(user=request.user), now=now)
         return Response(
             {
                 "start": q["start"],
                 "end": q["end"],
                 "group_by": q.get("group_by"),
                 "results": KpiRowSerializer(rows, many=True).data,
+                # The state now, not a flow over the period: open cases and overdue ones (gridmgmt.states).
+                "stock": {**stock, "at": now.isoformat()},
             }
         )

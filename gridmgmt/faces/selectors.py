@@ -15,7 +15,7 @@ from django.utils import timezone
 from geo.models import Camera
 from geo.selectors import serial_queries
 from gridmgmt import access
-from gridmgmt.kpi import KpiRow, kpi_compute
+from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.names import name_localized_expr
 from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
@@ -39,10 +39,7 @@ def _day_start(now: datetime) -> datetime:
 def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
     """Today's KPI tiles over the visible cases: the flow and rates as gridmgmt.kpi defines them (from the
     event table, period = today so far), plus the open and overdue stock, which is a state, not a flow."""
-    stock = cases.aggregate(
-        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
-        overdue=Count("pk", filter=overdue_q(now=now)),
-    )
+    stock = kpi_stock(cases=cases, now=now)
     if cases.query.is_empty():
         k = KpiRow(key=None, name="")
     else:

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv services db demo-data demo serve test stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test stop lint fmt bench screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -20,6 +20,7 @@ help:
 	@echo "make test   - the same set-up, then the whole test suite"
 	@echo "make stop   - stop the private PostgreSQL and Redis started under var/"
 	@echo "make lint   - ruff check + format check"
+	@echo "make audit  - known vulnerabilities in the pinned requirements (part of make test)"
 	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
 	@echo "make screenshots - refresh docs/face-*.png (the README's pictures of each face) from the demo"
 
@@ -33,12 +34,18 @@ system:
 	  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
 	fi
 
-## Python virtualenv with pinned requirements. Re-run only when requirements.txt changes.
+## Python virtualenv: the runtime set (requirements.txt) and the dev/test set (requirements-dev.txt), both
+## pinned with hashes, so pip checks every download. Re-run only when either file changes.
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.txt -r requirements-dev.txt
 	@touch $@
+
+## Known vulnerabilities in the pinned sets (PyPI's advisory service; fails on any). When the service cannot
+## be reached it prints a notice and passes.
+audit: venv
+	$(PY) scripts/audit.py requirements.txt requirements-dev.txt
 
 ## Private PostgreSQL/PostGIS and Redis under var/ unless DATABASE_URL / REDIS_URL are set.
 services: system venv
@@ -58,7 +65,7 @@ demo: demo-data
 serve: db
 	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT)
 
-test: services
+test: services audit
 	$(PY) manage.py check --fail-level WARNING
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

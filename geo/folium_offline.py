@@ -56,7 +56,6 @@ VENDORED: dict[type[JSCSSMixin], tuple[list[tuple[str, str]], list[tuple[str, st
         ],
     ),
     plugins.HeatMap: ([("leaflet-heat.js", "leaflet.heat/leaflet_heat.min.js")], []),
-    plugins.Realtime: ([("Leaflet_Realtime_js", "leaflet-realtime/leaflet-realtime.min.js")], []),
     plugins.VectorGridProtobuf: ([("vectorGrid", "leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js")], []),
 }
 

@@ -17,7 +17,6 @@ PACKAGES=(
   leaflet.awesome-markers@2.0.5
   leaflet.markercluster@1.5.3
   leaflet.heat@0.2.0                    # licence only; the script comes from folium's wheel
-  leaflet-realtime@2.2.0
   leaflet.vectorgrid@1.3.0
   ol@7.2.2                              # the version django/contrib/gis/forms/widgets.py links
 )
@@ -91,9 +90,6 @@ cp_to leaflet.markercluster "$s/dist/leaflet.markercluster.js" "$s/dist/MarkerCl
 FOLIUM_DIR=$("$PY" -c 'import folium, os; print(os.path.dirname(folium.__file__))')
 s=$(src leaflet.heat@0.2.0)
 cp_to leaflet.heat "$FOLIUM_DIR/templates/leaflet_heat.min.js" "$s/LICENSE"
-
-s=$(src leaflet-realtime@2.2.0)
-cp_to leaflet-realtime "$s/dist/leaflet-realtime.min.js" "$s/LICENSE.md"
 
 # The npm package has no LICENSE file; its README carries the licence and those of the bundled libraries.
 s=$(src leaflet.vectorgrid@1.3.0)

@@ -22,6 +22,7 @@ DISPATCHERS = frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.ADMIN})  # file, void, 
 LEADERS = frozenset({R.SHIFT_LEADER, R.ADMIN})  # close, arbitrate, extensions, park
 CHECKERS = frozenset({R.INSPECTOR, R.ADMIN})  # 核查 on site
 FIELD_ROLES = frozenset({R.PATROL})  # accept, handle, send back, self-handle
+SUPERVISOR_ROLES = frozenset({R.INSPECTOR, R.SHIFT_LEADER, R.ADMIN})  # alerted when a case escalates to their area
 
 
 # Which face (page) each role may open, and where each role lands after logging in.
@@ -46,6 +47,11 @@ def role_effective(user) -> str:
     if user is None or not user.is_authenticated:
         return R.RESIDENT
     return R.ADMIN if user.is_superuser else user.role
+
+
+def is_resident(user) -> bool:
+    """A signed-in resident (anonymous callers are residents too, but have no account to own reports)."""
+    return bool(user is not None and user.is_authenticated and role_effective(user) == R.RESIDENT)
 
 
 def is_staff_user(user) -> bool:

@@ -38,6 +38,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from gridmgmt import access
 from gridmgmt.events import escalated_data, event_build, events_write
 from gridmgmt.models import Alert, Case, CaseEvent, User
 from gridmgmt.states import CLOCKED_STATUSES, OPEN_STATUSES
@@ -45,7 +46,6 @@ from gridmgmt.states import CLOCKED_STATUSES, OPEN_STATUSES
 S = Case.Status
 MIN_SPAN = timedelta(hours=2)
 BATCH = 1000  # cases per run; the rest are picked up by the next run
-SUPERVISOR_ROLES = (User.Role.INSPECTOR, User.Role.SHIFT_LEADER, User.Role.ADMIN)
 ESCALATING_STATUSES = sorted(OPEN_STATUSES - {S.PARKED, S.REPORTED})
 # The case's area field for each level, and the ones above it (the fallback order).
 _AREA_CHAIN = {
@@ -96,7 +96,7 @@ def cases_breached(*, now: datetime):
 def _supervisors(cases: list[Case]) -> dict[int, list[int]]:
     """area id → ids of the active supervisors whose scope is exactly that area (one query)."""
     area_ids = {getattr(c, f) for c in cases for f in _AREA_CHAIN[c.level + 1]} - {None}
-    rows = User.objects.filter(area_id__in=area_ids, role__in=SUPERVISOR_ROLES, is_active=True)
+    rows = User.objects.filter(area_id__in=area_ids, role__in=access.SUPERVISOR_ROLES, is_active=True)
     by_area: dict[int, list[int]] = defaultdict(list)
     for user_id, area_id in rows.order_by("id").values_list("id", "area_id"):
         by_area[area_id].append(user_id)

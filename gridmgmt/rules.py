@@ -269,6 +269,31 @@ RULES: dict[str, Rule] = {
 }
 
 
+# What a face writes on the action's button (the rule's label is the verb phrase of its error messages).
+BUTTONS = {
+    "file": pgettext_lazy("button", "立案"),
+    "void": pgettext_lazy("button", "作废"),
+    "merge": pgettext_lazy("button", "合并"),
+    "dispatch": pgettext_lazy("button", "派遣"),
+    "arbitrate": pgettext_lazy("button", "审定"),
+    "accept": pgettext_lazy("button", "签收"),
+    "send_back": pgettext_lazy("button", "退单"),
+    "handle": pgettext_lazy("button", "处置反馈"),
+    "extension_request": pgettext_lazy("button", "申请延时"),
+    "self_handle": pgettext_lazy("button", "自处理"),
+    "check_pass": pgettext_lazy("button", "核查通过"),
+    "check_fail": pgettext_lazy("button", "核查不通过"),
+    "close": pgettext_lazy("button", "结案"),
+    "rate": pgettext_lazy("button", "评价"),
+    "reopen": pgettext_lazy("button", "重新打开"),
+    "archive": pgettext_lazy("button", "归档"),
+    "extension_approve": pgettext_lazy("button", "批准延时"),
+    "extension_reject": pgettext_lazy("button", "驳回延时"),
+    "park": pgettext_lazy("button", "挂账"),
+    "resume": pgettext_lazy("button", "恢复"),
+}
+
+
 def rule_check(*, action: str, case: Case, user: User) -> None:
     """Raise the error that refuses `user` doing `action` to `case` now (role 403, state 409, guard)."""
     rule = RULES[action]
@@ -302,7 +327,7 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
     return [
         {
             "name": name,
-            "label": str(rule.label),
+            "label": str(BUTTONS[name]),
             "path": rule.path,
             "fields": rule.fields,
             "inputs": [i.describe(case) for i in rule.inputs],

@@ -58,18 +58,14 @@ def scope_keys(*, district_id=None, street_id=None, community_id=None, team_id=N
     return [f"{kind}:{ident}" for kind, ident in pairs if ident is not None]
 
 
-def _unrestricted(user: User) -> bool:
-    return user.is_superuser or (user.role in access.STAFF_ROLES and user.area_id is None)
-
-
 def scope_allowed(*, user: User, scope: Scope) -> bool:
     if not user.is_authenticated:
         return False
     if scope.kind == "team":
         return access.teams_visible(user=user).filter(pk=scope.id).exists()
-    if _unrestricted(user):
+    if access.is_unrestricted(user):
         return scope.kind == "all" or AdminArea.objects.filter(pk=scope.id, level=AREA_KINDS[scope.kind]).exists()
-    if scope.kind == "all" or user.role not in access.STAFF_ROLES:
+    if scope.kind == "all" or access.role_effective(user) not in access.STAFF_ROLES:
         return False
     # Staff with an area: the area itself or anything below it.
     area = AdminArea.objects.filter(pk=scope.id, level=AREA_KINDS[scope.kind]).select_related("parent__parent").first()
@@ -84,9 +80,9 @@ def scopes_default(*, user: User) -> list[Scope]:
     """What a screen of this user subscribes to when it does not say (the widest scope it may see)."""
     if not user.is_authenticated:
         return []
-    if _unrestricted(user):
+    if access.is_unrestricted(user):
         return [Scope("all")]
-    if user.role in access.STAFF_ROLES and user.area is not None and user.area.level in AREA_KINDS.values():
+    if access.is_staff_user(user) and user.area is not None and user.area.level in AREA_KINDS.values():
         kind = next(k for k, level in AREA_KINDS.items() if level == user.area.level)
         return [Scope(kind, user.area_id)]
     if user.team_id:

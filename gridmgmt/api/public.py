@@ -137,7 +137,7 @@ class PublicReportCreate(_Public):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         user = request.user
-        reporter = user if user.is_authenticated and user.role == User.Role.RESIDENT else public_reporter_get()
+        reporter = user if access.is_resident(user) else public_reporter_get()
         case, created = services.case_report(
             source=Case.Source.RESIDENT,
             category_code=data["category"],

@@ -284,7 +284,7 @@ class CaseEventSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         request = self.context.get("request")
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or user.role == User.Role.RESIDENT:
+        if user is None or not user.is_authenticated or access.is_resident(user):
             data["actor"] = None
             data["data"] = {}
             data["location"] = None

@@ -196,7 +196,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         user = request.user
         source = rules.report_source_resolve(user=user, source=data.get("source"))
         key = idempotency_key_get(request, data)
-        own = user.role == R.RESIDENT
+        own = access.is_resident(user)
         case, created = services.case_report(
             source=source,
             category_code=data["category"],

@@ -229,7 +229,7 @@ MATRIX = [(action, role, row[i] != ".") for action, row in ALLOWED.items() for i
 
 
 def test_matrix_covers_every_rule():
-    assert set(ALLOWED) == set(rules.RULES)
+    assert set(ALLOWED) == set(rules.RULES) == set(rules.BUTTONS)
 
 
 @pytest.mark.parametrize(("action", "role", "allowed"), MATRIX)

@@ -1,9 +1,11 @@
 """Demo data for one district (Pudong, 310115 by default): cameras, components, teams, users, 90 days of cases.
 
-Every generator is deterministic for a given seed and `now`, idempotent (it detects its own rows and skips)
-and set-based: points are drawn in PostGIS (`ST_GeneratePoints` with a per-row seed), rows are written with
-`INSERT … SELECT` over arrays or with COPY, never one `save()` per row. The case history is generated in
-Python (one timeline per case) and inserted once: `CaseEvent` is append-only, so nothing is ever updated.
+Every generator is deterministic for a given seed and `now` (case codes aside: they come from the product's
+sequence), idempotent (it detects its own rows and skips) and set-based: points are drawn in PostGIS
+(`ST_GeneratePoints` with a per-row seed), rows are written with `INSERT … SELECT` over arrays, with COPY or in
+batches, never one `save()` per row. The case history is generated in Python (one history per case) by the
+domain's own rules — see "cases" below — and its events are written by `gridmgmt.events.events_write`, so
+every event gets its feed row from the same code as in production.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import math
 import random
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,12 +26,21 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.contrib.gis.geos import Point
 from django.core.management import call_command, get_commands
 from django.db import connection, transaction
 from django.utils import timezone
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
+from gridmgmt import events
+from gridmgmt.escalation import cases_escalate
+from gridmgmt.events import case_envelope, event_build, events_write
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, Department, PatrolTeam, User, WorkCalendarDay
+from gridmgmt.rules import RULES
+from gridmgmt.services.intake import case_code
+from gridmgmt.services.workflow import _dispatch_window, _handling_limit, _stage_start, ownership_evidence
+from gridmgmt.states import OPEN_STATUSES, WARN_FRACTION, overdue_q
+from gridmgmt.workcalendar import calendar_load, limit_add
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_SEED = 20130801  # Pudong's smart-community pilot started in August 2013
@@ -644,69 +655,14 @@ def generate_demo_users(*, district: AdminArea) -> StepResult:
     return StepResult("users", created=len(rows), detail=", ".join(u.username for u in missing))
 
 
-# --------------------------------------------------------------------------------------------- working time
-WORK_START, WORK_END = 9, 17  # approximation: 8 working hours, Mon–Fri, no holidays (the real calendar is data)
-
-
-def add_limit(*, start: datetime, amount: int, unit: str) -> datetime:
-    """Deadline = start + a limit in natural hours, working hours or working days (8 working hours each)."""
-    if unit == Category.LimitUnit.HOURS:
-        return start + timedelta(hours=amount)
-    hours = amount * (WORK_END - WORK_START) if unit == Category.LimitUnit.WORKING_DAYS else amount
-    remaining = timedelta(hours=hours)
-    t = start.astimezone(TZ)
-    while True:
-        day_start = t.replace(hour=WORK_START, minute=0, second=0, microsecond=0)
-        day_end = t.replace(hour=WORK_END, minute=0, second=0, microsecond=0)
-        if t.weekday() >= 5 or t >= day_end:
-            t = day_start + timedelta(days=1)
-            continue
-        t = max(t, day_start)
-        if remaining <= day_end - t:
-            return t + remaining
-        remaining -= day_end - t
-        t = day_start + timedelta(days=1)
-
-
 # --------------------------------------------------------------------------------------------- cases
-@dataclass
-class _Ev:
-    type: str
-    from_status: str
-    to_status: str
-    at: datetime
-    actor: int | None
-    role: str
-    team: int | None
-    note: str = ""
-    data: dict = field(default_factory=dict)
-    located: bool = False
-    photo: str | None = None  # "before" / "after": a CasePhoto is attached to this event
-
-
-class _Timeline:
-    """The steps of one case; a step dated after `now` has not happened, nor has anything after it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.events: list[_Ev] = []
-        self.status = ""
-        self.team: int | None = None
-        self.stopped = False
-
-    @property
-    def last(self) -> datetime:
-        return self.events[-1].at
-
-    def add(self, type_: str, to: str | None, at: datetime, actor: tuple[int | None, str], **kw) -> bool:
-        if self.events:
-            at = max(at, self.last + timedelta(seconds=1))  # strictly increasing
-        if self.stopped or at > self.now:
-            self.stopped = True
-            return False
-        self.events.append(_Ev(type_, self.status, to or self.status, at, actor[0], actor[1], self.team, **kw))
-        self.status = to or self.status
-        return True
+# The history is simulated in memory, but every rule comes from the domain: the moves and who may make them
+# (gridmgmt.rules.RULES), each move's effect on the case's clocks (gridmgmt.services.workflow: the dispatch
+# window, the handling limit, the stage start, the ownership evidence), deadlines on the working calendar
+# (gridmgmt.workcalendar.limit_add), payloads and feed envelopes (gridmgmt.events), the case code
+# (gridmgmt.services.intake.case_code and its sequence) and escalation (gridmgmt.escalation.cases_escalate,
+# run over the loaded cases at `now`). The demo only batches the writes.
+EVENT_BATCH = 5000  # events per events_write call
 
 
 @dataclass
@@ -723,42 +679,63 @@ class _World:
     cell_by_id: dict[int, tuple[int, int | None, int | None, int | None]]
     street_names: dict[int, str]
     users: dict[str, int]  # role -> demo user id
+    teams: dict[int, PatrolTeam] = field(default_factory=dict)
+    grids: dict[int, ResponsibilityGrid] = field(default_factory=dict)
+    departments: dict[int, Department] = field(default_factory=dict)
+    actors: dict[int, User] = field(default_factory=dict)  # user id -> an unsaved stand-in (id, role, team)
+
+    def actor(self, user_id: int | None) -> User | None:
+        return self.actors.get(user_id) if user_id else None
 
 
 def _load_world(*, district: AdminArea, rng: random.Random) -> _World:
     cells = _cells(district=district)
-    grid_team = dict(
-        ResponsibilityGrid.objects.filter(district=district, team__isnull=False).values_list("id", "team_id")
-    )
-    teams = list(PatrolTeam.objects.filter(district=district).order_by("id").values_list("id", "street_id"))
+    grids = {g.pk: g for g in ResponsibilityGrid.objects.filter(district=district).only("id", "code", "team_id")}
+    grid_team = {gid: g.team_id for gid, g in grids.items() if g.team_id}
+    teams = {
+        t.pk: t
+        for t in PatrolTeam.objects.filter(district=district)
+        .order_by("id")
+        .only("id", "code", "name", "district_id", "street_id")
+    }
     if not teams:
         raise DemoError("没有巡查队伍 (no patrol teams: run the teams step first)")
     street_teams: dict[int | None, list[int]] = defaultdict(list)
-    for tid, sid in teams:
-        street_teams[sid].append(tid)
+    for t in teams.values():
+        street_teams[t.street_id].append(t.pk)
     members: dict[int, list[int]] = defaultdict(list)
-    for uid, tid in User.objects.filter(team_id__in=[t for t, _ in teams]).order_by("id").values_list("id", "team_id"):
-        members[tid].append(uid)
+    actors: dict[int, User] = {}
+    staff = User.objects.filter(team_id__in=list(teams)) | User.objects.filter(
+        username__in=[u.username for u in DEMO_USERS]
+    )
+    for uid, role, tid, username in staff.order_by("id").values_list("id", "role", "team_id", "username"):
+        actors[uid] = User(id=uid, role=role, team_id=tid, username=username)
+        if tid in teams and role == User.Role.PATROL:
+            members[tid].append(uid)
     # Hotspots: 5 % of the grids draw a third of the cases, so the heat map has something to show.
-    grids = sorted({c[3] for c in cells if c[3]})
-    hot = set(rng.sample(grids, max(1, len(grids) // 20))) if grids else set()
+    grid_ids = sorted({c[3] for c in cells if c[3]})
+    hot = set(rng.sample(grid_ids, max(1, len(grid_ids) // 20))) if grid_ids else set()
     hot_cells = [c for c in cells if c[3] in hot] or cells
     cameras = list(
         Camera.objects.filter(district=district, cell__isnull=False).order_by("id").values_list("id", "cell_id")
     )
-    users = dict(User.objects.filter(username__in=[u.username for u in DEMO_USERS]).values_list("role", "id"))
+    users = {a.role: a.pk for a in actors.values() if a.username in {u.username for u in DEMO_USERS}}
     street_names = dict(AdminArea.objects.filter(parent=district).values_list("id", "name"))
     return _World(
         cells=cells,
         hot_cells=hot_cells,
         grid_team=grid_team,
         street_teams=street_teams,
-        all_teams=[t for t, _ in teams],
+        all_teams=list(teams),
         members=members,
         cameras=cameras,
         cell_by_id={c[0]: c for c in cells},
         street_names=street_names,
         users=users,
+        teams=teams,
+        grids=grids,
+        departments={d.pk: d for d in Department.objects.only("id", "code", "name")},
+        actors=actors,
     )
 
 
@@ -772,37 +749,122 @@ def _team_for(world: _World, cell: tuple, rng: random.Random) -> int:
 _satisfaction = _Picker({5: 62, 4: 28, 3: 6, 2: 2.5, 1: 1.5})  # return visits: mostly satisfied
 
 
+@dataclass
+class _Step:
+    """One written event of the simulated history: the row, its feed envelope, its photo."""
+
+    event: CaseEvent
+    envelope: dict
+    photo: str | None  # "before" / "after": a CasePhoto of this kind is attached
+
+
+class _History:
+    """One case's moves, applied to an unsaved Case the way the workflow applies them. A move dated after
+    `now` has not happened, nor has anything after it."""
+
+    def __init__(self, *, case: Case, now: datetime, world: _World, category: dict) -> None:
+        self.case, self.now, self.world, self.category = case, now, world, category
+        self.steps: list[_Step] = []
+        self.stopped = False
+
+    @property
+    def last(self) -> datetime:
+        return self.steps[-1].event.at
+
+    def move(
+        self,
+        action: str | None,
+        at: datetime,
+        actor: User | None,
+        *,
+        effect: Callable[[Case, datetime], tuple[str, dict]],
+        type_: str | None = None,
+        note: str = "",
+        located: bool = False,
+        photo: str | None = None,
+    ) -> bool:
+        """Apply `effect` (→ new status, event data) at `at` if the workflow allows `action` to `actor`."""
+        case = self.case
+        if self.steps:
+            at = max(at, self.last + timedelta(seconds=1))  # strictly increasing
+        if self.stopped or at > self.now:
+            self.stopped = True
+            return False
+        if action is not None:  # the demo never writes a move the workflow would refuse
+            rule = RULES[action]
+            if case.status not in rule.sources or actor is None or actor.role not in rule.roles:
+                raise DemoError(f"demo move {action} from {case.status} by {actor and actor.role} breaks RULES")
+            type_ = rule.event
+        from_status = case.status
+        to_status, data = effect(case, at)
+        case.status = to_status
+        case.version += 1
+        case.updated_at = at
+        event = event_build(
+            case=case,
+            type=type_,
+            actor=actor,
+            from_status=from_status,
+            to_status=to_status,
+            at=at,
+            note=note,
+            data=data,
+            location=case.point if located else None,
+        )
+        team = self.world.teams.get(case.team_id)
+        envelope = case_envelope(
+            event=event,
+            case=case,
+            category=self.category,
+            team={"code": team.code, "name": team.name} if team else None,
+        )
+        self.steps.append(_Step(event, envelope, photo))
+        return True
+
+
 def _simulate(
-    *,
-    rng: random.Random,
-    now: datetime,
-    cat: Category,
-    source: str,
-    urgency: str,
-    reported_at: datetime,
-    reporter: tuple[int | None, str],
-    team: int,
-    world: _World,
-) -> tuple[_Timeline, dict]:
-    """One case's history from report to archive, cut at `now`. Returns the timeline and the case's fields."""
-    S, T = Case.Status, CaseEvent.Type
-    u = world.users
-    dispatcher = (u.get(User.Role.DISPATCHER), User.Role.DISPATCHER)
-    inspector = (u.get(User.Role.INSPECTOR), User.Role.INSPECTOR)
-    leader = (u.get(User.Role.SHIFT_LEADER), User.Role.SHIFT_LEADER)
-    system = (None, "system")
-    crew = world.members.get(team) or [None]
-    member = (rng.choice(crew), User.Role.PATROL)
-    urgent = urgency == Case.Urgency.URGENT
-    recent = now - reported_at < timedelta(hours=12)  # the live queue: some of these wait longer
+    *, rng: random.Random, now: datetime, case: Case, reporter: User | None, team_id: int, world: _World,
+    calendar: dict, camera: int | None,
+) -> _History:  # fmt: skip
+    """One case's history from report to archive, cut at `now`."""
+    S = Case.Status
+    cat = case.category
+    dispatcher = world.actor(world.users.get(User.Role.DISPATCHER))
+    inspector = world.actor(world.users.get(User.Role.INSPECTOR))
+    leader = world.actor(world.users.get(User.Role.SHIFT_LEADER))
+    crew = world.members.get(team_id) or [world.users.get(User.Role.PATROL)]
+    member = world.actor(rng.choice(crew))
+    team = world.teams[team_id]
+    urgent = case.urgency == Case.Urgency.URGENT
+    recent = now - case.reported_at < timedelta(hours=12)  # the live queue: some of these wait longer
 
     def minutes(a: float, b: float) -> timedelta:
         return timedelta(minutes=rng.uniform(a, b))
 
-    fields: dict = {"team": None, "department": None, "deadline_at": None, "closed_at": None, "satisfaction": None}
+    def limit(start: datetime, amount: float, unit: str) -> datetime:
+        return limit_add(start=start, amount=amount, unit=unit, calendar=calendar)
 
-    tl = _Timeline(now)
-    tl.add(T.REPORTED, S.REPORTED, reported_at, reporter, located=True, photo="before")
+    h = _History(case=case, now=now, world=world, category={"code": cat.code, "name": cat.name})
+    extra = {"camera_id": camera} if camera else None
+    h.move(
+        None, case.reported_at, reporter, type_=CaseEvent.Type.REPORTED, located=True, photo="before",
+        note=case.description[:200],
+        effect=lambda c, at: (S.REPORTED, events.reported_data(source=c.source, extra=extra)),
+    )  # fmt: skip
+
+    # 自处理: a patrol member fixes it on the spot, straight from the report; the check comes from someone else.
+    if case.source == Case.Source.PATROL and cat.code in SELF_HANDLE_CODES and reporter and rng.random() < 0.3:
+
+        def self_handle(c: Case, at: datetime) -> tuple[str, dict]:
+            c.team_id = reporter.team_id
+            c.accepted_at = at
+            _stage_start(c, now=at, deadline=None)
+            return S.HANDLED, events.self_handled_data(team_id=reporter.team_id)
+
+        h.move("self_handle", h.last + minutes(5, 40), reporter, effect=self_handle, located=True, photo="after")
+        _finish(h, rng=rng, inspector=inspector, leader=leader, dispatcher=dispatcher, reporter=reporter)
+        return h
+
     dispatch_limit = cat.dispatch_minutes_urgent if urgent else cat.dispatch_minutes_normal
     if recent and rng.random() < 0.25:
         file_delay = minutes(40, 480)
@@ -810,125 +872,199 @@ def _simulate(
         file_delay = minutes(dispatch_limit, dispatch_limit * 3)  # filed late
     else:
         file_delay = minutes(1, dispatch_limit * 0.6)
-    void_rate = 0.06 if source in {Case.Source.RESIDENT, Case.Source.HOTLINE} else 0.02
+    void_rate = 0.06 if case.source in {Case.Source.RESIDENT, Case.Source.HOTLINE} else 0.02
     if rng.random() < void_rate:
-        tl.add(T.VOIDED, S.VOIDED, reported_at + file_delay, dispatcher, note=rng.choice(VOID_REASONS))
-        return tl, fields
-    if not tl.add(T.FILED, S.FILED, reported_at + file_delay, dispatcher):
-        return tl, fields
 
-    span = timedelta(0)
-    if source == Case.Source.PATROL and cat.code in SELF_HANDLE_CODES and rng.random() < 0.3:
-        # 自处理: the reporting patrol member fixed it on the spot; the check still comes from someone else.
-        tl.team = fields["team"] = team
-        start = tl.last
-        fields["deadline_at"] = add_limit(start=start, amount=cat.limit_normal, unit=cat.limit_unit)
-        tl.add(T.SELF_HANDLED, S.HANDLED, start + minutes(5, 40), reporter, located=True, photo="after")
-        handled_first = tl.events[-1].at if tl.status == S.HANDLED else None
-    else:
-        dispatch_delay = minutes(30, 300) if recent and rng.random() < 0.15 else minutes(1, dispatch_limit * 0.3)
-        dispatched_at = tl.last + dispatch_delay
-        tl.team = team
-        if not tl.add(
-            T.DISPATCHED,
-            S.DISPATCHED,
-            dispatched_at,
-            dispatcher,
-            data={"team_id": team, "department_id": cat.default_department_id},
-        ):
-            return tl, fields
-        fields["team"], fields["department"] = team, cat.default_department_id
-        amount, unit = (cat.limit_urgent, cat.urgent_limit_unit) if urgent else (cat.limit_normal, cat.limit_unit)
-        deadline = add_limit(start=dispatched_at, amount=amount, unit=unit)
-        span = deadline - dispatched_at
-        if rng.random() < 0.03:  # 退单 → 审定: ownership confirmed, same team
-            tl.add(T.SENT_BACK, S.SENT_BACK, tl.last + minutes(10, 60), member, note=rng.choice(SENT_BACK_REASONS))
-            tl.add(T.ARBITRATED, S.DISPATCHED, tl.last + minutes(30, 240), leader, note="审定:属本单位职责,维持派遣")
-        accept_delay = minutes(60, 240) if recent and rng.random() < 0.15 else minutes(2, 6 if urgent else 20)
-        tl.add(T.ACCEPTED, S.HANDLING, tl.last + accept_delay, member, located=True)
-        if rng.random() < 0.012:  # 挂账: the clock stops until it is resumed
-            parked_at = tl.last + minutes(30, 600)
-            tl.add(T.PARKED, S.PARKED, parked_at, leader, note=rng.choice(PARK_REASONS))
-            if now - reported_at > timedelta(days=20) or rng.random() < 0.5:
-                pause = timedelta(days=rng.uniform(1, 6))
-                tl.add(
-                    T.RESUMED,
-                    S.HANDLING,
-                    parked_at + pause,
-                    leader,
-                    data={"paused_seconds": int(pause.total_seconds())},
-                )
-                deadline += pause
-        if rng.random() < 0.02:  # 延时
-            extra = max(span / 2, timedelta(hours=1))
-            tl.add(T.EXTENSION_REQUESTED, None, tl.last + minutes(10, 120), member, note="需协调产权单位,申请延时")
-            if tl.add(
-                T.EXTENSION_APPROVED,
-                None,
-                tl.last + minutes(10, 60),
-                leader,
-                data={"extra_hours": round(extra / timedelta(hours=1), 1)},
-            ):
-                deadline += extra
-        fields["deadline_at"] = deadline
+        def void(c: Case, at: datetime) -> tuple[str, dict]:
+            _stage_start(c, now=at, deadline=None)
+            c.closed_at = at
+            return S.VOIDED, events.no_data()
+
+        h.move("void", case.reported_at + file_delay, dispatcher, effect=void, note=rng.choice(VOID_REASONS))
+        return h
+
+    def file(c: Case, at: datetime) -> tuple[str, dict]:
+        dispatch_by = _dispatch_window(c, at)
+        _stage_start(c, now=at, deadline=dispatch_by)
+        c.dispatch_deadline_at = dispatch_by
+        amount, unit = _handling_limit(c)
+        c.due_at = limit(dispatch_by, amount, unit)
+        return S.FILED, events.filed_data(due_at=c.due_at)
+
+    if not h.move("file", case.reported_at + file_delay, dispatcher, effect=file):
+        return h
+
+    def dispatch(c: Case, at: datetime, *, forced: bool = False) -> tuple[str, dict]:
+        c.team = team
+        _stage_start(c, now=at, deadline=_dispatch_window(c, at))
+        evidence = ownership_evidence(case=c, team=team)
+        return S.DISPATCHED, events.dispatched_data(team=team, evidence=evidence, forced=forced)
+
+    dispatch_delay = minutes(30, 300) if recent and rng.random() < 0.15 else minutes(1, dispatch_limit * 0.3)
+    if not h.move("dispatch", h.last + dispatch_delay, dispatcher, effect=dispatch):
+        return h
+    if rng.random() < 0.03:  # 退单 → 审定: ownership confirmed, same team
+
+        def send_back(c: Case, at: datetime) -> tuple[str, dict]:
+            data = events.sent_back_data(team=c.team)
+            c.team = None
+            c.send_back_count += 1
+            _stage_start(c, now=at, deadline=_dispatch_window(c, at))
+            return S.SENT_BACK, data
+
+        h.move("send_back", h.last + minutes(10, 60), member, effect=send_back, note=rng.choice(SENT_BACK_REASONS))
+        h.move(
+            "arbitrate", h.last + minutes(30, 240), leader, note="审定:属本单位职责,维持派遣",
+            effect=lambda c, at: dispatch(c, at, forced=True),
+        )  # fmt: skip
+
+    def accept(c: Case, at: datetime) -> tuple[str, dict]:
+        amount, unit = _handling_limit(c)
+        deadline = limit(at, amount, unit)
+        _stage_start(c, now=at, deadline=deadline, warn=limit(at, amount * WARN_FRACTION, unit))
+        c.accepted_at = at
+        return S.HANDLING, events.accepted_data(deadline_at=deadline)
+
+    accept_delay = minutes(60, 240) if recent and rng.random() < 0.15 else minutes(2, 6 if urgent else 20)
+    if not h.move("accept", h.last + accept_delay, member, effect=accept, located=True):
+        return h
+    accepted_at = h.last
+    if rng.random() < 0.012:  # 挂账: the clocks stop until it is resumed
+
+        def park(c: Case, at: datetime) -> tuple[str, dict]:
+            c.parked_at = at
+            return S.PARKED, events.no_data()
+
+        def resume(c: Case, at: datetime) -> tuple[str, dict]:
+            paused = at - (c.parked_at or at)
+            for name in ("deadline_at", "warn_at", "due_at", "dispatch_deadline_at"):
+                if getattr(c, name) is not None:
+                    setattr(c, name, getattr(c, name) + paused)
+            c.parked_at = None
+            return S.HANDLING, events.resumed_data(paused_seconds=int(paused.total_seconds()))
+
+        h.move("park", h.last + minutes(30, 600), leader, effect=park, note=rng.choice(PARK_REASONS))
+        if not (now - case.reported_at > timedelta(days=20) or rng.random() < 0.5):
+            return h  # still parked
+        h.move("resume", h.last + timedelta(days=rng.uniform(1, 6)), leader, effect=resume)
+    if rng.random() < 0.02:  # 延时
+        hours = float(rng.choice((4, 8, 16)))
+
+        def request(c: Case, at: datetime) -> tuple[str, dict]:
+            c.extension_pending = True
+            return S.HANDLING, events.extension_requested_data(hours=hours)
+
+        def approve(c: Case, at: datetime) -> tuple[str, dict]:
+            c.extension_pending = False
+            unit = Category.LimitUnit.WORKING_HOURS
+            c.deadline_at = limit(c.deadline_at or at, hours, unit)
+            if c.due_at:
+                c.due_at = limit(c.due_at, hours, unit)
+            return S.HANDLING, events.extension_approved_data(hours=hours, deadline_at=c.deadline_at)
+
+        h.move("extension_request", h.last + minutes(10, 120), member, effect=request, note="需协调产权单位,申请延时")
+        h.move("extension_approve", h.last + minutes(10, 60), leader, effect=approve)
+
+    def handle(c: Case, at: datetime) -> tuple[str, dict]:
+        on_time = c.deadline_at is None or at <= c.deadline_at
+        data = events.handled_data(on_time=on_time, deadline_at=c.deadline_at)
+        c.extension_pending = False
+        _stage_start(c, now=at, deadline=None)
+        return S.HANDLED, data
+
+    if case.status == S.HANDLING and case.deadline_at is not None:
         # Most finish within 15–85 % of the limit; one in twelve runs late.
         f = rng.uniform(1.05, 2.6) if rng.random() < 0.08 else rng.uniform(0.15, 0.85)
-        handled_at = max(dispatched_at + span * f, tl.last + minutes(5, 30))
-        tl.add(T.HANDLED, S.HANDLED, handled_at, member, located=True, photo="after")
-        handled_first = tl.events[-1].at if tl.status == S.HANDLED else None
+        handled_at = max(accepted_at + (case.deadline_at - accepted_at) * f, h.last + minutes(5, 30))
+        if not h.move("handle", handled_at, member, effect=handle, located=True, photo="after"):
+            return h
+    if case.status == S.HANDLED and rng.random() < 0.05:  # 核查不通过 → 返工
+        handled_deadline = h.steps[-1].event.data.get(events.DEADLINE_AT)  # what the HANDLED event recorded
 
-    if tl.status == S.HANDLED and rng.random() < 0.05:  # 核查不通过 → 返工
-        tl.add(
-            T.CHECK_FAILED,
-            S.HANDLING,
-            tl.last + minutes(15, 240),
-            inspector,
-            located=True,
+        def check_fail(c: Case, at: datetime) -> tuple[str, dict]:
+            c.rework_count += 1
+            if handled_deadline:  # the handling clock keeps running, as in the workflow
+                c.deadline_at = datetime.fromisoformat(handled_deadline)
+                since = c.accepted_at or at
+                c.warn_at = since + (c.deadline_at - since) * WARN_FRACTION
+            c.stage_started_at = at
+            return S.HANDLING, events.check_failed_data(rework=c.rework_count)
+
+        h.move(
+            "check_fail", h.last + minutes(15, 240), inspector, effect=check_fail, located=True,
             note=rng.choice(CHECK_FAIL_NOTES),
-        )
-        tl.add(T.HANDLED, S.HANDLED, tl.last + minutes(60, 480), member, located=True, photo="after")
+        )  # fmt: skip
+        h.move("handle", h.last + minutes(60, 480), member, effect=handle, located=True, photo="after")
+    _finish(h, rng=rng, inspector=inspector, leader=leader, dispatcher=dispatcher, reporter=reporter)
+    return h
+
+
+def _finish(
+    h: _History, *, rng: random.Random, inspector: User | None, leader: User | None, dispatcher: User | None,
+    reporter: User | None,
+) -> None:  # fmt: skip
+    """Check, close, rate and archive a handled case (each only once its time has come)."""
+    S = Case.Status
+    if h.case.status != S.HANDLED:
+        return
+
+    def close(c: Case, at: datetime) -> tuple[str, dict]:
+        if c.source == Case.Source.HOTLINE:
+            c.hotline_reply = "已按市民反映情况处置完毕,感谢您的来电。"
+            c.replied_at = at
+        c.closed_at = at
+        return S.CLOSED, events.closed_data(on_time_overall=c.due_at is None or at <= c.due_at)
+
     # Inspectors batch their rounds and the centre closes in shifts: some cases wait hours at each desk.
-    check_delay = minutes(240, 1200) if rng.random() < 0.3 else minutes(15, 240)
-    tl.add(T.CHECK_PASSED, S.CHECKED, tl.last + check_delay, inspector, located=True)
-    close_delay = minutes(120, 720) if rng.random() < 0.15 else minutes(5, 90)
-    if tl.add(T.CLOSED, S.CLOSED, tl.last + close_delay, dispatcher):
-        fields["closed_at"] = tl.last
+    check_delay = _minutes(rng, 240, 1200) if rng.random() < 0.3 else _minutes(rng, 15, 240)
+    h.move("check_pass", h.last + check_delay, inspector, effect=lambda c, at: (S.CHECKED, {}), located=True)
+    close_delay = _minutes(rng, 120, 720) if rng.random() < 0.15 else _minutes(rng, 5, 90)
+    if not h.move("close", h.last + close_delay, leader, effect=close):
+        return
+    closed_at = h.last
     if rng.random() < 0.75:  # 回访评价
         score = _satisfaction(rng)
-        rater = reporter if reporter[1] == User.Role.RESIDENT and reporter[0] else dispatcher
-        note = "居民评价" if rater is reporter else "电话回访"
-        if tl.add(T.RATED, None, tl.last + minutes(120, 2880), rater, note=note, data={"satisfaction": score}):
-            fields["satisfaction"] = score
-    if fields["closed_at"]:
-        tl.add(T.ARCHIVED, S.ARCHIVED, fields["closed_at"] + timedelta(days=rng.uniform(3, 5)), system)
+        own = reporter is not None and reporter.role == User.Role.RESIDENT
+        rater, note = (reporter, "居民评价") if own else (dispatcher, "电话回访")
 
-    _escalate(tl=tl, deadline=fields["deadline_at"], span=span, handled_at=handled_first, now=now)
-    return tl, fields
+        def rate(c: Case, at: datetime) -> tuple[str, dict]:
+            c.satisfaction = score
+            return S.CLOSED, events.rated_data(satisfaction=score)
+
+        h.move("rate", h.last + _minutes(rng, 120, 2880), rater, effect=rate, note=note)
+    h.move(
+        "archive", max(h.last, closed_at + timedelta(days=rng.uniform(3, 5))), leader,
+        effect=lambda c, at: (S.ARCHIVED, events.no_data()),
+    )  # fmt: skip
 
 
-def _escalate(
-    *, tl: _Timeline, deadline: datetime | None, span: timedelta, handled_at: datetime | None, now: datetime
-) -> None:
-    """四级处置: each further limit-span past the deadline raises the case one level (at most to the district)."""
-    if deadline is None or span <= timedelta(0):
-        return
-    end = handled_at or now
-    parked = next((e.at for e in tl.events if e.type == CaseEvent.Type.PARKED), None)
-    if parked and handled_at is None and tl.status == Case.Status.PARKED:
-        end = parked
-    level, at = 0, deadline
-    while at < end and level < Case.Level.DISTRICT:
-        level += 1
-        before = [e for e in tl.events if e.at <= at]
-        prev = before[-1]
-        ev = _Ev(CaseEvent.Type.ESCALATED, prev.to_status, prev.to_status, at, None, "system", prev.team,
-                 note="超过处置时限,升级督办", data={"level": level})  # fmt: skip
-        tl.events.insert(len(before), ev)
-        at = at + max(span, timedelta(hours=2))
+def _minutes(rng: random.Random, a: float, b: float) -> timedelta:
+    return timedelta(minutes=rng.uniform(a, b))
+
+
+def _case_codes(*, days: list) -> list[str]:
+    """The product's case codes (gridmgmt.services.intake.case_code) with serials drawn from its sequence."""
+    if not days:
+        return []
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('gridmgmt_case_code_seq') FROM generate_series(1, %s) ORDER BY 1", [len(days)])
+        serials = [r[0] for r in cur.fetchall()]
+    return [case_code(day=day, serial=serial) for day, serial in zip(days, serials, strict=True)]
+
+
+CASE_COLUMNS = (
+    "id", "code", "point", "address", "cell_id", "community_id", "street_id", "district_id", "responsibility_grid_id",
+    "category_id", "source", "urgency", "status", "level", "description", "reporter_id", "reporter_name",
+    "reporter_phone", "team_id", "department_id", "camera_id", "duplicate_of_id", "external_id", "idempotency_key",
+    "supporters", "satisfaction", "reported_at", "stage_started_at", "due_at", "warn_at", "accepted_at", "parked_at",
+    "send_back_count", "rework_count", "extension_pending", "hotline_reply", "replied_at", "dispatch_deadline_at",
+    "deadline_at", "closed_at", "updated_at", "version",
+)  # fmt: skip
 
 
 def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now: datetime) -> StepResult:
-    """~`count` cases over the last `days` days with their full event history, photos and scope copies."""
+    """~`count` cases over the last `days` days with their full event history, photos, feed rows and scope
+    copies; then the escalation rule is run over them at `now` until no case is due."""
     existing = Case.objects.filter(district=district, idempotency_key__startswith=DEMO_KEY_PREFIX).count()
     if existing:
         return StepResult("cases", skipped=True, detail=f"{existing} demo cases exist")
@@ -966,129 +1102,124 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
         plans.append((at, cat, source, camera, cell, urgency))
     plans.sort(key=lambda p: p[0])
 
-    # 2. Points: one seeded random point inside each case's cell, drawn in PostGIS.
+    # 2. Points: one seeded random point inside each case's cell, drawn in PostGIS; and the cells' codes.
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            SELECT t.i, encode(ST_AsEWKB({POINT_IN_CELL}), 'hex')
+            SELECT t.i, encode(ST_AsEWKB(p.geom), 'hex'), ST_X(p.geom), ST_Y(p.geom), c.code
             FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(cell_id, i, seed)
-            JOIN geo_gridcell c ON c.id = t.cell_id
+            JOIN geo_gridcell c ON c.id = t.cell_id, LATERAL (SELECT {POINT_IN_CELL} AS geom) p
             """,
             [[p[4][0] for p in plans], list(range(count)), _row_seeds(seed=seed, salt=5, n=count)],
         )
-        points = dict(cur.fetchall())
+        points = {i: (ewkb, x, y, cell_code) for i, ewkb, x, y, cell_code in cur.fetchall()}
 
-    # 3. Codes: YYYYMMDD-serial, continuing after any case already filed that day.
-    serial: dict[str, int] = defaultdict(int)
-    with connection.cursor() as cur:
-        cur.execute(
-            r"SELECT left(code, 8), max(right(code, 6)::int) FROM gridmgmt_case WHERE code ~ '^\d{8}-\d{6}$' GROUP BY 1"
-        )
-        serial.update(dict(cur.fetchall()))
-
+    # 3. Codes from the product's generator and sequence, in report order; ids from the table's sequence.
+    codes = _case_codes(days=[timezone.localdate(p[0]) for p in plans])
     case_ids = _allocate_ids(table=Case._meta.db_table, n=count)
-    case_rows, photo_rows, events = [], [], []
-    states: dict[str, int] = defaultdict(int)
-    families: dict[str, str] = {}
+    calendar = calendar_load(start=(start - timedelta(days=1)).date(), end=now.date())
+    cases: list[Case] = []
+    histories: list[_History] = []
     u = world.users
     for i, (at, cat, source, camera, cell, urgency) in enumerate(plans):
-        cid = case_ids[i]
-        team = _team_for(world, cell, rng)
+        team_id = _team_for(world, cell, rng)
         reporter_name = reporter_phone = external_id = ""
         if source == Case.Source.PATROL:
-            reporter = (rng.choice(world.members.get(team) or [None]), User.Role.PATROL)
+            reporter = world.actor(rng.choice(world.members.get(team_id) or [u.get(User.Role.PATROL)]))
         elif source == Case.Source.INSPECTOR:
-            reporter = (u.get(User.Role.INSPECTOR), User.Role.INSPECTOR)
+            reporter = world.actor(u.get(User.Role.INSPECTOR))
         elif source == Case.Source.RESIDENT:
-            reporter = (u.get(User.Role.RESIDENT) if rng.random() < 0.25 else None, User.Role.RESIDENT)
+            reporter = world.actor(u.get(User.Role.RESIDENT)) if rng.random() < 0.25 else None
             if rng.random() < 0.6:
                 reporter_name, reporter_phone = "".join(_person_name(rng)), _phone(rng)
         elif source == Case.Source.HOTLINE:
-            reporter = (u.get(User.Role.DISPATCHER), User.Role.DISPATCHER)  # the operator keys in the order
+            reporter = world.actor(u.get(User.Role.DISPATCHER))  # the operator keys in the order
             reporter_name, reporter_phone = "".join(_person_name(rng)), _phone(rng)
             external_id = f"12345-{at:%Y%m%d}{rng.randrange(10**6):06d}"
         elif source == Case.Source.ASSIGNED:
-            reporter = (u.get(User.Role.SHIFT_LEADER), User.Role.SHIFT_LEADER)
+            reporter = world.actor(u.get(User.Role.SHIFT_LEADER))
         else:
-            reporter = (None, "system")
-        tl, f = _simulate(
-            rng=rng, now=now, cat=cat, source=source, urgency=urgency, reported_at=at, reporter=reporter,
-            team=team, world=world,
+            reporter = None
+        ewkb, x, y, cell_code = points[i]
+        address = f"浦东新区{world.street_names.get(cell[1], '')}{rng.choice(ROADS)}{rng.randint(1, 2000)}号附近"
+        case = Case(
+            id=case_ids[i], code=codes[i], point=Point(x, y, srid=4326), address=address,
+            cell=GridCell(id=cell[0], code=cell_code), community_id=cell[2], street_id=cell[1],
+            district_id=district.pk, responsibility_grid=world.grids.get(cell[3]), category=cat, source=source,
+            urgency=urgency, status="", level=Case.Level.GRID, description=f"{address},{cat.plain_name or cat.name}。",
+            reporter=reporter if source in {Case.Source.PATROL, Case.Source.INSPECTOR, Case.Source.RESIDENT} else None,
+            reporter_name=reporter_name, reporter_phone=reporter_phone, camera_id=camera, external_id=external_id,
+            idempotency_key=f"{DEMO_KEY_PREFIX}{seed}:{i}", reported_at=at, version=0,
+            department=world.departments.get(cat.default_department_id),
         )  # fmt: skip
-        if source == Case.Source.CAMERA:
-            tl.events[0].data = {"camera_id": camera}
-        day = f"{at:%Y%m%d}"
-        serial[day] += 1
-        road = rng.choice(ROADS)
-        address = f"浦东新区{world.street_names.get(cell[1], '')}{road}{rng.randint(1, 2000)}号附近"
-        level = max((e.data.get("level", 0) for e in tl.events if e.type == CaseEvent.Type.ESCALATED), default=0)
-        status = tl.status
-        states[status] += 1
-        dispatch_minutes = (
-            cat.dispatch_minutes_urgent if urgency == Case.Urgency.URGENT else cat.dispatch_minutes_normal
-        )
-        # The promise due_at is the overall deadline: demo history has no extensions.
-        case_rows.append((
-            cid, f"{day}-{serial[day]:06d}", points[i], address, cell[0], cell[2], cell[1], district.pk, cell[3],
-            cat.pk, source, urgency, status, level, f"{address},{cat.plain_name or cat.name}。",
-            reporter[0] if source in {Case.Source.PATROL, Case.Source.INSPECTOR, Case.Source.RESIDENT} else None,
-            reporter_name, reporter_phone, f["team"], f["department"], camera, None, external_id,
-            f"{DEMO_KEY_PREFIX}{seed}:{i}", 0, f["satisfaction"], at, at + timedelta(minutes=dispatch_minutes),
-            f["deadline_at"], f["deadline_at"], f["closed_at"], tl.events[-1].at, len(tl.events),
-        ))  # fmt: skip
-        family = families.get(cat.code) or families.setdefault(cat.code, _photo_family(cat.code))
-        for seq, ev in enumerate(tl.events):
-            events.append((ev.at, i, seq, cid, cell, ev, points[i] if ev.located else None))
-            if ev.photo:
-                variant = rng.randrange(2) if ev.photo == "before" else 0
-                photo_rows.append((cid, ev.photo, photo_path(family=family, kind=ev.photo, variant=variant), ev.at))
+        case._ewkb = ewkb
+        history = _simulate(
+            rng=rng, now=now, case=case, reporter=reporter, team_id=team_id, world=world, calendar=calendar,
+            camera=camera,
+        )  # fmt: skip
+        histories.append(history)
+        cases.append(case)
 
-    # 4. Event ids follow time, so the global event sequence replays history in order.
-    events.sort(key=lambda e: (e[0], e[1], e[2]))
-    event_ids = _allocate_ids(table=CaseEvent._meta.db_table, n=len(events))
+    # 4. Photos (one per "before"/"after" step) and the events in time order, so event ids follow time and the
+    # feed replays history in order.
+    steps = sorted(
+        ((s.event.at, i, n, s) for i, h in enumerate(histories) for n, s in enumerate(h.steps)),
+        key=lambda t: (t[0], t[1], t[2]),
+    )
+    families: dict[str, str] = {}
+    photo_rows = []
+    for _at, i, _n, s in steps:
+        if s.photo:
+            code = cases[i].category.code
+            family = families.get(code) or families.setdefault(code, _photo_family(code))
+            variant = rng.randrange(2) if s.photo == "before" else 0
+            photo_rows.append((cases[i].pk, s.photo, photo_path(family=family, kind=s.photo, variant=variant), s))
     photo_ids = _allocate_ids(table=CasePhoto._meta.db_table, n=len(photo_rows))
-    photo_key = {(r[0], r[1], r[3]): pid for r, pid in zip(photo_rows, photo_ids, strict=True)}
-    event_rows, links = [], []
-    for eid, (_at, _i, _seq, cid, cell, ev, point) in zip(event_ids, events, strict=True):
-        event_rows.append((
-            eid, cid, ev.type, ev.actor, ev.role, ev.from_status, ev.to_status, ev.at, point, ev.note,
-            json.dumps(ev.data, ensure_ascii=False) if ev.data else "{}", district.pk, cell[1], cell[2], ev.team,
-        ))  # fmt: skip
-        if ev.photo:
-            links.append((eid, photo_key[(cid, ev.photo, ev.at)]))
+    photo_of = {id(r[3]): CasePhoto(id=pid) for r, pid in zip(photo_rows, photo_ids, strict=True)}
 
     w, h = 640, 480
-    through = CaseEvent.photos.through._meta.db_table
     with transaction.atomic():
         _copy(
             table=Case._meta.db_table,
-            columns=["id", "code", "point", "address", "cell_id", "community_id", "street_id", "district_id",
-                     "responsibility_grid_id", "category_id", "source", "urgency", "status", "level", "description",
-                     "reporter_id", "reporter_name", "reporter_phone", "team_id", "department_id", "camera_id",
-                     "duplicate_of_id", "external_id", "idempotency_key", "supporters", "satisfaction", "reported_at",
-                     "dispatch_deadline_at", "deadline_at", "due_at", "closed_at", "updated_at", "version"],
-            rows=case_rows,
-        )  # fmt: skip
+            columns=CASE_COLUMNS,
+            rows=(_case_row(c) for c in cases),
+        )
         _copy(
             table=CasePhoto._meta.db_table,
             columns=["id", "case_id", "kind", "image", "width", "height", "created_at"],
-            rows=((pid, r[0], r[1], r[2], w, h, r[3]) for pid, r in zip(photo_ids, photo_rows, strict=True)),
+            rows=((pid, r[0], r[1], r[2], w, h, r[3].event.at) for pid, r in zip(photo_ids, photo_rows, strict=True)),
         )
-        _copy(
-            table=CaseEvent._meta.db_table,
-            columns=["id", "case_id", "type", "actor_id", "actor_role", "from_status", "to_status", "at", "location",
-                     "note", "data", "district_id_copy", "street_id_copy", "community_id_copy", "team_id_copy"],
-            rows=event_rows,
-        )  # fmt: skip
-        _copy(table=through, columns=["caseevent_id", "casephoto_id"], rows=links)
-    open_states = {k: v for k, v in states.items() if k not in {"closed", "archived", "voided"}}
-    overdue = sum(
-        1
-        for r in case_rows
-        if r[12] in open_states and r[28] is not None and r[28] < now and r[12] != Case.Status.PARKED
-    )
+        for b in range(0, len(steps), EVENT_BATCH):
+            batch = [t[3] for t in steps[b : b + EVENT_BATCH]]
+            events_write(
+                [s.event for s in batch],
+                photos={k: [photo_of[id(s)]] for k, s in enumerate(batch) if s.photo},
+                envelopes=[s.envelope for s in batch],
+            )
+        escalated = _escalate_all(now=now)
+    states = Counter(c.status for c in cases)
+    open_states = {k: v for k, v in states.items() if k in OPEN_STATUSES}
+    overdue = Case.objects.filter(overdue_q(now=now), pk__in=case_ids).count()
     detail = (
-        f"{len(event_rows)} events, {len(photo_rows)} photos; open {sum(open_states.values())} "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(open_states.items()))}), overdue {overdue}"
+        f"{len(steps)} events, {len(photo_rows)} photos; open {sum(open_states.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(open_states.items()))}), overdue {overdue}, "
+        f"{escalated} escalations"
     )
-    return StepResult("cases", created=len(case_rows), detail=detail)
+    return StepResult("cases", created=len(cases), detail=detail)
+
+
+def _escalate_all(*, now: datetime) -> int:
+    """Run the escalation rule at `now` until no case is due (each run raises a due case by one level)."""
+    total = 0
+    for _ in range(1000):
+        report = cases_escalate(now=now)
+        if not report.count:
+            return total
+        total += report.count
+    raise DemoError("escalation did not settle")
+
+
+def _case_row(c: Case) -> tuple:
+    values = {f: getattr(c, f) for f in CASE_COLUMNS}
+    values["point"] = c._ewkb
+    return tuple(values[f] for f in CASE_COLUMNS)

@@ -1,5 +1,6 @@
 """Demo data generation on a tiny synthetic district (20 × 20 cells, 2 streets, 4 communities, 16 grids)."""
 
+import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from io import StringIO
@@ -15,7 +16,10 @@ from django.test import override_settings
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
 from gridmgmt import demo
+from gridmgmt.escalation import cases_escalate
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.workcalendar import limit_add
+from realtime.models import FeedEvent
 from tests.geodata import make_square_district
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +168,18 @@ def test_cases_carry_their_cell_scope(generated, tiny_district):
     assert mismatched == 0
     codes = list(Case.objects.values_list("code", flat=True))
     assert len(set(codes)) == len(codes)
-    assert all(len(c) == 15 and c[8] == "-" and c.replace("-", "").isdigit() for c in codes)
+
+
+def test_case_codes_are_the_products(generated):
+    """The product's format (services.intake.case_code: report day + a 7-digit serial from
+    gridmgmt_case_code_seq), with serials in report order and the sequence moved past them."""
+    cases = list(Case.objects.order_by("reported_at", "id").values_list("code", "reported_at"))
+    for code, reported_at in cases:
+        assert re.fullmatch(r"20\d{6}\d{7}", code), code
+        assert code[:8] == f"{reported_at.astimezone(TZ):%Y%m%d}", code
+    serials = [int(code[8:]) for code, _ in cases]
+    assert serials == sorted(serials)
+    assert _scalar("SELECT last_value FROM gridmgmt_case_code_seq") >= max(serials)
 
 
 def test_teams_own_contiguous_grids_and_have_members(generated, tiny_district):
@@ -240,21 +255,23 @@ def test_events_replay_each_case(generated):
         assert len(set(types) - {"handled", "check_failed", "escalated"}) == len(
             [t for t in types if t not in {"handled", "check_failed", "escalated"}]
         ), types  # one row per step; only rework repeats
-        assert ("closed" in types) == (case.closed_at is not None)
+        assert ("closed" in types or "voided" in types) == (case.closed_at is not None)  # as the workflow sets it
         assert ("rated" in types) == (case.satisfaction is not None)
         if case.status == "archived":
             assert types[-1] == "archived" and "check_passed" in types
         if case.status in {"dispatched", "handling", "handled", "checked", "closed", "archived"}:
             assert "dispatched" in types or "self_handled" in types
-            assert case.team_id is not None and case.deadline_at is not None
+            assert case.team_id is not None
+        if case.status in {"filed", "dispatched", "sent_back", "handling"}:  # a running stage clock
+            assert case.deadline_at is not None and case.warn_at is not None
         for e in evs:
             assert e.district_id_copy == case.district_id
             assert e.street_id_copy == case.street_id
             assert e.community_id_copy == case.community_id
             assert e.team_id_copy in (None, case.team_id)
-        if "dispatched" in types:
+        if "dispatched" in types:  # a sent-back case has no team until it is dispatched again
             first = types.index("dispatched")
-            assert all(e.team_id_copy == case.team_id for e in evs[first:])
+            assert all(e.team_id_copy == case.team_id for e in evs[first:] if e.type != "sent_back")
 
 
 def test_event_ids_follow_time(generated):
@@ -294,13 +311,54 @@ def test_demo_load_command_skips_when_done(generated, media, settings):
     assert "skipped" in text and "created" not in text and "demo data ready" in text
 
 
-def test_add_limit_approximates_the_working_calendar():
-    fri = datetime(2024, 6, 14, 16, 0, tzinfo=TZ)
-    assert demo.add_limit(start=fri, amount=2, unit="working_hours") == datetime(2024, 6, 17, 10, 0, tzinfo=TZ)
-    assert demo.add_limit(start=fri, amount=1, unit="working_days") == datetime(2024, 6, 17, 16, 0, tzinfo=TZ)
-    assert demo.add_limit(start=fri, amount=2, unit="hours") == datetime(2024, 6, 14, 18, 0, tzinfo=TZ)
-    night = datetime(2024, 6, 12, 22, 0, tzinfo=TZ)
-    assert demo.add_limit(start=night, amount=5, unit="working_hours") == datetime(2024, 6, 13, 14, 0, tzinfo=TZ)
+def test_demo_deadlines_are_limit_adds(generated):
+    """Every deadline in the demo is the working calendar's (gridmgmt.workcalendar.limit_add): the handling
+    deadline from acceptance, the resident-facing promise from the dispatch deadline."""
+    sample = (
+        Case.objects.filter(status="handling", accepted_at__isnull=False, extension_pending=False)
+        .exclude(events__type__in=["resumed", "extension_approved"])
+        .select_related("category")[:40]
+    )
+    assert len(sample) >= 5
+    for case in sample:
+        c = case.category
+        amount, unit = (
+            (c.limit_urgent, c.urgent_limit_unit) if case.urgency == "urgent" else (c.limit_normal, c.limit_unit)
+        )
+        assert case.deadline_at == limit_add(start=case.accepted_at, amount=amount, unit=unit), case.code
+        assert case.warn_at == limit_add(start=case.accepted_at, amount=amount * 0.75, unit=unit), case.code
+        assert case.due_at == limit_add(start=case.dispatch_deadline_at, amount=amount, unit=unit), case.code
+    # The calendar, not "9–17 on weekdays": New Year 2026 (Thu 1 – Sat 3 Jan) is off, Sun 4 Jan is worked (调休),
+    # and the working periods are settings.WORK_PERIODS (09–12, 13–18).
+    eve = datetime(2025, 12, 31, 17, 0, tzinfo=TZ)
+    assert limit_add(start=eve, amount=2, unit="working_hours") == datetime(2026, 1, 4, 10, 0, tzinfo=TZ)
+
+
+def test_every_demo_event_has_one_feed_row(generated):
+    """The events are written by gridmgmt.events.events_write: one feed row each, with its envelope."""
+    assert FeedEvent.objects.filter(case_event_id__isnull=False).count() == CaseEvent.objects.count()
+    without_one = (
+        "SELECT count(*) FROM gridmgmt_caseevent e "
+        "WHERE (SELECT count(*) FROM realtime_feedevent f WHERE f.case_event_id = e.id) <> 1"
+    )
+    assert _scalar(without_one) == 0
+    row = FeedEvent.objects.filter(type="case.created").order_by("seq").first()
+    case = CaseEvent.objects.select_related("case").get(pk=row.case_event_id).case
+    assert row.data["code"] == case.code and row.data["event"] == "reported" and row.data["case_id"] == case.pk
+    seqs = list(
+        FeedEvent.objects.filter(case_event_id__isnull=False).order_by("case_event_id").values_list("seq", flat=True)
+    )
+    assert seqs == sorted(seqs)  # the feed replays history in time order
+
+
+def test_escalation_levels_are_the_rules(generated):
+    """Levels come from gridmgmt.escalation: running it again at the demo's `now` raises nothing, and each
+    case's level equals its ESCALATED events."""
+    assert cases_escalate(now=NOW).count == 0
+    escalations = Counter(CaseEvent.objects.filter(type="escalated").values_list("case_id", flat=True))
+    for case_id, level in Case.objects.values_list("id", "level"):
+        assert escalations.get(case_id, 0) == level
+    assert Case.objects.filter(level__gt=0).exists()
 
 
 def test_demo_banner_lists_faces_and_logins():
@@ -317,11 +375,12 @@ def test_demo_banner_lists_faces_and_logins():
 def _fingerprint() -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT k.code, k.category_id, k.source, k.status, k.urgency, ST_AsText(k.point), k.reported_at, "
-            "k.deadline_at, k.team_id, k.satisfaction, "
+            # Not the code: its serial comes from the product's sequence, which a rolled-back run still advances.
+            "SELECT k.idempotency_key, k.category_id, k.source, k.status, k.urgency, ST_AsText(k.point), "
+            "k.reported_at, k.deadline_at, k.due_at, k.team_id, k.satisfaction, k.level, "
             "(SELECT string_agg(e.type || '@' || e.at::text, ',' ORDER BY e.id) FROM gridmgmt_caseevent e "
             " WHERE e.case_id = k.id) "
-            "FROM gridmgmt_case k ORDER BY k.code"
+            "FROM gridmgmt_case k ORDER BY k.idempotency_key"
         )
         return cur.fetchall()
 

@@ -95,11 +95,14 @@ def cell_locate(*, lon: float, lat: float) -> CellRef | None:
     """The unit cell holding a WGS-84 point. A point on a shared edge or corner belongs to the cell with the
     smallest code among those covering it, so every point maps to exactly one cell, deterministically.
 
-    One index-assisted statement returning ids only: on every report, the ORM's query compilation and model
-    building cost more than the spatial lookup itself (bench/intake.py measures it against raw SQL). It runs
-    on the driver's cursor, in the same connection and transaction, with Django's error translation but not
-    its cursor wrapper (query logging and execute wrappers: 15 µs of a 0.12 ms lookup), so it does not show
-    in `connection.queries`."""
+    One index-assisted statement returning ids only, hand-written because it is measured: bench/intake.py
+    times this function, the same lookup through the ORM (`GridCell.objects.filter(geom__covers=point)
+    .order_by("code").values_list(...).first()`) and a raw prepared ST_Covers over the same 5,000 points in
+    one run. Target ≤ 1.5× the raw query; on the shared 2-core machine (issue 8): this function 1.32–1.63×,
+    the ORM version 5.7–11.7× (1.2–3.5 ms a lookup, nearly all of it query building). It runs on the
+    driver's cursor, in the same connection and transaction, with Django's error translation but not its
+    cursor wrapper (query logging and execute wrappers: 15 µs of a 0.12 ms lookup), so it does not show in
+    `connection.queries`."""
     lon, lat = float(lon), float(lat)
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.cursor() as cur:

@@ -64,16 +64,24 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike):
     return _out(lon, lat, np.where(out, lo, lo + dlon), np.where(out, la, la + dlat))
 
 
-def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tolerance_deg: float = 1e-10, max_iter: int = 30):
-    """Iterative inverse: Newton-like fixed point w ← w − (f(w) − g); converges to < 1 mm in ~3 steps."""
-    glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    wlon, wlat = np.array(glon, copy=True), np.array(glat, copy=True)
+def _invert(forward: Callable, tlon, tlat, xlon, xlat, *, tolerance_deg: float, max_iter: int):
+    """Newton-like fixed point x ← x − (forward(x) − t), from the first guess (xlon, xlat) towards the point
+    that `forward` maps onto the target (tlon, tlat); converges to < 1 mm in ~3 steps."""
     for _ in range(max_iter):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = np.asarray(flon) - glon, np.asarray(flat) - glat
-        wlon, wlat = wlon - elon, wlat - elat
+        flon, flat = forward(xlon, xlat)
+        elon, elat = np.asarray(flon) - tlon, np.asarray(flat) - tlat
+        xlon, xlat = xlon - elon, xlat - elat
         if np.all(np.abs(elon) < tolerance_deg) and np.all(np.abs(elat) < tolerance_deg):
             break
+    return xlon, xlat
+
+
+def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tolerance_deg: float = 1e-10, max_iter: int = 30):
+    """Iterative inverse of wgs84_to_gcj02, starting from the GCJ-02 point itself."""
+    glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    wlon, wlat = _invert(
+        wgs84_to_gcj02, glon, glat, glon.copy(), glat.copy(), tolerance_deg=tolerance_deg, max_iter=max_iter
+    )
     return _out(lon, lat, wlon, wlat)
 
 
@@ -90,13 +98,15 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tolerance_deg: float = 1e-1
     x, y = blon - 0.0065, blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    glon, glat = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(max_iter):
-        flon, flat = gcj02_to_bd09(glon, glat)
-        elon, elat = np.asarray(flon) - blon, np.asarray(flat) - blat
-        glon, glat = glon - elon, glat - elat
-        if np.all(np.abs(elon) < tolerance_deg) and np.all(np.abs(elat) < tolerance_deg):
-            break
+    glon, glat = _invert(
+        gcj02_to_bd09,
+        blon,
+        blat,
+        z * np.cos(theta),
+        z * np.sin(theta),
+        tolerance_deg=tolerance_deg,
+        max_iter=max_iter,
+    )
     return _out(lon, lat, glon, glat)
 
 

@@ -162,57 +162,41 @@ class LayerSpec:
         return {AdminArea: "boundary", GridCell: "geom"}.get(self.model, "location")
 
 
+def _orm_paths(*columns: str) -> dict[str, str]:
+    """Export columns in file order → ORM paths: `x_code` is the code of the related `x`, others are fields."""
+    return {c: f"{c.removesuffix('_code')}__code" if c != "code" and c.endswith("_code") else c for c in columns}
+
+
 LAYERS: dict[str, LayerSpec] = {
     "areas": LayerSpec(
         model=AdminArea,
         geometry="polygon",
         required=("code", "name", "level"),
         optional=("name_en", "parent_code", "is_synthetic"),
-        export={
-            "code": "code",
-            "name": "name",
-            "name_en": "name_en",
-            "level": "level",
-            "parent_code": "parent__code",
-            "is_synthetic": "is_synthetic",
-        },
+        export=_orm_paths("code", "name", "name_en", "level", "parent_code", "is_synthetic"),
     ),
     "cells": LayerSpec(
         model=GridCell,
         geometry="polygon",
         required=("code", "district_code"),
         optional=("street_code", "community_code", "row", "col"),
-        export={
-            "code": "code",
-            "district_code": "district__code",
-            "street_code": "street__code",
-            "community_code": "community__code",
-            "row": "row",
-            "col": "col",
-        },
+        export=_orm_paths("code", "district_code", "street_code", "community_code", "row", "col"),
     ),
     "cameras": LayerSpec(
         model=Camera,
         geometry="point",
         required=("code", "name"),
         optional=("status", "stream_url"),
-        export={"code": "code", "name": "name", "status": "status", "stream_url": "stream_url"},
+        export=_orm_paths("code", "name", "status", "stream_url"),
     ),
     "components": LayerSpec(
         model=Component,
         geometry="point",
         required=("code", "major_class"),
         optional=("name", "category_code", "authority_code", "owner_code", "maintainer_code", "status"),
-        export={
-            "code": "code",
-            "major_class": "major_class",
-            "category_code": "category__code",
-            "name": "name",
-            "authority_code": "authority__code",
-            "owner_code": "owner__code",
-            "maintainer_code": "maintainer__code",
-            "status": "status",
-        },
+        export=_orm_paths(
+            "code", "major_class", "category_code", "name", "authority_code", "owner_code", "maintainer_code", "status"
+        ),
     ),
 }
 

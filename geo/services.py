@@ -101,6 +101,27 @@ def _block_regions(geom_utm, *, block_m: float):
     return _polygonal(shapely.segmentize(pieces[ok], 100.0)), row[hit][ok], col[hit][ok]
 
 
+_SYNTHETIC_NAMES = {  # level → (name, name_en), formatted with the parent area and the 1-based index
+    AdminArea.Level.STREET: ("演示街镇{i:02d}", "Demo town {i:02d}"),
+    AdminArea.Level.COMMUNITY: ("{parent.name}第{i}社区", "{parent.name_en} community {i}"),
+}
+
+
+def _synthetic_area(parent: AdminArea, level: str, index: int, *, wgs, utm) -> AdminArea:
+    """The unsaved demo area number `index` below `parent`: boundary `wgs` (WGS 84), area measured on `utm`."""
+    name, name_en = (pattern.format(parent=parent, i=index) for pattern in _SYNTHETIC_NAMES[level])
+    return AdminArea(
+        code=f"{parent.code}{index:03d}",
+        name=name,
+        name_en=name_en,
+        level=level,
+        parent=parent,
+        boundary=wgs.wkt,
+        area_m2=float(utm.area),
+        is_synthetic=True,
+    )
+
+
 @transaction.atomic
 def areas_synthesize(*, district_code: str, street_km: float = 6.0, community_km: float = 1.0) -> SynthResult:
     """Demo only: grid-aligned synthetic streets/towns and communities (flagged is_synthetic).
@@ -116,16 +137,7 @@ def areas_synthesize(*, district_code: str, street_km: float = 6.0, community_km
     community_rows = []
     for s_i, street_geom in enumerate(streets, start=1):
         street_rows.append(
-            AdminArea(
-                code=f"{district.code}{s_i:03d}",
-                name=f"演示街镇{s_i:02d}",
-                name_en=f"Demo town {s_i:02d}",
-                level=AdminArea.Level.STREET,
-                parent=district,
-                boundary=_to_wgs84(street_geom).wkt,
-                area_m2=float(street_geom.area),
-                is_synthetic=True,
-            )
+            _synthetic_area(district, AdminArea.Level.STREET, s_i, wgs=_to_wgs84(street_geom), utm=street_geom)
         )
         comms, _, _ = _block_regions(street_geom, block_m=community_km * 1000)
         community_rows.append(comms)
@@ -134,18 +146,7 @@ def areas_synthesize(*, district_code: str, street_km: float = 6.0, community_km
     for street, comms in zip(street_rows, community_rows, strict=True):
         wgs = _to_wgs84(comms)
         for c_i, (utm_geom, wgs_geom) in enumerate(zip(comms, wgs, strict=True), start=1):
-            rows.append(
-                AdminArea(
-                    code=f"{street.code}{c_i:03d}",
-                    name=f"{street.name}第{c_i}社区",
-                    name_en=f"{street.name_en} community {c_i}",
-                    level=AdminArea.Level.COMMUNITY,
-                    parent=street,
-                    boundary=_multi(wgs_geom).wkt,
-                    area_m2=float(utm_geom.area),
-                    is_synthetic=True,
-                )
-            )
+            rows.append(_synthetic_area(street, AdminArea.Level.COMMUNITY, c_i, wgs=_multi(wgs_geom), utm=utm_geom))
     AdminArea.objects.bulk_create(rows, batch_size=1000)
     return SynthResult(streets=len(street_rows), communities=len(rows))
 

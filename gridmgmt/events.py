@@ -264,30 +264,9 @@ def events_write(
     return events
 
 
-def event_append(
-    *,
-    case: Case,
-    type: str,
-    actor: User | None,
-    from_status: str,
-    to_status: str,
-    at: datetime | None = None,
-    note: str = "",
-    data: dict | None = None,
-    location: Point | None = None,
-    photos: Iterable[CasePhoto] = (),
-) -> CaseEvent:
-    """Append one event of `case` (call it after saving the case: the envelope shows the case as saved)."""
-    event = event_build(
-        case=case,
-        type=type,
-        actor=actor,
-        from_status=from_status,
-        to_status=to_status,
-        at=at,
-        note=note,
-        data=data,
-        location=location,
-    )
+def event_append(*, photos: Iterable[CasePhoto] = (), **fields) -> CaseEvent:
+    """Append one event of `case` (call it after saving the case: the envelope shows the case as saved).
+    `fields`: event_build's keywords (case, type, actor, from_status, to_status, at, note, data, location)."""
+    event = event_build(**fields)
     (event,) = events_write([event], photos={0: list(photos)})
     return event

@@ -173,38 +173,20 @@ def duplicates_query(
     return qs.order_by("distance_m", "-reported_at", "id")[: max(1, min(int(limit), 50))]
 
 
-def case_duplicates_find(
-    *,
-    category_code: str,
-    lon: float,
-    lat: float,
-    at: datetime | None = None,
-    exclude_id: int | None = None,
-    limit: int = 5,
-    radius_m: float | None = None,
-    scope: QuerySet[Case] | None = None,
-    by_cell: bool = False,
-) -> list[Case]:
+def case_duplicates_find(*, category_code: str, **query) -> list[Case]:
     """Open cases of the same category near (lon, lat) that may be the same problem, nearest first, among
     `scope` (default: all cases) — scoped before the limit.
 
     Near = within the category's `duplicate_radius_m` (or `radius_m`, e.g. 1 km for staff) and reported
     within `duplicate_window_hours` before or after `at` (default now). Each case carries `distance_m`
-    (metres on the spheroid; to its cell's centre with `by_cell`)."""
+    (metres on the spheroid; to its cell's centre with `by_cell`).
+
+    `query`: duplicates_query's keywords other than `category` (lon, lat, at, exclude_id, limit, radius_m, scope,
+    by_cell)."""
     category = Category.objects.filter(code=category_code).first()
     if category is None:
         raise InvalidInput(_("未知的案件类别: %(code)s") % {"code": category_code}, field="category")
-    qs = duplicates_query(
-        category=category,
-        lon=lon,
-        lat=lat,
-        at=at,
-        exclude_id=exclude_id,
-        limit=limit,
-        radius_m=radius_m,
-        scope=scope,
-        by_cell=by_cell,
-    )
+    qs = duplicates_query(category=category, **query)
     return list(qs)
 
 

@@ -58,42 +58,27 @@ def _round(value: float) -> float:
     return round(value, 6)
 
 
-def team_position_row(*, team, lon: float, lat: float, at: datetime) -> FeedRow:
-    """`team.position`: where a team was at `at`."""
+def _team_row(*, type: str, team, at: datetime, data: dict) -> FeedRow:
+    """A team.* frame: scoped to the team's district, street and team; its data the team's keys, then `data`."""
     return FeedRow(
-        type="team.position",
+        type=type,
         at=at,
         district_id=team.district_id,
         street_id=team.street_id,
         team_id=team.id,
-        data={
-            "team_id": team.id,
-            "team": team.code,
-            "team_name": team.name,
-            "status": team.status,
-            "lon": _round(lon),
-            "lat": _round(lat),
-            "at": at.isoformat(),
-        },
+        data={"team_id": team.id, "team": team.code, "team_name": team.name, "status": team.status, **data},
     )
+
+
+def team_position_row(*, team, lon: float, lat: float, at: datetime) -> FeedRow:
+    """`team.position`: where a team was at `at`."""
+    data = {"lon": _round(lon), "lat": _round(lat), "at": at.isoformat()}
+    return _team_row(type="team.position", team=team, at=at, data=data)
 
 
 def team_status_row(*, team, from_status: str, at: datetime) -> FeedRow:
     """`team.status`: 在岗/处置中/离岗 changed."""
-    return FeedRow(
-        type="team.status",
-        at=at,
-        district_id=team.district_id,
-        street_id=team.street_id,
-        team_id=team.id,
-        data={
-            "team_id": team.id,
-            "team": team.code,
-            "team_name": team.name,
-            "status": team.status,
-            "from_status": from_status,
-        },
-    )
+    return _team_row(type="team.status", team=team, at=at, data={"from_status": from_status})
 
 
 def camera_status_row(*, camera, from_status: str, at: datetime, district_id, street_id, community_id) -> FeedRow:

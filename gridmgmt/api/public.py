@@ -94,13 +94,19 @@ def _public_response(request, case: Case, *, status_code: int = status.HTTP_200_
     return Response(s.PublicCaseSerializer(data).data, status=status_code)
 
 
-def _token_actor(case: Case, token: str) -> User:
-    """The reporter, acting through the token they were given."""
+def _token_case(request, code: str, input_class) -> tuple[Case, User, dict]:
+    """Validate the request with `input_class`; the case `code` and its reporter, acting through the token they
+    were given; the validated data."""
+    serializer = input_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    token = data["token"]
+    case = case_public_get(code=code, token=token)
     if not tracking_token_check(code=case.code, token=token):
         raise RoleNotAllowed(_("tracking_token 无效"), field="token", code="bad_token")
     if case.reporter is None:
         raise RoleNotAllowed(_("该案件不支持在线评价"), code="no_reporter")
-    return case.reporter
+    return case, case.reporter, data
 
 
 class _Public(APIView):
@@ -171,11 +177,7 @@ class PublicCaseSupport(_Public):
 class PublicCaseRate(_Public):
     @extend_schema(summary="居民评价 (需 tracking_token)", request=s.PublicRateInput, responses=s.PublicCaseSerializer)
     def post(self, request, code: str):
-        serializer = s.PublicRateInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
-        case = case_public_get(code=code, token=d["token"])
-        actor = _token_actor(case, d["token"])
+        case, actor, d = _token_case(request, code, s.PublicRateInput)
         case = services.case_rate(case_id=case.pk, actor=actor, satisfaction=d["satisfaction"], note=d["note"])
         return _public_response(request, case)
 
@@ -185,10 +187,6 @@ class PublicCaseReopen(_Public):
         summary="未解决,重新打开 (需 tracking_token)", request=s.PublicReopenInput, responses=s.PublicCaseSerializer
     )
     def post(self, request, code: str):
-        serializer = s.PublicReopenInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        d = serializer.validated_data
-        case = case_public_get(code=code, token=d["token"])
-        actor = _token_actor(case, d["token"])
+        case, actor, d = _token_case(request, code, s.PublicReopenInput)
         case = services.case_reopen(case_id=case.pk, actor=actor, reason=d["reason"])
         return _public_response(request, case)

@@ -1,6 +1,7 @@
 """The REST API's staff and citizen endpoints. Views parse, scope through `gridmgmt.access`, call one
 service, and render; every rule (roles, states, deadlines) is in `gridmgmt.services`."""
 
+import functools
 import re
 
 from django.contrib.gis.geos import Point
@@ -116,6 +117,27 @@ def _case_id(pk) -> int:
         return int(pk)
     except (TypeError, ValueError):
         raise Http404(_("案件不存在")) from None
+
+
+def _workflow_action(input_class, summary: str, *, if_match: bool = False, **action_kwargs):
+    """A workflow POST on one case: the decorated `method(self, request, case_id, data)` gets the id from the URL
+    and the validated `input_class` data, and returns the changed case; the response is its detail."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def view(self, request, pk=None):
+            data = _parse(input_class, request) if input_class else {}
+            return self._respond(method(self, request, _case_id(pk), data))
+
+        view = action(detail=True, methods=["post"], **action_kwargs)(view)
+        return _action_schema(input_class, summary, if_match=if_match)(view)
+
+    return decorate
+
+
+def _handling(data: dict) -> dict:
+    """The note, photos and position of a handling or checking report."""
+    return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data)}
 
 
 def _action_schema(request, summary: str, *, if_match: bool = False):
@@ -253,160 +275,97 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     # --- workflow: one action per service function ---
 
-    @_action_schema(s.FileInput, "立案")
-    @action(detail=True, methods=["post"], url_path="file")
-    def file(self, request, pk=None):
-        d = _parse(s.FileInput, request)
-        case = services.case_file(case_id=_case_id(pk), actor=request.user, note=d["note"], urgency=d.get("urgency"))
-        return self._respond(case)
+    @_workflow_action(s.FileInput, "立案")
+    def file(self, request, case_id, d):
+        return services.case_file(case_id=case_id, actor=request.user, note=d["note"], urgency=d.get("urgency"))
 
-    @_action_schema(s.ReasonInput, "作废")
-    @action(detail=True, methods=["post"])
-    def void(self, request, pk=None):
-        d = _parse(s.ReasonInput, request)
-        return self._respond(services.case_void(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+    @_workflow_action(s.ReasonInput, "作废")
+    def void(self, request, case_id, d):
+        return services.case_void(case_id=case_id, actor=request.user, reason=d["reason"])
 
-    @_action_schema(s.DispatchInput, "派遣", if_match=True)
-    @action(detail=True, methods=["post"], url_path="dispatch", url_name="dispatch")
-    def dispatch_to_team(self, request, pk=None):  # not `dispatch`: that name is APIView's request entry point
-        d = _parse(s.DispatchInput, request)
+    @_workflow_action(s.DispatchInput, "派遣", if_match=True, url_path="dispatch", url_name="dispatch")
+    def dispatch_to_team(self, request, case_id, d):  # not `dispatch`: that name is APIView's request entry point
         expected = d.get("expected_version")
         if expected is None:
             expected = _if_match_version(request)
-        case = services.case_dispatch(
-            case_id=_case_id(pk), actor=request.user, team_id=d["team"], note=d["note"], expected_version=expected
+        return services.case_dispatch(
+            case_id=case_id, actor=request.user, team_id=d["team"], note=d["note"], expected_version=expected
         )
-        return self._respond(case)
 
-    @_action_schema(s.ArbitrateInput, "审定")
-    @action(detail=True, methods=["post"])
-    def arbitrate(self, request, pk=None):
-        d = _parse(s.ArbitrateInput, request)
-        case = services.case_arbitrate(case_id=_case_id(pk), actor=request.user, team_id=d["team"], note=d["note"])
-        return self._respond(case)
+    @_workflow_action(s.ArbitrateInput, "审定")
+    def arbitrate(self, request, case_id, d):
+        return services.case_arbitrate(case_id=case_id, actor=request.user, team_id=d["team"], note=d["note"])
 
-    @_action_schema(s.LocatedNoteInput, "签收")
-    @action(detail=True, methods=["post"])
-    def accept(self, request, pk=None):
-        d = _parse(s.LocatedNoteInput, request)
-        return self._respond(services.case_accept(case_id=_case_id(pk), actor=request.user, location=_point(d)))
+    @_workflow_action(s.LocatedNoteInput, "签收")
+    def accept(self, request, case_id, d):
+        return services.case_accept(case_id=case_id, actor=request.user, location=_point(d))
 
-    @_action_schema(s.ReasonInput, "退单")
-    @action(detail=True, methods=["post"], url_path="send-back")
-    def send_back(self, request, pk=None):
-        d = _parse(s.ReasonInput, request)
-        return self._respond(services.case_send_back(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
+    @_workflow_action(s.ReasonInput, "退单", url_path="send-back")
+    def send_back(self, request, case_id, d):
+        return services.case_send_back(case_id=case_id, actor=request.user, reason=d["reason"])
 
-    @_action_schema(s.HandleInput, "处置反馈 (须上传处置后照片)")
-    @action(detail=True, methods=["post"])
-    def handle(self, request, pk=None):
-        d = _parse(s.HandleInput, request)
-        case = services.case_handle(
-            case_id=_case_id(pk), actor=request.user, note=d["note"], photos=d.get("photos", []), location=_point(d)
+    @_workflow_action(s.HandleInput, "处置反馈 (须上传处置后照片)")
+    def handle(self, request, case_id, d):
+        return services.case_handle(case_id=case_id, actor=request.user, **_handling(d))
+
+    @_workflow_action(s.HandleInput, "自处理", url_path="self-handle")
+    def self_handle(self, request, case_id, d):
+        return services.case_self_handle(case_id=case_id, actor=request.user, **_handling(d))
+
+    @_workflow_action(s.CheckInput, "核查 (passed=false 返工)")
+    def check(self, request, case_id, d):
+        return services.case_check(case_id=case_id, actor=request.user, passed=d["passed"], **_handling(d))
+
+    @_workflow_action(s.CloseInput, "结案 (12345 工单须填写 hotline_reply)")
+    def close(self, request, case_id, d):
+        return services.case_close(
+            case_id=case_id, actor=request.user, note=d["note"], hotline_reply=d["hotline_reply"]
         )
-        return self._respond(case)
 
-    @_action_schema(s.HandleInput, "自处理")
-    @action(detail=True, methods=["post"], url_path="self-handle")
-    def self_handle(self, request, pk=None):
-        d = _parse(s.HandleInput, request)
-        case = services.case_self_handle(
-            case_id=_case_id(pk), actor=request.user, note=d["note"], photos=d.get("photos", []), location=_point(d)
+    @_workflow_action(s.RateInput, "评价 (1–5)")
+    def rate(self, request, case_id, d):
+        return services.case_rate(case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"])
+
+    @_workflow_action(s.ReasonInput, "重新打开 (未解决)")
+    def reopen(self, request, case_id, d):
+        return services.case_reopen(case_id=case_id, actor=request.user, reason=d["reason"])
+
+    @_workflow_action(None, "归档")
+    def archive(self, request, case_id, d):
+        return services.case_archive(case_id=case_id, actor=request.user)
+
+    @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
+    def extension_request(self, request, case_id, d):
+        return services.case_extension_request(
+            case_id=case_id, actor=request.user, hours=d["hours"], reason=d["reason"]
         )
-        return self._respond(case)
 
-    @_action_schema(s.CheckInput, "核查 (passed=false 返工)")
-    @action(detail=True, methods=["post"])
-    def check(self, request, pk=None):
-        d = _parse(s.CheckInput, request)
-        case = services.case_check(
-            case_id=_case_id(pk),
-            actor=request.user,
-            passed=d["passed"],
-            note=d["note"],
-            photos=d.get("photos", []),
-            location=_point(d),
-        )
-        return self._respond(case)
+    @_workflow_action(s.ExtensionDecideInput, "审批延时", url_path="extension-decide")
+    def extension_decide(self, request, case_id, d):
+        return services.case_extension_decide(case_id=case_id, actor=request.user, approve=d["approve"], note=d["note"])
 
-    @_action_schema(s.CloseInput, "结案 (12345 工单须填写 hotline_reply)")
-    @action(detail=True, methods=["post"])
-    def close(self, request, pk=None):
-        d = _parse(s.CloseInput, request)
-        case = services.case_close(
-            case_id=_case_id(pk), actor=request.user, note=d["note"], hotline_reply=d["hotline_reply"]
-        )
-        return self._respond(case)
+    @_workflow_action(s.ReasonInput, "挂账")
+    def park(self, request, case_id, d):
+        return services.case_park(case_id=case_id, actor=request.user, reason=d["reason"])
 
-    @_action_schema(s.RateInput, "评价 (1–5)")
-    @action(detail=True, methods=["post"])
-    def rate(self, request, pk=None):
-        d = _parse(s.RateInput, request)
-        case = services.case_rate(
-            case_id=_case_id(pk), actor=request.user, satisfaction=d["satisfaction"], note=d["note"]
-        )
-        return self._respond(case)
+    @_workflow_action(s.NoteInput, "恢复")
+    def resume(self, request, case_id, d):
+        return services.case_resume(case_id=case_id, actor=request.user, note=d["note"])
 
-    @_action_schema(s.ReasonInput, "重新打开 (未解决)")
-    @action(detail=True, methods=["post"])
-    def reopen(self, request, pk=None):
-        d = _parse(s.ReasonInput, request)
-        return self._respond(services.case_reopen(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
-
-    @_action_schema(None, "归档")
-    @action(detail=True, methods=["post"])
-    def archive(self, request, pk=None):
-        return self._respond(services.case_archive(case_id=_case_id(pk), actor=request.user))
-
-    @_action_schema(s.ExtensionRequestInput, "申请延时")
-    @action(detail=True, methods=["post"], url_path="extension-request")
-    def extension_request(self, request, pk=None):
-        d = _parse(s.ExtensionRequestInput, request)
-        case = services.case_extension_request(
-            case_id=_case_id(pk), actor=request.user, hours=d["hours"], reason=d["reason"]
-        )
-        return self._respond(case)
-
-    @_action_schema(s.ExtensionDecideInput, "审批延时")
-    @action(detail=True, methods=["post"], url_path="extension-decide")
-    def extension_decide(self, request, pk=None):
-        d = _parse(s.ExtensionDecideInput, request)
-        case = services.case_extension_decide(
-            case_id=_case_id(pk), actor=request.user, approve=d["approve"], note=d["note"]
-        )
-        return self._respond(case)
-
-    @_action_schema(s.ReasonInput, "挂账")
-    @action(detail=True, methods=["post"])
-    def park(self, request, pk=None):
-        d = _parse(s.ReasonInput, request)
-        return self._respond(services.case_park(case_id=_case_id(pk), actor=request.user, reason=d["reason"]))
-
-    @_action_schema(s.NoteInput, "恢复")
-    @action(detail=True, methods=["post"])
-    def resume(self, request, pk=None):
-        d = _parse(s.NoteInput, request)
-        return self._respond(services.case_resume(case_id=_case_id(pk), actor=request.user, note=d["note"]))
-
-    @_action_schema(s.MergeInput, "合并到另一案件")
-    @action(detail=True, methods=["post"])
-    def merge(self, request, pk=None):
-        d = _parse(s.MergeInput, request)
+    @_workflow_action(s.MergeInput, "合并到另一案件")
+    def merge(self, request, case_id, d):
         into = d["into"].strip()
         target = access.cases_visible(user=request.user).filter(code=into).values_list("pk", flat=True).first()
         if target is None:
             if not into.isdigit():
                 raise InvalidInput(_("目标案件不存在或已办结"), field="into")
             target = int(into)
-        case = services.case_merge(case_id=_case_id(pk), actor=request.user, into_id=target, note=d["note"])
-        return self._respond(case)
+        return services.case_merge(case_id=case_id, actor=request.user, into_id=target, note=d["note"])
 
-    @_action_schema(s.NoteInput, "附议 (+1)")
-    @action(detail=True, methods=["post"])
-    def support(self, request, pk=None):
-        d = _parse(s.NoteInput, request)
-        case = access.case_access(user=request.user, case_id=_case_id(pk))
-        return self._respond(services.case_support(case_id=case.pk, actor=request.user, note=d["note"]))
+    @_workflow_action(s.NoteInput, "附议 (+1)")
+    def support(self, request, case_id, d):
+        case = access.case_access(user=request.user, case_id=case_id)
+        return services.case_support(case_id=case.pk, actor=request.user, note=d["note"])
 
 
 @extend_schema(summary="事件流 (按权限范围; after_id 续传)")

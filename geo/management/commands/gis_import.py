@@ -2,7 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from geo.gisio import DATUMS, LAYERS, SHP_COLUMNS, GisIOError, layer_import
+from geo.gisio import DATUMS, LAYERS, SHP_COLUMNS, layer_import
+from geo.management.gisio_call import gisio_call
 
 MAX_SHOWN = 200  # a file that is wrong throughout would otherwise flood the terminal
 
@@ -30,22 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="validate only")
 
     def handle(self, *args, **opts):
-        try:
-            result = layer_import(
-                layer=opts["layer"],
-                path=opts["path"],
-                source_layer=opts["source_layer"],
-                srid=opts["srid"],
-                datum=opts["datum"],
-                skip_invalid=opts["skip_invalid"],
-                update=opts["update"],
-                dry_run=opts["dry_run"],
-                lon_col=opts["lon_col"],
-                lat_col=opts["lat_col"],
-                encoding=opts["encoding"],
-            )
-        except GisIOError as exc:
-            raise CommandError(str(exc)) from exc
+        options = "layer path source_layer srid datum skip_invalid update dry_run lon_col lat_col encoding".split()
+        result = gisio_call(layer_import, opts, options)
         for problem in result.problems[:MAX_SHOWN]:
             self.stderr.write(str(problem))
         if len(result.problems) > MAX_SHOWN:

@@ -226,7 +226,14 @@ class Case(models.Model):
         "self", verbose_name=_("重复于"), null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
     )
     external_id = models.CharField(_("外部编号"), max_length=64, blank=True, help_text=_("12345 工单号等"))
-    idempotency_key = models.CharField(_("幂等键"), max_length=64, null=True, blank=True, unique=True)
+    # Unique per scope: the channel and the client identity ("api:user:7", "public:device:…", "hotline"), so one
+    # client's key can neither block nor read another's (services.intake.idempotency_scope).
+    idempotency_key = models.CharField(_("幂等键"), max_length=64, null=True, blank=True)
+    idempotency_scope = models.CharField(_("幂等键范围"), max_length=80, blank=True, default="", db_default="")
+    # sha256 of the resident's tracking token (random, handed out once at report time); "" = no token.
+    tracking_token_hash = models.CharField(
+        _("跟踪令牌摘要"), max_length=64, blank=True, default="", db_default="", editable=False
+    )
     supporters = models.PositiveIntegerField(_("附议人数"), default=0)
     satisfaction = models.PositiveSmallIntegerField(_("满意度"), null=True, blank=True)
     reported_at = models.DateTimeField(_("上报时间"), db_index=True)
@@ -264,6 +271,7 @@ class Case(models.Model):
                 condition=Q(satisfaction__isnull=True) | Q(satisfaction__gte=1, satisfaction__lte=5),
                 name="case_satisfaction_range",
             ),
+            models.UniqueConstraint(fields=["idempotency_scope", "idempotency_key"], name="case_idempotency_scope_key"),
         ]
 
     def __str__(self) -> str:

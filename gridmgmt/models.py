@@ -5,6 +5,9 @@ these classes only describe what is stored. `CaseEvent` is append-only (a databa
 UPDATE and DELETE); the timeline, KPIs and real-time messages are all derived from it.
 """
 
+import hashlib
+import secrets
+
 from django.contrib.auth.models import AbstractUser
 from django.contrib.gis.db import models
 from django.db.models import Q
@@ -408,3 +411,43 @@ class Alert(models.Model):
         verbose_name = _("提醒")
         verbose_name_plural = _("提醒")
         ordering = ["-id"]
+
+
+class Open311Client(models.Model):
+    """An application allowed to POST Open311 service requests (GeoReport v2's `api_key`).
+
+    The key is shown once, when the client is created in the admin; only its SHA-256 is stored (a random
+    256-bit key needs no slow hash). Deactivating a client revokes its key; each key has its own rate."""
+
+    name = models.CharField(_("应用名称"), max_length=100)
+    contact = models.CharField(_("联系人"), max_length=200, blank=True)
+    key_prefix = models.CharField(_("密钥前缀"), max_length=12, editable=False)
+    key_hash = models.CharField(_("密钥摘要"), max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("Open311 接入应用")
+        verbose_name_plural = _("Open311 接入应用")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def key_digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def key_issue(self) -> str:
+        """A new random key for this client (stored hashed, not saved here); returns the key in clear."""
+        key = secrets.token_urlsafe(32)
+        self.key_prefix = key[:8]
+        self.key_hash = self.key_digest(key)
+        return key
+
+    @classmethod
+    def by_key(cls, key: str) -> "Open311Client | None":
+        """The active client holding `key`, or None."""
+        if not key or len(key) > 200 or "\x00" in key:
+            return None
+        return cls.objects.filter(key_hash=cls.key_digest(key), is_active=True).first()

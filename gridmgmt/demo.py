@@ -32,15 +32,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
-from gridmgmt import events
+from gridmgmt import access, events
 from gridmgmt.escalation import cases_escalate
 from gridmgmt.events import case_envelope, event_build, events_write
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, Department, PatrolTeam, User, WorkCalendarDay
 from gridmgmt.rules import RULES
+from gridmgmt.services import moves
 from gridmgmt.services.intake import case_code
-from gridmgmt.services.workflow import _dispatch_window, _handling_limit, _stage_start, ownership_evidence
-from gridmgmt.states import OPEN_STATUSES, WARN_FRACTION, overdue_q
-from gridmgmt.workcalendar import calendar_load, limit_add
+from gridmgmt.states import OPEN_STATUSES, overdue_q
+from gridmgmt.workcalendar import calendar_load
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_SEED = 20130801  # Pudong's smart-community pilot started in August 2013
@@ -657,9 +657,9 @@ def generate_demo_users(*, district: AdminArea) -> StepResult:
 
 # --------------------------------------------------------------------------------------------- cases
 # The history is simulated in memory, but every rule comes from the domain: the moves and who may make them
-# (gridmgmt.rules.RULES), each move's effect on the case's clocks (gridmgmt.services.workflow: the dispatch
-# window, the handling limit, the stage start, the ownership evidence), deadlines on the working calendar
-# (gridmgmt.workcalendar.limit_add), payloads and feed envelopes (gridmgmt.events), the case code
+# (gridmgmt.rules.RULES), each move's effect on the case's clocks and its event data (gridmgmt.services.moves,
+# the same functions the workflow's services apply), deadlines on the working calendar
+# (gridmgmt.workcalendar.limit_add, through the moves), payloads and feed envelopes (gridmgmt.events), the case code
 # (gridmgmt.services.intake.case_code and its sequence) and escalation (gridmgmt.escalation.cases_escalate,
 # run over the loaded cases at `now`). The demo only batches the writes.
 EVENT_BATCH = 5000  # events per events_write call
@@ -777,7 +777,7 @@ class _History:
         at: datetime,
         actor: User | None,
         *,
-        effect: Callable[[Case, datetime], tuple[str, dict]],
+        effect: Callable[[Case, datetime], moves.Move],
         type_: str | None = None,
         note: str = "",
         located: bool = False,
@@ -796,7 +796,8 @@ class _History:
                 raise DemoError(f"demo move {action} from {case.status} by {actor and actor.role} breaks RULES")
             type_ = rule.event
         from_status = case.status
-        to_status, data = effect(case, at)
+        move = effect(case, at)
+        to_status, data = move.status, move.data
         case.status = to_status
         case.version += 1
         case.updated_at = at
@@ -841,25 +842,19 @@ def _simulate(
     def minutes(a: float, b: float) -> timedelta:
         return timedelta(minutes=rng.uniform(a, b))
 
-    def limit(start: datetime, amount: float, unit: str) -> datetime:
-        return limit_add(start=start, amount=amount, unit=unit, calendar=calendar)
-
     h = _History(case=case, now=now, world=world, category={"code": cat.code, "name": cat.name})
     extra = {"camera_id": camera} if camera else None
     h.move(
         None, case.reported_at, reporter, type_=CaseEvent.Type.REPORTED, located=True, photo="before",
         note=case.description[:200],
-        effect=lambda c, at: (S.REPORTED, events.reported_data(source=c.source, extra=extra)),
+        effect=lambda c, at: moves.Move(S.REPORTED, events.reported_data(source=c.source, extra=extra)),
     )  # fmt: skip
 
     # 自处理: a patrol member fixes it on the spot, straight from the report; the check comes from someone else.
     if case.source == Case.Source.PATROL and cat.code in SELF_HANDLE_CODES and reporter and rng.random() < 0.3:
 
-        def self_handle(c: Case, at: datetime) -> tuple[str, dict]:
-            c.team_id = reporter.team_id
-            c.accepted_at = at
-            _stage_start(c, now=at, deadline=None)
-            return S.HANDLED, events.self_handled_data(team_id=reporter.team_id)
+        def self_handle(c: Case, at: datetime) -> moves.Move:
+            return moves.move_self_handle(c, at=at, team_id=reporter.team_id)
 
         h.move("self_handle", h.last + minutes(5, 40), reporter, effect=self_handle, located=True, photo="after")
         _finish(h, rng=rng, inspector=inspector, leader=leader, dispatcher=dispatcher, reporter=reporter)
@@ -875,42 +870,28 @@ def _simulate(
     void_rate = 0.06 if case.source in {Case.Source.RESIDENT, Case.Source.HOTLINE} else 0.02
     if rng.random() < void_rate:
 
-        def void(c: Case, at: datetime) -> tuple[str, dict]:
-            _stage_start(c, now=at, deadline=None)
-            c.closed_at = at
-            return S.VOIDED, events.no_data()
+        def void(c: Case, at: datetime) -> moves.Move:
+            return moves.move_void(c, at=at)
 
         h.move("void", case.reported_at + file_delay, dispatcher, effect=void, note=rng.choice(VOID_REASONS))
         return h
 
-    def file(c: Case, at: datetime) -> tuple[str, dict]:
-        dispatch_by = _dispatch_window(c, at)
-        _stage_start(c, now=at, deadline=dispatch_by)
-        c.dispatch_deadline_at = dispatch_by
-        amount, unit = _handling_limit(c)
-        c.due_at = limit(dispatch_by, amount, unit)
-        return S.FILED, events.filed_data(due_at=c.due_at)
+    def file(c: Case, at: datetime) -> moves.Move:
+        return moves.move_file(c, at=at, calendar=calendar)
 
     if not h.move("file", case.reported_at + file_delay, dispatcher, effect=file):
         return h
 
-    def dispatch(c: Case, at: datetime, *, forced: bool = False) -> tuple[str, dict]:
-        c.team = team
-        _stage_start(c, now=at, deadline=_dispatch_window(c, at))
-        evidence = ownership_evidence(case=c, team=team)
-        return S.DISPATCHED, events.dispatched_data(team=team, evidence=evidence, forced=forced)
+    def dispatch(c: Case, at: datetime, *, forced: bool = False) -> moves.Move:
+        return moves.move_dispatch(c, at=at, team=team, forced=forced)
 
     dispatch_delay = minutes(30, 300) if recent and rng.random() < 0.15 else minutes(1, dispatch_limit * 0.3)
     if not h.move("dispatch", h.last + dispatch_delay, dispatcher, effect=dispatch):
         return h
     if rng.random() < 0.03:  # 退单 → 审定: ownership confirmed, same team
 
-        def send_back(c: Case, at: datetime) -> tuple[str, dict]:
-            data = events.sent_back_data(team=c.team)
-            c.team = None
-            c.send_back_count += 1
-            _stage_start(c, now=at, deadline=_dispatch_window(c, at))
-            return S.SENT_BACK, data
+        def send_back(c: Case, at: datetime) -> moves.Move:
+            return moves.move_send_back(c, at=at)
 
         h.move("send_back", h.last + minutes(10, 60), member, effect=send_back, note=rng.choice(SENT_BACK_REASONS))
         h.move(
@@ -918,12 +899,8 @@ def _simulate(
             effect=lambda c, at: dispatch(c, at, forced=True),
         )  # fmt: skip
 
-    def accept(c: Case, at: datetime) -> tuple[str, dict]:
-        amount, unit = _handling_limit(c)
-        deadline = limit(at, amount, unit)
-        _stage_start(c, now=at, deadline=deadline, warn=limit(at, amount * WARN_FRACTION, unit))
-        c.accepted_at = at
-        return S.HANDLING, events.accepted_data(deadline_at=deadline)
+    def accept(c: Case, at: datetime) -> moves.Move:
+        return moves.move_accept(c, at=at, calendar=calendar)
 
     accept_delay = minutes(60, 240) if recent and rng.random() < 0.15 else minutes(2, 6 if urgent else 20)
     if not h.move("accept", h.last + accept_delay, member, effect=accept, located=True):
@@ -931,17 +908,11 @@ def _simulate(
     accepted_at = h.last
     if rng.random() < 0.012:  # 挂账: the clocks stop until it is resumed
 
-        def park(c: Case, at: datetime) -> tuple[str, dict]:
-            c.parked_at = at
-            return S.PARKED, events.no_data()
+        def park(c: Case, at: datetime) -> moves.Move:
+            return moves.move_park(c, at=at)
 
-        def resume(c: Case, at: datetime) -> tuple[str, dict]:
-            paused = at - (c.parked_at or at)
-            for name in ("deadline_at", "warn_at", "due_at", "dispatch_deadline_at"):
-                if getattr(c, name) is not None:
-                    setattr(c, name, getattr(c, name) + paused)
-            c.parked_at = None
-            return S.HANDLING, events.resumed_data(paused_seconds=int(paused.total_seconds()))
+        def resume(c: Case, at: datetime) -> moves.Move:
+            return moves.move_resume(c, at=at, to_status=S.HANDLING)
 
         h.move("park", h.last + minutes(30, 600), leader, effect=park, note=rng.choice(PARK_REASONS))
         if not (now - case.reported_at > timedelta(days=20) or rng.random() < 0.5):
@@ -950,27 +921,17 @@ def _simulate(
     if rng.random() < 0.02:  # 延时
         hours = float(rng.choice((4, 8, 16)))
 
-        def request(c: Case, at: datetime) -> tuple[str, dict]:
-            c.extension_pending = True
-            return S.HANDLING, events.extension_requested_data(hours=hours)
+        def request(c: Case, at: datetime) -> moves.Move:
+            return moves.move_extension_request(c, at=at, hours=hours)
 
-        def approve(c: Case, at: datetime) -> tuple[str, dict]:
-            c.extension_pending = False
-            unit = Category.LimitUnit.WORKING_HOURS
-            c.deadline_at = limit(c.deadline_at or at, hours, unit)
-            if c.due_at:
-                c.due_at = limit(c.due_at, hours, unit)
-            return S.HANDLING, events.extension_approved_data(hours=hours, deadline_at=c.deadline_at)
+        def approve(c: Case, at: datetime) -> moves.Move:
+            return moves.move_extension_approve(c, at=at, hours=hours, calendar=calendar)
 
         h.move("extension_request", h.last + minutes(10, 120), member, effect=request, note="需协调产权单位,申请延时")
         h.move("extension_approve", h.last + minutes(10, 60), leader, effect=approve)
 
-    def handle(c: Case, at: datetime) -> tuple[str, dict]:
-        on_time = c.deadline_at is None or at <= c.deadline_at
-        data = events.handled_data(on_time=on_time, deadline_at=c.deadline_at)
-        c.extension_pending = False
-        _stage_start(c, now=at, deadline=None)
-        return S.HANDLED, data
+    def handle(c: Case, at: datetime) -> moves.Move:
+        return moves.move_handle(c, at=at)
 
     if case.status == S.HANDLING and case.deadline_at is not None:
         # Most finish within 15–85 % of the limit; one in twelve runs late.
@@ -981,14 +942,8 @@ def _simulate(
     if case.status == S.HANDLED and rng.random() < 0.05:  # 核查不通过 → 返工
         handled_deadline = h.steps[-1].event.data.get(events.DEADLINE_AT)  # what the HANDLED event recorded
 
-        def check_fail(c: Case, at: datetime) -> tuple[str, dict]:
-            c.rework_count += 1
-            if handled_deadline:  # the handling clock keeps running, as in the workflow
-                c.deadline_at = datetime.fromisoformat(handled_deadline)
-                since = c.accepted_at or at
-                c.warn_at = since + (c.deadline_at - since) * WARN_FRACTION
-            c.stage_started_at = at
-            return S.HANDLING, events.check_failed_data(rework=c.rework_count)
+        def check_fail(c: Case, at: datetime) -> moves.Move:
+            return moves.move_check_fail(c, at=at, handled_deadline=handled_deadline)
 
         h.move(
             "check_fail", h.last + minutes(15, 240), inspector, effect=check_fail, located=True,
@@ -1008,33 +963,37 @@ def _finish(
     if h.case.status != S.HANDLED:
         return
 
-    def close(c: Case, at: datetime) -> tuple[str, dict]:
+    def close(c: Case, at: datetime) -> moves.Move:
         if c.source == Case.Source.HOTLINE:
             c.hotline_reply = "已按市民反映情况处置完毕,感谢您的来电。"
             c.replied_at = at
-        c.closed_at = at
-        return S.CLOSED, events.closed_data(on_time_overall=c.due_at is None or at <= c.due_at)
+        return moves.move_close(c, at=at)
 
     # Inspectors batch their rounds and the centre closes in shifts: some cases wait hours at each desk.
     check_delay = _minutes(rng, 240, 1200) if rng.random() < 0.3 else _minutes(rng, 15, 240)
-    h.move("check_pass", h.last + check_delay, inspector, effect=lambda c, at: (S.CHECKED, {}), located=True)
+    h.move(
+        "check_pass",
+        h.last + check_delay,
+        inspector,
+        effect=lambda c, at: moves.move_check_pass(c, at=at),
+        located=True,
+    )
     close_delay = _minutes(rng, 120, 720) if rng.random() < 0.15 else _minutes(rng, 5, 90)
     if not h.move("close", h.last + close_delay, leader, effect=close):
         return
     closed_at = h.last
     if rng.random() < 0.75:  # 回访评价
         score = _satisfaction(rng)
-        own = reporter is not None and reporter.role == User.Role.RESIDENT
+        own = access.is_resident(reporter)
         rater, note = (reporter, "居民评价") if own else (dispatcher, "电话回访")
 
-        def rate(c: Case, at: datetime) -> tuple[str, dict]:
-            c.satisfaction = score
-            return S.CLOSED, events.rated_data(satisfaction=score)
+        def rate(c: Case, at: datetime) -> moves.Move:
+            return moves.move_rate(c, at=at, satisfaction=score)
 
         h.move("rate", h.last + _minutes(rng, 120, 2880), rater, effect=rate, note=note)
     h.move(
         "archive", max(h.last, closed_at + timedelta(days=rng.uniform(3, 5))), leader,
-        effect=lambda c, at: (S.ARCHIVED, events.no_data()),
+        effect=lambda c, at: moves.move_archive(c, at=at),
     )  # fmt: skip
 
 

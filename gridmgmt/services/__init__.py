@@ -9,6 +9,7 @@ from gridmgmt.services.intake import (
     case_support,
     category_resolve,
 )
+from gridmgmt.services.moves import ownership_evidence
 from gridmgmt.services.workflow import (
     Change,
     case_accept,
@@ -29,7 +30,6 @@ from gridmgmt.services.workflow import (
     case_self_handle,
     case_send_back,
     case_void,
-    ownership_evidence,
 )
 
 __all__ = [

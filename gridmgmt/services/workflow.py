@@ -8,7 +8,7 @@ one case at once are serialised by the row lock, so the second one sees the new 
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib.gis.geos import Point
 from django.db import transaction
@@ -18,12 +18,12 @@ from django.utils.translation import gettext as _
 from gridmgmt import access, events
 from gridmgmt.errors import InvalidInput, TransitionNotAllowed
 from gridmgmt.events import event_append
-from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.models import Case, CaseEvent, CasePhoto, PatrolTeam, User
 from gridmgmt.photos import photos_prepare, photos_store
 from gridmgmt.rules import RULES, rule_check
 from gridmgmt.selectors import dispatch_candidates
-from gridmgmt.states import OPEN_STATUSES, WARN_FRACTION
-from gridmgmt.workcalendar import limit_add
+from gridmgmt.services import moves
+from gridmgmt.states import OPEN_STATUSES
 
 S = Case.Status
 E = CaseEvent.Type
@@ -39,6 +39,10 @@ class Change:
     note: str = ""
     data: dict | None = None
     photos: list | None = None
+
+    @classmethod
+    def of(cls, move: moves.Move, *, note: str = "", photos: list | None = None) -> "Change":
+        return cls(move.status, note=note, data=move.data, photos=photos)
 
 
 def _require(text: str, *, field: str, message: str) -> str:
@@ -86,31 +90,6 @@ def _transition(
     return case
 
 
-def _stage_start(case: Case, *, now: datetime, deadline: datetime | None, warn: datetime | None = None) -> None:
-    case.stage_started_at = now
-    case.deadline_at = deadline
-    if deadline is None:
-        case.warn_at = None
-    else:
-        case.warn_at = warn or now + (deadline - now) * WARN_FRACTION
-
-
-def _dispatch_window(case: Case, now: datetime) -> datetime:
-    minutes = (
-        case.category.dispatch_minutes_urgent
-        if case.urgency == Case.Urgency.URGENT
-        else case.category.dispatch_minutes_normal
-    )
-    return now + timedelta(minutes=minutes)
-
-
-def _handling_limit(case: Case) -> tuple[int, str]:
-    c = case.category
-    if case.urgency == Case.Urgency.URGENT:
-        return c.limit_urgent, c.urgent_limit_unit
-    return c.limit_normal, c.limit_unit
-
-
 # --- the transitions -----------------------------------------------------------------------------------
 
 
@@ -124,12 +103,7 @@ def case_file(*, case_id: int, actor: User, note: str = "", urgency: str | None 
             if urgency not in Case.Urgency.values:
                 raise InvalidInput(_("紧急程度只能是 normal 或 urgent"), field="urgency")
             case.urgency = urgency
-        dispatch_by = _dispatch_window(case, now)
-        _stage_start(case, now=now, deadline=dispatch_by)
-        case.dispatch_deadline_at = dispatch_by
-        amount, unit = _handling_limit(case)
-        case.due_at = limit_add(start=dispatch_by, amount=amount, unit=unit)
-        return Change(S.FILED, note=note, data=events.filed_data(due_at=case.due_at))
+        return Change.of(moves.move_file(case, at=now), note=note)
 
     with transaction.atomic():
         case = _transition(action="file", case_id=case_id, actor=actor, effect=effect)
@@ -143,9 +117,7 @@ def case_file(*, case_id: int, actor: User, note: str = "", urgency: str | None 
 def case_void(*, case_id: int, actor: User, reason: str) -> Case:
     def effect(case: Case, now: datetime) -> Change:
         text = _require(reason, field="reason", message=_("作废必须填写原因"))
-        _stage_start(case, now=now, deadline=None)
-        case.closed_at = now
-        return Change(S.VOIDED, note=text)
+        return Change.of(moves.move_void(case, at=now), note=text)
 
     return _transition(action="void", case_id=case_id, actor=actor, effect=effect)
 
@@ -157,28 +129,11 @@ def _team_for(team_id, case: Case) -> PatrolTeam:
     return team
 
 
-def ownership_evidence(*, case: Case, team: PatrolTeam) -> dict:
-    """Why this team is responsible: the responsibility grid it owns, or the component's departments."""
-    evidence: dict = {"team": team.code}
-    grid = case.responsibility_grid
-    if grid is not None:
-        evidence["responsibility_grid"] = grid.code
-        evidence["grid_owner"] = grid.team_id == team.id
-    if case.department_id:
-        evidence["department"] = case.department.code
-    evidence["cell"] = case.cell.code
-    return evidence
-
-
 def case_dispatch(*, case_id: int, actor: User, team_id: int, note: str = "", expected_version: int | None = None):
     """派遣 to a patrol team, recording the ownership evidence."""
 
     def effect(case: Case, now: datetime) -> Change:
-        team = _team_for(team_id, case)
-        case.team = team
-        _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        data = events.dispatched_data(team=team, evidence=ownership_evidence(case=case, team=team))
-        return Change(S.DISPATCHED, note=note, data=data)
+        return Change.of(moves.move_dispatch(case, at=now, team=_team_for(team_id, case)), note=note)
 
     return _transition(
         action="dispatch", case_id=case_id, actor=actor, effect=effect, expected_version=expected_version
@@ -190,11 +145,8 @@ def case_arbitrate(*, case_id: int, actor: User, team_id: int, note: str) -> Cas
 
     def effect(case: Case, now: datetime) -> Change:
         text = _require(note, field="note", message=_("审定必须说明理由"))
-        team = _team_for(team_id, case)
-        case.team = team
-        _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        data = events.dispatched_data(team=team, evidence=ownership_evidence(case=case, team=team), forced=True)
-        return Change(S.DISPATCHED, note=text, data=data)
+        move = moves.move_dispatch(case, at=now, team=_team_for(team_id, case), forced=True)
+        return Change.of(move, note=text)
 
     return _transition(action="arbitrate", case_id=case_id, actor=actor, effect=effect)
 
@@ -203,12 +155,7 @@ def case_accept(*, case_id: int, actor: User, location: Point | None = None) -> 
     """签收: the handling clock starts, on the working calendar."""
 
     def effect(case: Case, now: datetime) -> Change:
-        amount, unit = _handling_limit(case)
-        deadline = limit_add(start=now, amount=amount, unit=unit)
-        warn = limit_add(start=now, amount=amount * WARN_FRACTION, unit=unit)
-        _stage_start(case, now=now, deadline=deadline, warn=warn)
-        case.accepted_at = now
-        return Change(S.HANDLING, data=events.accepted_data(deadline_at=deadline))
+        return Change.of(moves.move_accept(case, at=now))
 
     return _transition(action="accept", case_id=case_id, actor=actor, effect=effect, location=location)
 
@@ -220,11 +167,7 @@ def case_send_back(*, case_id: int, actor: User, reason: str) -> Case:
         text = _require(reason, field="reason", message=_("退单必须填写原因"))
         if case.events.filter(type=E.ARBITRATED, data__team=case.team.code).exists():
             raise TransitionNotAllowed(_("该案件已审定由本队处置,不能退单"), code="arbitrated")
-        data = events.sent_back_data(team=case.team)
-        case.team = None
-        case.send_back_count += 1
-        _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        return Change(S.SENT_BACK, note=text, data=data)
+        return Change.of(moves.move_send_back(case, at=now), note=text)
 
     return _transition(action="send_back", case_id=case_id, actor=actor, effect=effect)
 
@@ -240,11 +183,7 @@ def case_handle(*, case_id: int, actor: User, note: str = "", photos: Sequence =
 
     def effect(case: Case, now: datetime) -> Change:
         stored = _after_photos(photos, case, required=True)
-        on_time = case.deadline_at is None or now <= case.deadline_at
-        data = events.handled_data(on_time=on_time, deadline_at=case.deadline_at)
-        case.extension_pending = False
-        _stage_start(case, now=now, deadline=None)
-        return Change(S.HANDLED, note=note, data=data, photos=stored)
+        return Change.of(moves.move_handle(case, at=now), note=note, photos=stored)
 
     return _transition(action="handle", case_id=case_id, actor=actor, effect=effect, location=location)
 
@@ -254,10 +193,7 @@ def case_self_handle(*, case_id: int, actor: User, note: str = "", photos: Seque
 
     def effect(case: Case, now: datetime) -> Change:
         stored = _after_photos(photos, case, required=True)
-        case.team_id = actor.team_id
-        case.accepted_at = now
-        _stage_start(case, now=now, deadline=None)
-        return Change(S.HANDLED, note=note, data=events.self_handled_data(team_id=actor.team_id), photos=stored)
+        return Change.of(moves.move_self_handle(case, at=now, team_id=actor.team_id), note=note, photos=stored)
 
     return _transition(action="self_handle", case_id=case_id, actor=actor, effect=effect, location=location)
 
@@ -268,19 +204,11 @@ def case_check(*, case_id: int, actor: User, passed: bool, note: str = "", photo
     def effect(case: Case, now: datetime) -> Change:
         stored = photos_store(case=case, prepared=photos_prepare(uploads=photos), kind=CasePhoto.Kind.CHECK)
         if passed:
-            return Change(S.CHECKED, note=note, photos=stored)
+            return Change.of(moves.move_check_pass(case, at=now), note=note, photos=stored)
         text = _require(note, field="note", message=_("核查不通过必须说明原因"))
-        case.rework_count += 1
-        # The handling clock keeps running: a failed fix earns no extra time. Handling cleared the stage
-        # clock, so bring back the deadline the HANDLED event recorded (lights, escalation and KPIs need it).
         handled = case.events.filter(type=E.HANDLED).order_by("-id").first()
-        deadline = (handled.data or {}).get("deadline_at") if handled else None
-        if deadline:
-            case.deadline_at = datetime.fromisoformat(deadline)
-            since = case.accepted_at or now
-            case.warn_at = since + (case.deadline_at - since) * WARN_FRACTION
-        case.stage_started_at = now
-        return Change(S.HANDLING, note=text, data=events.check_failed_data(rework=case.rework_count), photos=stored)
+        deadline = (handled.data or {}).get(events.DEADLINE_AT) if handled else None
+        return Change.of(moves.move_check_fail(case, at=now, handled_deadline=deadline), note=text, photos=stored)
 
     return _transition(
         action="check_pass" if passed else "check_fail", case_id=case_id, actor=actor, effect=effect, location=location
@@ -295,9 +223,7 @@ def case_close(*, case_id: int, actor: User, note: str = "", hotline_reply: str 
             message = _("12345 工单结案须填写回复内容")
             case.hotline_reply = _require(hotline_reply, field="hotline_reply", message=message)
             case.replied_at = now
-        case.closed_at = now
-        on_time = case.due_at is None or now <= case.due_at
-        return Change(S.CLOSED, note=note, data=events.closed_data(on_time_overall=on_time))
+        return Change.of(moves.move_close(case, at=now), note=note)
 
     return _transition(action="close", case_id=case_id, actor=actor, effect=effect)
 
@@ -312,8 +238,7 @@ def case_rate(*, case_id: int, actor: User, satisfaction: int, note: str = "") -
             score = 0
         if not 1 <= score <= 5:
             raise InvalidInput(_("满意度须为 1–5 分"), field="satisfaction")
-        case.satisfaction = score
-        return Change(S.CLOSED, note=note, data=events.rated_data(satisfaction=score))
+        return Change.of(moves.move_rate(case, at=now, satisfaction=score), note=note)
 
     return _transition(action="rate", case_id=case_id, actor=actor, effect=effect)
 
@@ -323,17 +248,18 @@ def case_reopen(*, case_id: int, actor: User, reason: str) -> Case:
 
     def effect(case: Case, now: datetime) -> Change:
         text = _require(reason, field="reason", message=_("请说明未解决的情况"))
-        data = events.reopened_data(previous_team=case.team)
-        case.closed_at = None
-        case.satisfaction = None
-        _stage_start(case, now=now, deadline=_dispatch_window(case, now))
-        return Change(S.FILED, note=text, data=data)
+        return Change.of(moves.move_reopen(case, at=now), note=text)
 
     return _transition(action="reopen", case_id=case_id, actor=actor, effect=effect)
 
 
 def case_archive(*, case_id: int, actor: User) -> Case:
-    return _transition(action="archive", case_id=case_id, actor=actor, effect=lambda case, now: Change(S.ARCHIVED))
+    return _transition(
+        action="archive",
+        case_id=case_id,
+        actor=actor,
+        effect=lambda case, now: Change.of(moves.move_archive(case, at=now)),
+    )
 
 
 def case_extension_request(*, case_id: int, actor: User, hours: float, reason: str) -> Case:
@@ -345,8 +271,7 @@ def case_extension_request(*, case_id: int, actor: User, hours: float, reason: s
             amount = 0
         if not 0 < amount <= 24 * 30:
             raise InvalidInput(_("延时时长须在 0–720 工作小时之间"), field="hours")
-        case.extension_pending = True
-        return Change(S.HANDLING, note=text, data=events.extension_requested_data(hours=amount))
+        return Change.of(moves.move_extension_request(case, at=now, hours=amount), note=text)
 
     return _transition(action="extension_request", case_id=case_id, actor=actor, effect=effect)
 
@@ -355,16 +280,9 @@ def case_extension_decide(*, case_id: int, actor: User, approve: bool, note: str
     def effect(case: Case, now: datetime) -> Change:
         request = case.events.filter(type=E.EXTENSION_REQUESTED).order_by("-id").first()
         hours = float(request.data.get("hours", 0)) if request else 0
-        case.extension_pending = False
         if not approve:
-            return Change(S.HANDLING, note=note)
-        unit = Category.LimitUnit.WORKING_HOURS
-        case.deadline_at = limit_add(start=case.deadline_at or now, amount=hours, unit=unit)
-        if case.due_at:
-            case.due_at = limit_add(start=case.due_at, amount=hours, unit=unit)
-        return Change(
-            S.HANDLING, note=note, data=events.extension_approved_data(hours=hours, deadline_at=case.deadline_at)
-        )
+            return Change.of(moves.move_extension_reject(case, at=now), note=note)
+        return Change.of(moves.move_extension_approve(case, at=now, hours=hours), note=note)
 
     return _transition(
         action="extension_approve" if approve else "extension_reject", case_id=case_id, actor=actor, effect=effect
@@ -376,8 +294,7 @@ def case_park(*, case_id: int, actor: User, reason: str) -> Case:
 
     def effect(case: Case, now: datetime) -> Change:
         text = _require(reason, field="reason", message=_("挂账必须说明原因"))
-        case.parked_at = now
-        return Change(S.PARKED, note=text)
+        return Change.of(moves.move_park(case, at=now), note=text)
 
     return _transition(action="park", case_id=case_id, actor=actor, effect=effect)
 
@@ -385,15 +302,7 @@ def case_park(*, case_id: int, actor: User, reason: str) -> Case:
 def case_resume(*, case_id: int, actor: User, note: str = "") -> Case:
     def effect(case: Case, now: datetime) -> Change:
         parked = case.events.filter(type=E.PARKED).order_by("-id").first()
-        paused = now - (case.parked_at or now)
-        for field in ("deadline_at", "warn_at", "due_at", "dispatch_deadline_at"):
-            value = getattr(case, field)
-            if value is not None:
-                setattr(case, field, value + paused)
-        case.parked_at = None
-        return Change(
-            parked.from_status, note=note, data=events.resumed_data(paused_seconds=int(paused.total_seconds()))
-        )
+        return Change.of(moves.move_resume(case, at=now, to_status=parked.from_status), note=note)
 
     return _transition(action="resume", case_id=case_id, actor=actor, effect=effect)
 
@@ -405,10 +314,7 @@ def case_merge(*, case_id: int, actor: User, into_id: int, note: str = "") -> Ca
         target = access.cases_visible(user=actor).filter(pk=into_id).exclude(pk=case.pk).first()
         if target is None or target.status not in OPEN_STATUSES:
             raise InvalidInput(_("目标案件不存在或已办结"), field="into")
-        case.duplicate_of = target
-        case.closed_at = now
-        _stage_start(case, now=now, deadline=None)
         Case.objects.filter(pk=target.pk).update(supporters=target.supporters + 1 + case.supporters)
-        return Change(S.CLOSED, note=note, data=events.merged_data(duplicate_of=target))
+        return Change.of(moves.move_merge(case, at=now, target=target), note=note)
 
     return _transition(action="merge", case_id=case_id, actor=actor, effect=effect)

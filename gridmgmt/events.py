@@ -135,6 +135,16 @@ def _names(cases: Iterable[Case]) -> tuple[dict[int, dict], dict[int, dict]]:
     return categories, teams
 
 
+def event_scope_ids(event: CaseEvent) -> dict:
+    """The area and team ids the event was copied with: the feed's scope keys."""
+    return {
+        "district_id": event.district_id_copy,
+        "street_id": event.street_id_copy,
+        "community_id": event.community_id_copy,
+        "team_id": event.team_id_copy,
+    }
+
+
 def case_envelope(*, event: CaseEvent, case: Case, category: dict, team: dict | None) -> dict:
     """The feed's `data` for a case event: the case as it stands right after the event (realtime/PROTOCOL.md).
     `light` is the deadline light at the event's time by the one rule in gridmgmt.states."""
@@ -145,7 +155,6 @@ def case_envelope(*, event: CaseEvent, case: Case, category: dict, team: dict | 
         "status": event.to_status,
         "from_status": event.from_status,
         "open": states.status_is_open(event.to_status),
-        "team_id": event.team_id_copy,
         "team": team["code"] if team else None,
         "team_name": team["name"] if team else None,
         "category": category["code"],
@@ -161,9 +170,7 @@ def case_envelope(*, event: CaseEvent, case: Case, category: dict, team: dict | 
         "light": _light_or_null(case=case, at=event.at),
         "actor_role": event.actor_role,
         "note": event.note[:200],
-        "district_id": event.district_id_copy,
-        "street_id": event.street_id_copy,
-        "community_id": event.community_id_copy,
+        **event_scope_ids(event),  # district_id, street_id, community_id, team_id
     }
 
 
@@ -288,12 +295,9 @@ def events_write(
             FeedRow(
                 type=FEED_TYPES.get(event.type, "case.updated"),
                 at=event.at,
-                district_id=event.district_id_copy,
-                street_id=event.street_id_copy,
-                community_id=event.community_id_copy,
-                team_id=event.team_id_copy,
                 case_event_id=event.id,
                 data=envelope,
+                **event_scope_ids(event),
             )
             for event, envelope in zip(events, envelopes, strict=True)
         ]

@@ -33,10 +33,11 @@ from django.utils import timezone
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
 from gridmgmt import access, events
+from gridmgmt.errors import DomainError
 from gridmgmt.escalation import cases_escalate
 from gridmgmt.events import case_envelope, event_build, events_write
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, Department, PatrolTeam, User, WorkCalendarDay
-from gridmgmt.rules import RULES
+from gridmgmt.rules import RULES, rule_check
 from gridmgmt.services import moves
 from gridmgmt.services.intake import case_code
 from gridmgmt.states import OPEN_STATUSES, overdue_q
@@ -791,10 +792,11 @@ class _History:
             self.stopped = True
             return False
         if action is not None:  # the demo never writes a move the workflow would refuse
-            rule = RULES[action]
-            if case.status not in rule.sources or actor is None or actor.role not in rule.roles:
-                raise DemoError(f"demo move {action} from {case.status} by {actor and actor.role} breaks RULES")
-            type_ = rule.event
+            try:
+                rule_check(action=action, case=case, user=actor)
+            except DomainError as exc:
+                raise DemoError(f"demo move {action} from {case.status} by {actor}: {exc}") from exc
+            type_ = RULES[action].event
         from_status = case.status
         move = effect(case, at)
         to_status, data = move.status, move.data

@@ -217,6 +217,8 @@ def category_public_name(category: Category) -> str:
 
 
 def _text_public(case: Case) -> bool:
+    if case.published_at is not None:  # a staff member published it (rules: "publish")
+        return True
     if case.source not in PUBLIC_TEXT_SOURCES:
         return False
     if hasattr(case, "public_reporter_role"):  # read with cases_public_related

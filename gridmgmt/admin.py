@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +17,7 @@ from gridmgmt.models import (
     CasePhoto,
     Category,
     Department,
+    Open311Client,
     PatrolTeam,
     User,
     WorkCalendarDay,
@@ -184,3 +185,24 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("user", "case")
     raw_id_fields = ("user", "case", "event")
     search_fields = ("=case__code", "user__username")
+
+
+@admin.register(Open311Client)
+class Open311ClientAdmin(admin.ModelAdmin):
+    """Open311 api_keys: created here, shown once in the confirmation message, stored hashed; untick
+    "启用" to revoke. A lost key is replaced by creating a new client and deactivating the old one."""
+
+    list_display = ("name", "key_prefix", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "key_prefix", "contact")
+    fields = ("name", "contact", "is_active", "key_prefix", "created_at")
+    readonly_fields = ("key_prefix", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        key = obj.key_issue() if not change else None
+        super().save_model(request, obj, form, change)
+        if key:
+            messages.warning(
+                request,
+                _("%(name)s 的 api_key(仅显示这一次,请立即转交并妥善保存): %(key)s") % {"name": obj.name, "key": key},
+            )

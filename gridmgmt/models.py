@@ -256,6 +256,8 @@ class Case(models.Model):
     dispatch_deadline_at = models.DateTimeField(_("派遣时限"), null=True, blank=True)
     deadline_at = models.DateTimeField(_("处置时限"), null=True, blank=True, db_index=True)
     closed_at = models.DateTimeField(_("结案时间"), null=True, blank=True)
+    # Set when a staff member publishes a staff-channel report's description and photos (gridmgmt.access).
+    published_at = models.DateTimeField(_("公开时间"), null=True, blank=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     # Bumped by every transition: a compare-and-set on it makes concurrent actions collide cleanly.
     version = models.PositiveIntegerField(default=0)
@@ -327,6 +329,7 @@ class CaseEvent(models.Model):
         RATED = "rated", _("评价")
         REOPENED = "reopened", _("重新打开")
         ARCHIVED = "archived", _("归档")
+        PUBLISHED = "published", _("公开")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from gridmgmt.access import CHECKERS, DISPATCHERS, FIELD_ROLES, LEADERS, role_effective
 from gridmgmt.errors import DomainError, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
+from gridmgmt.states import DONE_STATUSES, OPEN_STATUSES
 
 S = Case.Status
 E = CaseEvent.Type
@@ -75,6 +76,12 @@ def _no_extension_pending(case: Case, user: User) -> DomainError | None:
 def _extension_pending(case: Case, user: User) -> DomainError | None:
     if not case.extension_pending:
         return TransitionNotAllowed(_("没有待审批的延时申请"), code="no_extension")
+    return None
+
+
+def _not_published(case: Case, user: User) -> DomainError | None:
+    if case.published_at is not None:
+        return TransitionNotAllowed(_("该案件已公开"), code="already_published")
     return None
 
 
@@ -256,6 +263,15 @@ RULES: dict[str, Rule] = {
         guard=_extension_pending,
         danger=True,
     ),
+    "publish": _rule(
+        {*OPEN_STATUSES, *DONE_STATUSES},
+        DISPATCHERS,
+        E.PUBLISHED,
+        pgettext_lazy("workflow action", "公开"),
+        "publish",
+        _NOTE,
+        guard=_not_published,
+    ),
     "park": _rule(
         {S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING},
         LEADERS,
@@ -289,6 +305,7 @@ BUTTONS = {
     "archive": pgettext_lazy("button", "归档"),
     "extension_approve": pgettext_lazy("button", "批准延时"),
     "extension_reject": pgettext_lazy("button", "驳回延时"),
+    "publish": pgettext_lazy("button", "公开"),
     "park": pgettext_lazy("button", "挂账"),
     "resume": pgettext_lazy("button", "恢复"),
 }

@@ -5,6 +5,7 @@
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -117,7 +118,10 @@ CHANNEL_LAYERS = {
 
 AUTH_USER_MODEL = "gridmgmt.User"
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
 
@@ -153,11 +157,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     # One error shape for every API error: {"code", "detail", "field"}.
     "EXCEPTION_HANDLER": "gridmgmt.api.exceptions.api_exception_handler",
-    # Anonymous resident endpoints (/api/public/…), per client IP.
+    # Every limit, DRF and plain views alike (gridmgmt/clients.py), per client address (NUM_PROXIES) or per
+    # account / Open311 key, counted in the shared cache. "Limits" block below.
     "DEFAULT_THROTTLE_RATES": {
         "public_report": os.environ.get("THROTTLE_PUBLIC_REPORT", "30/hour"),
         "public_action": os.environ.get("THROTTLE_PUBLIC_ACTION", "120/hour"),
         "public_read": os.environ.get("THROTTLE_PUBLIC_READ", "600/hour"),
+        "public_map": os.environ.get("THROTTLE_PUBLIC_MAP", "600/hour"),
+        "duplicates": os.environ.get("THROTTLE_DUPLICATES", "300/hour"),
+        "open311_read": os.environ.get("THROTTLE_OPEN311_READ", "600/hour"),
+        "open311_post": os.environ.get("THROTTLE_OPEN311_POST", "120/hour"),  # per api_key
+        "login": os.environ.get("THROTTLE_LOGIN", "60/hour"),  # attempts per address, both logins
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -195,3 +205,39 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+
+# --- Limits (issue 9, "limits that hold") -------------------------------------------------------------------
+# Counters live in Redis, shared by every server process (a per-process cache would multiply each limit by
+# the number of processes and forget it on restart). Same Redis as the channel layer, which only uses
+# pub/sub channels, never keys; the cache's keys carry their own prefix. CACHE_URL may point elsewhere.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "gridmgmt"),
+    }
+}
+# Proxies in front of the app that append to X-Forwarded-For. 0: trust no X-Forwarded-For (the client is
+# REMOTE_ADDR). Behind one nginx with `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`: 1.
+# gridmgmt.clients.client_ip reads it for every limit; DRF and django-axes are pointed at the same function.
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
+# Login lockout (both /api/token/ and /accounts/login/, and the admin's): django-axes, attempts stored in the
+# database. Locked per (username, address) after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES;
+# `manage.py axes_reset` lifts every lock. The "login" rate above bounds attempts per address over all names.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: turns a lockout into our 429
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "gridmgmt.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "gridmgmt.clients.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# +1 on a case: once per client (account or address) per case for this long.
+SUPPORT_ONCE_SECONDS = int(os.environ.get("SUPPORT_ONCE_DAYS", "365")) * 86400

@@ -1,5 +1,7 @@
 """Shared fixtures. Tests run against the real PostGIS and Redis that `make test` starts."""
 
+import uuid
+
 import pytest
 
 
@@ -15,3 +17,19 @@ def _fast_password_hasher(request, settings):
     # live-server tests keep the default, since their server process only knows the default hashers.
     if not any(part in request.node.nodeid for part in ("e2e/", "realtime/")):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _cache_isolated(settings):
+    # Limits, lockouts and +1 marks live in the shared Redis (settings.CACHES): each test gets a key prefix of
+    # its own, removed afterwards, so no throttle state leaks between tests — nor between parallel runs on
+    # the same Redis (a cache.clear() would flush theirs too).
+    prefix = f"test-{uuid.uuid4().hex}"
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": prefix}}
+    yield
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -86,6 +87,8 @@ def uvicorn_start(*, settings_dict: dict, log_dir: Path, env: dict | None = None
         "DEBUG": "1",
         "SERVE_STATIC": "1",
         "PYTHONUNBUFFERED": "1",
+        # Rate limits count in the shared Redis: a server of its own counts under a prefix of its own.
+        "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
         **(env or {}),
     }
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard

@@ -4,6 +4,8 @@ Domain errors carry their own status and a message already in the request's lang
 authentication, throttling and not-found errors are folded into the same shape so clients parse one thing.
 """
 
+import math
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -12,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from gridmgmt.clients import throttled_message
 from gridmgmt.errors import DomainError
 
 
@@ -53,6 +56,10 @@ def api_exception_handler(exc, context):
         code = getattr(message, "code", None) or "invalid"
         response.data = error_body(code=code, detail=message, field=field, errors=exc.detail)
         response.status_code = status.HTTP_400_BAD_REQUEST
+        return response
+    if isinstance(exc, exceptions.Throttled):  # Retry-After is set by DRF from the throttle's wait
+        wait = math.ceil(exc.wait) if exc.wait is not None else 60
+        response.data = error_body(code="throttled", detail=throttled_message(wait))
         return response
     detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data
     field, message = _first_error(detail)

@@ -6,6 +6,7 @@ attributed to one inactive system account with the resident role, so the same wo
 require an actor who can see the case) serve them; that account can never log in.
 """
 
+from django.conf import settings
 from django.core import signing
 from django.http import Http404
 from django.utils.crypto import constant_time_compare
@@ -14,14 +15,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from gridmgmt import access, services
+from gridmgmt import access, clients, services
 from gridmgmt.api import serializers as s
 from gridmgmt.api.views import idempotency_key_get
 from gridmgmt.errors import RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
+from gridmgmt.states import OPEN_STATUSES
 
 TRACKING_SALT = "gridmgmt.api.case-tracking"
 PUBLIC_REPORTER = "public-reporter"
@@ -111,7 +112,7 @@ def _token_case(request, code: str, input_class) -> tuple[Case, User, dict]:
 
 class _Public(APIView):
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [clients.ClientRateThrottle]  # per client address (NUM_PROXIES), in the shared cache
     throttle_scope = "public_action"
 
 
@@ -170,7 +171,17 @@ class PublicCaseSupport(_Public):
         serializer = s.NoteInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         case = case_public_get(code=code, token=request.data.get("token"))
-        case = services.case_support(case_id=case.pk, actor=request.user, note=serializer.validated_data["note"])
+        # One +1 per client (account, else address) per case: a repeat is answered but not counted.
+        once = {"scope": f"support:{case.pk}", "ident": clients.client_ident(request)}
+        if not clients.once(**once, timeout=settings.SUPPORT_ONCE_SECONDS):
+            if case.status not in OPEN_STATUSES:
+                raise TransitionNotAllowed(_("该案件已办结,不能附议"), code="not_open")
+            return _public_response(request, case)
+        try:
+            case = services.case_support(case_id=case.pk, actor=request.user, note=serializer.validated_data["note"])
+        except Exception:
+            clients.once_forget(**once)  # not counted (e.g. closed meanwhile): the client may try again
+            raise
         return _public_response(request, case)
 
 

@@ -2,10 +2,9 @@
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import kpis, public, views
+from gridmgmt.api import auth, kpis, public, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
@@ -20,7 +19,7 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("kpis/", kpis.KpiView.as_view(), name="kpis"),
     path("duplicates/", views.DuplicatesView.as_view(), name="duplicates"),
-    path("token/", ObtainAuthToken.as_view(), name="token"),
+    path("token/", auth.TokenLogin.as_view(), name="token"),
     path("public/reports/", public.PublicReportCreate.as_view(), name="public-report"),
     path("public/cases/<str:code>/", public.PublicCaseDetail.as_view(), name="public-case"),
     path("public/cases/<str:code>/support/", public.PublicCaseSupport.as_view(), name="public-case-support"),

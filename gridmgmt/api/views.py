@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from geo.coords import point_parse
 from geo.models import GridCell
-from gridmgmt import access, rules, selectors, services, states
+from gridmgmt import access, clients, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -334,6 +334,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def archive(self, request, case_id, d):
         return services.case_archive(case_id=case_id, actor=request.user)
 
+    @_workflow_action(s.NoteInput, "公开 (热线/巡查/摄像头上报的描述与照片对公众可见)")
+    def publish(self, request, case_id, d):
+        return services.case_publish(case_id=case_id, actor=request.user, note=d["note"])
+
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):
         return services.case_extension_request(
@@ -484,6 +488,8 @@ class DuplicatesView(APIView):
     near and distance measured from cell centres, distance in 10 m steps)."""
 
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [clients.AnonRateThrottle]  # anonymous callers, per address
+    throttle_scope = "duplicates"
 
     @extend_schema(
         summary="疑似重复案件 (同类、附近、时间窗内)",

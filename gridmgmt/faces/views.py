@@ -23,7 +23,7 @@ from django.views.decorators.gzip import gzip_page
 from geo import district_map
 from geo.models import AdminArea, GridCell
 from geo.selectors import CELL_TILE_MIN_ZOOM
-from gridmgmt import access
+from gridmgmt import access, clients
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import Case, CaseEvent, Category, User
 from gridmgmt.names import name_localized
@@ -199,6 +199,9 @@ def _bbox_invalid() -> JsonResponse:
 
 def report_map(request: HttpRequest) -> JsonResponse:
     """/report/map.json?bbox=minlon,minlat,maxlon,maxlat: the public map's open cases (cell centres only)."""
+    wait = clients.limit_hit(scope="public_map", ident=clients.client_ident(request))
+    if wait is not None:
+        return clients.throttled_json(wait)
     try:
         bbox = _bbox_parse(request.GET.get("bbox", ""))
     except ValueError:
@@ -362,6 +365,13 @@ def dispatch_page(request: HttpRequest) -> HttpResponse:
 class LoginView(auth_views.LoginView):
     template_name = "faces/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        # Attempts per address; a (username, address) is locked by django-axes after repeated failures.
+        wait = clients.limit_hit(scope="login", ident=f"ip:{clients.client_ip(request)}")
+        if wait is not None:
+            return clients.throttled_page(request, wait)
+        return super().post(request, *args, **kwargs)
 
     def get_default_redirect_url(self):
         home = access.ROLE_HOME.get(_role(self.request.user))

@@ -10,15 +10,27 @@ from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.authtoken.models import Token
 
+from gridmgmt import clients
 from gridmgmt.errors import DomainError, InvalidInput, RoleNotAllowed
+from gridmgmt.models import Open311Client
 from gridmgmt.open311 import formats, selectors
 from gridmgmt.open311.services import open311_request_submit
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-24T00:00:00+08:00"
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
+
+
+class _Throttled(Exception):
+    def __init__(self, wait: int):
+        self.wait = wait
+
+
+def _throttled(fmt: str, wait: int) -> HttpResponse:
+    response = formats.error(fmt, 429, clients.throttled_message(wait))
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def endpoint(*methods: str) -> Callable:
@@ -33,7 +45,13 @@ def endpoint(*methods: str) -> Callable:
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
+                if request.method == "GET":  # reads per client address; POSTs per api_key (_requests_create)
+                    wait = clients.limit_hit(scope="open311_read", ident=clients.client_ident(request))
+                    if wait is not None:
+                        raise _Throttled(wait)
                 return view(request, *args, fmt=fmt, **kwargs)
+            except _Throttled as exc:
+                return _throttled(fmt, exc.wait)
             except DomainError as exc:
                 return formats.error(fmt, exc.status, exc.message)
             except Http404:
@@ -54,7 +72,7 @@ def discovery(request: HttpRequest, fmt: str) -> HttpResponse:
     data = {
         "changeset": CHANGESET,
         "contact": _("网格化管理指挥中心"),
-        "key_service": _("匿名即可提交;api_key 为可选的用户令牌"),
+        "key_service": _("提交 (POST) 须使用网格化管理指挥中心发放的 api_key;查询无需"),
         "endpoints": [
             {
                 "specification": SPEC_URL,
@@ -113,13 +131,18 @@ def _post_params(request: HttpRequest) -> tuple[dict, dict]:
     return fields, attributes
 
 
-def _reporter(api_key: str | None):
+def _client(api_key: str) -> Open311Client:
+    """The application posting: GeoReport v2 requires an api_key on POST; ours are issued in the admin
+    (Open311Client) and counted per key."""
     if not api_key:
-        return None
-    token = Token.objects.select_related("user").filter(key=api_key).first()
-    if token is None or not token.user.is_active:
+        raise RoleNotAllowed(_("缺少 api_key"), field="api_key", code="invalid_api_key")
+    app = Open311Client.by_key(api_key)
+    if app is None:
         raise RoleNotAllowed(_("api_key 无效"), field="api_key", code="invalid_api_key")
-    return token.user
+    wait = clients.limit_hit(scope="open311_post", ident=f"key{app.pk}")
+    if wait is not None:
+        raise _Throttled(wait)
+    return app
 
 
 def _requests_create(request: HttpRequest, fmt: str) -> HttpResponse:
@@ -129,7 +152,7 @@ def _requests_create(request: HttpRequest, fmt: str) -> HttpResponse:
         value = fields.get(name)
         return "" if value is None else str(value)
 
-    reporter = _reporter(text("api_key") or request.GET.get("api_key"))
+    _client(text("api_key") or request.GET.get("api_key", ""))
     case = open311_request_submit(
         service_code=text("service_code").strip(),
         lat=fields.get("lat"),
@@ -143,12 +166,12 @@ def _requests_create(request: HttpRequest, fmt: str) -> HttpResponse:
         description=text("description"),
         media_url=text("media_url").strip(),
         media=request.FILES.getlist("media"),
-        reporter=reporter,
+        reporter=None,
     )
     item = {
         "service_request_id": case.code,
         "service_notice": selectors.service_notice(case.category, case.urgency),
-        "account_id": reporter.pk if reporter else None,
+        "account_id": None,  # the api_key names an application, not a person
     }
     return formats.render(fmt, "service_requests", [item])
 

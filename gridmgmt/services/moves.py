@@ -202,6 +202,12 @@ def move_resume(case: Case, *, at: datetime, to_status: str) -> Move:
     return Move(to_status, events.resumed_data(paused_seconds=int(paused.total_seconds())))
 
 
+def move_publish(case: Case, *, at: datetime) -> Move:
+    """公开: the report's own words and before photos join the public view (gridmgmt.access)."""
+    case.published_at = at
+    return Move(case.status, events.no_data())
+
+
 def move_merge(case: Case, *, at: datetime, target: Case) -> Move:
     """Merged into `target` (whose supporters the service raises): closed with a link."""
     case.duplicate_of = target

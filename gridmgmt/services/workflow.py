@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.contrib.gis.geos import Point
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,7 +20,7 @@ from gridmgmt import access, events
 from gridmgmt.errors import InvalidInput, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, PatrolTeam, User
-from gridmgmt.photos import photos_prepare, photos_store
+from gridmgmt.photos import photo_files_guard, photos_prepare, photos_store
 from gridmgmt.rules import RULES, rule_check
 from gridmgmt.selectors import dispatch_candidates
 from gridmgmt.services import moves
@@ -64,7 +65,8 @@ def _transition(
     expected_version: int | None = None,
 ) -> Case:
     rule = RULES[action]
-    with transaction.atomic():
+    # The guard deletes the photo files an effect wrote when the transition rolls back (refused, failed).
+    with photo_files_guard(), transaction.atomic():
         case = access.case_access(user=actor, case_id=case_id, for_update=True)
         rule_check(action=action, case=case, user=actor)
         if expected_version is not None and case.version != expected_version:
@@ -308,13 +310,30 @@ def case_resume(*, case_id: int, actor: User, note: str = "") -> Case:
 
 
 def case_merge(*, case_id: int, actor: User, into_id: int, note: str = "") -> Case:
-    """Staff merge a duplicate into another open case: it closes with a link; both histories stay."""
+    """Staff merge a duplicate into another open case: it closes with a link; both histories stay.
+
+    Both rows are locked first, in id order, so A→B and B→A at once serialise (the second finds its target
+    closed and is refused) instead of deadlocking or closing both; the target's supporters are raised with
+    F() under its lock, so a concurrent +1 is never lost."""
 
     def effect(case: Case, now: datetime) -> Change:
         target = access.cases_visible(user=actor).filter(pk=into_id).exclude(pk=case.pk).first()
         if target is None or target.status not in OPEN_STATUSES:
             raise InvalidInput(_("目标案件不存在或已办结"), field="into")
-        Case.objects.filter(pk=target.pk).update(supporters=target.supporters + 1 + case.supporters)
+        Case.objects.filter(pk=target.pk).update(supporters=F("supporters") + 1 + case.supporters)
         return Change.of(moves.move_merge(case, at=now, target=target), note=note)
 
-    return _transition(action="merge", case_id=case_id, actor=actor, effect=effect)
+    with transaction.atomic():
+        # ORDER BY before FOR UPDATE: PostgreSQL takes the row locks in the order the rows come out.
+        list(Case.objects.select_for_update().filter(pk__in=[case_id, into_id]).order_by("pk").values_list("pk"))
+        return _transition(action="merge", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_publish(*, case_id: int, actor: User, note: str = "") -> Case:
+    """公开: a staff member makes the description and photos of a report from a staff channel (hotline,
+    patrol, inspector, camera) public; residents' own reports are public already. No state change."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        return Change.of(moves.move_publish(case, at=now), note=note)
+
+    return _transition(action="publish", case_id=case_id, actor=actor, effect=effect)

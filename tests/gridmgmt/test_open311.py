@@ -13,10 +13,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 from PIL import Image
-from rest_framework.authtoken.models import Token
 
 from gridmgmt import services
-from gridmgmt.models import Case, CasePhoto, Category, Department, User
+from gridmgmt.models import Case, CasePhoto, Category, Department, Open311Client, User
 from tests.factories import CategoryFactory, TeamFactory, UserFactory
 from tests.geodata import make_square_district
 
@@ -53,7 +52,20 @@ def build_world():
     users = {r: UserFactory(username=r, role=r) for r in (User.Role.DISPATCHER, User.Role.RESIDENT)}
     team = TeamFactory(district=district)
     centre = cells[4].center
-    return dict(district=district, cells=cells, rubbish=rubbish, users=users, team=team, lon=centre.x, lat=centre.y)
+    app = Open311Client(name="市民服务 App")
+    api_key = app.key_issue()
+    app.save()
+    return dict(
+        district=district,
+        cells=cells,
+        rubbish=rubbish,
+        users=users,
+        team=team,
+        lon=centre.x,
+        lat=centre.y,
+        app=app,
+        api_key=api_key,
+    )
 
 
 @pytest.fixture
@@ -297,8 +309,9 @@ def test_requests_list_query_count_is_constant(world, client, django_assert_num_
 # --- POST requests --------------------------------------------------------------------------------------------
 
 
-def post_form(client, world, fmt="json", **extra):
+def post_body(world, **extra) -> dict:
     body = {
+        "api_key": world["api_key"],
         "service_code": "E0101",
         "lat": str(world["lat"]),
         "long": str(world["lon"]),
@@ -311,8 +324,11 @@ def post_form(client, world, fmt="json", **extra):
         "address_string": "张杨路 2 号",
     }
     body.update(extra)
-    body = {k: v for k, v in body.items() if v is not None}
-    return client.post(f"{BASE}/requests.{fmt}", body)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def post_form(client, world, fmt="json", **extra):
+    return client.post(f"{BASE}/requests.{fmt}", post_body(world, **extra))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -339,14 +355,47 @@ def test_post_with_media_upload_creates_case(world, fmt):
     assert PHONE not in public.content.decode() and "zhang@example.com" not in public.content.decode()
 
 
-def test_post_with_api_key_maps_to_user(world, client):
-    user = world["users"][User.Role.RESIDENT]
-    token = Token.objects.create(user=user)
-    response = post_form(client, world, api_key=token.key)
-    assert response.status_code == 200
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_post_without_api_key_is_403(world, client, fmt):
+    # GeoReport v2 requires an api_key on POST; before, anyone could post anonymously.
+    response = post_form(client, world, fmt, api_key=None)
+    assert response.status_code == 403 and error_of(response, fmt) == (403, "缺少 api_key")
+    assert Case.objects.count() == 0
+
+
+def test_post_with_revoked_api_key_is_403(world, client):
+    assert post_form(client, world).status_code == 200
+    world["app"].is_active = False  # revoked in the admin
+    world["app"].save()
+    response = post_form(client, world)
+    assert response.status_code == 403 and error_of(response, "json") == (403, "api_key 无效")
+    assert Case.objects.count() == 1
+
+
+def test_post_with_valid_api_key_and_key_stored_hashed(world, client):
+    response = client.post(f"{BASE}/requests.json?api_key={world['api_key']}", post_body(world, api_key=None))
+    assert response.status_code == 200, response.content
     (item,) = response.json()
-    assert item["account_id"] == user.pk
-    assert Case.objects.get().reporter == user
+    assert item["account_id"] is None and Case.objects.get().reporter is None
+    app = Open311Client.objects.get()
+    assert world["api_key"] not in (app.key_hash, app.key_prefix) and len(world["api_key"]) >= 40
+    assert Open311Client.by_key(world["api_key"]) == app and Open311Client.by_key(world["api_key"] + "x") is None
+
+
+def test_post_throttled_per_api_key(world, client, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "open311_post": "2/hour"},
+    }
+    other = Open311Client(name="另一个应用")
+    other_key = other.key_issue()
+    other.save()
+    assert [post_form(client, world).status_code for _ in range(3)] == [200, 200, 429]
+    response = post_form(client, world, fmt="xml")
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert error_of(response, "xml")[0] == 429
+    assert post_form(client, world, api_key=other_key).status_code == 200  # a key of its own, a count of its own
+    assert Case.objects.count() == 3
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -358,6 +407,7 @@ def test_post_with_bad_api_key_is_403(world, client, fmt):
 
 def test_post_json_body_and_media_url(world, client):
     body = {
+        "api_key": world["api_key"],
         "service_code": "E0404",
         "lat": world["lat"],
         "long": world["lon"],
@@ -417,7 +467,13 @@ def test_errors_follow_accept_language(world, client):
     zh = post_form(client, world, lat="30.0", long="120.0")
     en = client.post(
         f"{BASE}/requests.json",
-        {"service_code": "E0101", "lat": "30.0", "long": "120.0", "attribute[urgency]": "normal"},
+        {
+            "api_key": world["api_key"],
+            "service_code": "E0101",
+            "lat": "30.0",
+            "long": "120.0",
+            "attribute[urgency]": "normal",
+        },
         headers={"accept-language": "en"},
     )
     assert zh.json()[0]["description"] == "该位置不在服务范围内"
@@ -464,3 +520,4 @@ def test_georeport_client_reads_our_endpoint(transactional_db, live_server, fmt)
     assert single["service_request_id"] == case.code and single["status"] == "open"
     assert float(single["lat"]) == pytest.approx(world["lat"], abs=1e-9)
     assert single["media_url"].startswith(live_server.url)
+

@@ -187,6 +187,7 @@ def _calls(world, into: Case | None = None):
         "park": lambda c, a: services.case_park(case_id=c.pk, actor=a, reason="需多部门协调"),
         "resume": lambda c, a: services.case_resume(case_id=c.pk, actor=a),
         "merge": lambda c, a: services.case_merge(case_id=c.pk, actor=a, into_id=into.pk),
+        "publish": lambda c, a: services.case_publish(case_id=c.pk, actor=a),
     }  # fmt: skip
 
 
@@ -222,6 +223,7 @@ ALLOWED = {
     "archive": "....L.A",
     "extension_approve": "....L.A",
     "extension_reject": "....L.A",
+    "publish": "..D.L.A",
     "park": "....L.A",
     "resume": "....L.A",
 }

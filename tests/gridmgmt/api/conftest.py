@@ -7,7 +7,6 @@ import io
 from dataclasses import dataclass
 
 import pytest
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
@@ -77,14 +76,6 @@ def api_world_build() -> ApiWorld:
     users["far_dispatcher"] = UserFactory(username="far_dispatcher", role=R.DISPATCHER, area=other)
     users["other_resident"] = UserFactory(username="other_resident", role=R.RESIDENT)
     return ApiWorld(district, cells, other, category, team, other_team, users)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    # Throttle counters live in the cache; one test's anonymous posts must not throttle the next.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

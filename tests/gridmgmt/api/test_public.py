@@ -1,7 +1,5 @@
 """Anonymous resident endpoints: report, follow by code, +1, and rate / reopen with the tracking token."""
 
-from rest_framework.throttling import ScopedRateThrottle
-
 from gridmgmt.api.public import PUBLIC_REPORTER
 from gridmgmt.models import Case, CaseEvent, Category, User
 from tests.gridmgmt.api.conftest import jpeg
@@ -113,10 +111,9 @@ def test_sensitive_categories_need_the_token(world):
     assert world.client(None).get(f"/api/public/cases/{code}/?token={token}").status_code == 200
 
 
-def test_public_report_is_throttled(world, monkeypatch):
-    monkeypatch.setattr(
-        ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "public_report": "2/hour"}
-    )
+def test_public_report_is_throttled(world, settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "public_report": "2/hour"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     statuses = [public_report(world).status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
     throttled = public_report(world).json()

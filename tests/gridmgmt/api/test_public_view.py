@@ -111,6 +111,22 @@ def test_the_four_paths_agree_on_a_public_case(world, three, which):
         assert "3号楼502" not in seen["text"]
 
 
+def test_a_published_hotline_report_is_public_on_every_path(world, three):
+    case = three["hotline"]
+    dispatcher = world.users[R.DISPATCHER]
+    response = world.client(dispatcher).post(f"/api/cases/{case.pk}/publish/", {"note": "内容不涉及个人信息"})
+    assert response.status_code == 200, response.content
+    seen = read_all_paths(world, case)
+    assert seen["public"]["description"] == seen["open311"]["description"] == TRANSCRIPT
+    assert seen["open311_detail"]["description"] == TRANSCRIPT
+    for secret in (PHONE, NAME):  # publishing shows the words, never the caller
+        assert secret not in seen["text"], secret
+    again = world.client(dispatcher).post(f"/api/cases/{case.pk}/publish/", {})
+    assert again.status_code == 409
+    patrol = world.client(world.users[R.PATROL]).post(f"/api/cases/{case.pk}/publish/", {})
+    assert patrol.status_code in (403, 404)
+
+
 def test_the_four_paths_agree_a_sensitive_case_does_not_exist(world, three):
     seen = read_all_paths(world, three["sensitive"])
     assert [seen[k] for k in ("public", "map", "duplicates", "open311", "open311_detail")] == [None] * 5

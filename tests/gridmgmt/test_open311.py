@@ -520,4 +520,3 @@ def test_georeport_client_reads_our_endpoint(transactional_db, live_server, fmt)
     assert single["service_request_id"] == case.code and single["status"] == "open"
     assert float(single["lat"]) == pytest.approx(world["lat"], abs=1e-9)
     assert single["media_url"].startswith(live_server.url)
-

@@ -19,6 +19,7 @@ from gridmgmt import access
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.names import name_localized as localized_name
 from gridmgmt.phones import phone_mask
+from gridmgmt.photos import MAX_PHOTOS
 from gridmgmt.rules import case_actions_allowed
 from gridmgmt.states import case_light
 
@@ -450,7 +451,10 @@ class _LocationInput(serializers.Serializer):
 
 def _photos_field():
     return serializers.ListField(
-        child=serializers.FileField(), required=False, max_length=9, help_text="照片 (multipart, 最多 9 张)"
+        child=serializers.FileField(),
+        required=False,
+        max_length=MAX_PHOTOS,
+        help_text=f"照片 (multipart, 最多 {MAX_PHOTOS} 张)",
     )
 
 

@@ -18,7 +18,7 @@ from gridmgmt import events
 from gridmgmt.errors import InvalidInput, OutsideServiceArea, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
-from gridmgmt.photos import photos_prepare, photos_store
+from gridmgmt.photos import photo_files_guard, photos_prepare, photos_store
 from gridmgmt.states import OPEN_STATUSES
 
 S = Case.Status
@@ -139,7 +139,7 @@ def case_report(
         reported_at=now,
     )
     try:
-        with transaction.atomic():
+        with photo_files_guard(), transaction.atomic():
             case.save(force_insert=True)
             stored = photos_store(case=case, prepared=prepared, kind=CasePhoto.Kind.BEFORE)
             event_append(
@@ -187,7 +187,7 @@ def case_alarm_attach(*, case_id: int, alarm: dict, photos: Sequence = (), at: d
     """One more camera alarm of an event already reported: recorded on the open case (no state change, one
     event). Returns None when the case is no longer open, so the caller reports a new case instead."""
     prepared = photos_prepare(uploads=photos)
-    with transaction.atomic():
+    with photo_files_guard(), transaction.atomic():
         case = Case.objects.select_for_update().filter(pk=case_id, status__in=OPEN_STATUSES).first()
         if case is None:
             return None

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv audit services db demo-data demo serve test stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test deploy-check stop lint fmt bench screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -11,6 +11,15 @@ VAR       := $(ROOT)/var
 HOST      ?= 127.0.0.1
 PORT      ?= 8000
 export PYTHONUNBUFFERED := 1
+# settings.py defaults to production (DEBUG off, HTTPS only, a SECRET_KEY required). The local targets serve
+# http://$(HOST) and run the tests, so they ask for development explicitly (var/local.env carries the same
+# DEBUG=true and this checkout's generated SECRET_KEY).
+demo test: export DEBUG ?= true
+# The documented production environment (README, "Security"), with a throw-away key: `check --deploy` must
+# pass under it with no warning.
+PROD_ENV := DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+            ALLOWED_HOSTS=grid.example.org CSRF_TRUSTED_ORIGINS=https://grid.example.org \
+            SECURE_HSTS_SECONDS=3600 SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https NUM_PROXIES=1
 
 APT_PKGS := postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal32 libgeos-c1v5 libproj25 \
             redis-server chromium fonts-wqy-microhei
@@ -67,9 +76,14 @@ serve: db
 
 test: services audit
 	$(PY) manage.py check --fail-level WARNING
+	$(MAKE) --no-print-directory deploy-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## Django's deployment checks under the production environment above (part of make test).
+deploy-check: venv
+	$(PROD_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -108,11 +108,14 @@ class UserAdmin(DjangoUserAdmin):
         return super().get_queryset(request).defer("area__boundary")
 
 
-class CasePhotoInline(admin.TabularInline):
+class CasePhotoInline(ReadOnlyInline):
+    """Evidence is append-only (a trigger refuses UPDATE/DELETE): photos are added with the event that
+    brings them, through the services, never here."""
+
     model = CasePhoto
-    extra = 0
     fields = ("kind", "image", "width", "height", "created_at")
-    readonly_fields = ("width", "height", "created_at")
+    readonly_fields = fields
+    show_change_link = False
 
 
 class CaseEventInline(ReadOnlyInline):
@@ -123,7 +126,12 @@ class CaseEventInline(ReadOnlyInline):
 
 
 @admin.register(Case)
-class CaseAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
+class CaseAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, OfflineGISModelAdmin):
+    """View only. Every field of a case is either workflow state (status, level, team, department, category,
+    urgency, point and its areas, the stage clocks and deadlines, supporters, satisfaction, the merge link…)
+    that moves only through the services, which also write the event row, or what the reporter said, which
+    the history keeps as reported. A case is created by intake (code serial, REPORTED event), never here."""
+
     list_display = (
         "code",
         "category",
@@ -144,9 +152,11 @@ class CaseAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
     autocomplete_fields = (*_AREA_FKS, "responsibility_grid", "category", "team", "department")
     list_select_related = ("category", "district", "street", "team")
     changelist_defer = ("district__boundary", "street__boundary")
-    # State moves only through the workflow services, which also write the event row; the admin shows them.
-    readonly_fields = ("status", "level", "version", "closed_at", "updated_at")
     inlines = (CasePhotoInline, CaseEventInline)
+
+    def get_readonly_fields(self, request, obj=None):
+        # All of them, also for a user holding a change permission (the mixin refuses the change anyway).
+        return [f.name for f in self.model._meta.concrete_fields]
 
 
 @admin.register(CaseEvent)

@@ -1,7 +1,9 @@
-"""Settings from the environment, with safe development defaults.
+"""Settings from the environment. Production is the default: DEBUG is off unless set, and then the server
+refuses to start without a real SECRET_KEY (README, "Security").
 
-`make demo` / `make test` start a private PostgreSQL and Redis and write their URLs to
-`var/local.env`; values from the real environment always win over that file.
+`make demo` / `make test` start a private PostgreSQL and Redis and write their URLs — and the development
+values DEBUG=true and a generated SECRET_KEY — to `var/local.env` (LOCAL_ENV_FILE names another file, "" none);
+values from the real environment always win over that file.
 """
 
 import os
@@ -9,13 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _load_local_env(path: Path) -> None:
-    if not path.exists():
+    if not path.is_file():
         return
     for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
@@ -23,17 +26,56 @@ def _load_local_env(path: Path) -> None:
             os.environ.setdefault(key.strip(), value.strip())
 
 
-_load_local_env(BASE_DIR / "var" / "local.env")
+_load_local_env(Path(os.environ.get("LOCAL_ENV_FILE", BASE_DIR / "var" / "local.env")))
 
 
 def env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-gridmgmt-key-change-me-in-production")
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+def env_list(name: str, default: str = "") -> list[str]:
+    return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+# No default key: tracking tokens, sessions and password resets rest on it. Without DEBUG a missing, short or
+# placeholder key stops the server here (the rule of Django's security.W009).
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not DEBUG and (
+    len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+    or SECRET_KEY.startswith("django-insecure-")
+    or "insecure" in SECRET_KEY.lower()
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG is off, e.g. "
+        '`python -c "import secrets; print(secrets.token_urlsafe(50))"` (README, "Security").'
+    )
+if not SECRET_KEY:  # DEBUG on and no key: a throw-away key for this process only
+    import secrets
+
+    SECRET_KEY = secrets.token_urlsafe(50)
+# Production: no host is served until ALLOWED_HOSTS names it (Django answers 400).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# HTTPS, on unless DEBUG (each can be turned off by its variable). Behind a proxy that terminates TLS, set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https — only if that proxy always sets (overwrites) the header,
+# e.g. nginx `proxy_set_header X-Forwarded-Proto $scheme;` — or the redirect loops.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    _header, _sep, _value = os.environ["SECURE_PROXY_SSL_HEADER"].partition(",")
+    SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip() or "https")
+# HSTS ramp: start low (3600 = 1 hour, the default without DEBUG), check every host and subdomain works over
+# HTTPS, then raise: 86400 (a day), 604800 (a week), 31536000 (a year). Browsers keep the last value they saw.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "3600"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading is a one-way, domain-wide decision (removal takes months): the operator's, never a default.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -198,6 +240,9 @@ SILENCED_SYSTEM_CHECKS = [
     # Debian 12 ships GDAL 3.6; Django 5.2 merely notes GDAL < 3.9 will be unsupported later.
     "gis.W001",
 ]
+if not SECURE_HSTS_PRELOAD:
+    # W021 asks for HSTS preload: an opt-in the operator makes at the end of the ramp (SECURE_HSTS_PRELOAD).
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start/stop the private PostgreSQL/PostGIS cluster and Redis used by `make demo` / `make test`.
 # Skipped for a service whose URL is given in the environment (DATABASE_URL, REDIS_URL).
-# Writes var/local.env, which gridmgmt/settings.py reads, so `manage.py` needs no environment.
+# Writes var/local.env, which gridmgmt/settings.py reads, so `manage.py` needs no environment: the URLs and the
+# development values DEBUG=true and a generated SECRET_KEY (never use this file in production).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd -P)
@@ -82,6 +83,11 @@ redis_stop() {
 case "${1:-start}" in
   start)
     rm -f "$ENVFILE.new"; : > "$ENVFILE.new"
+    # Development values (settings.py defaults to production): DEBUG on, and a random SECRET_KEY made once per
+    # checkout and kept across runs (sessions survive a restart).
+    key=$( (sed -n 's/^SECRET_KEY=//p' "$ENVFILE" 2>/dev/null || true) | tail -n 1)
+    [ -n "$key" ] || key=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
+    printf 'DEBUG=true\nSECRET_KEY=%s\n' "$key" >> "$ENVFILE.new"
     if [ -z "${DATABASE_URL:-}" ]; then pg_start; fi
     if [ -z "${REDIS_URL:-}" ]; then redis_start; fi
     mv "$ENVFILE.new" "$ENVFILE"

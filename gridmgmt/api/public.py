@@ -1,19 +1,24 @@
 """Anonymous endpoints for residents: report a problem, follow it by its code, +1 it, and — with the
 `tracking_token` handed out at report time — rate it or say it is not fixed.
 
-The token is an HMAC of the case code (no table, nothing to leak from the database). Anonymous reports are
-attributed to one inactive system account with the resident role, so the same workflow services (which
-require an actor who can see the case) serve them; that account can never log in.
+The token is random per case (secrets.token_urlsafe), returned once in the report's response and stored only as
+its sha256 (Case.tracking_token_hash): nothing derives it from the code or the SECRET_KEY, and a database
+reader cannot use it. A replay of the report by the same client (same idempotency scope) gets a fresh token,
+which replaces the first. Anonymous reports are attributed to one inactive system account with the resident
+role, so the same workflow services (which require an actor who can see the case) serve them; that account
+can never log in.
 """
 
+import hashlib
+import secrets
+
 from django.conf import settings
-from django.core import signing
 from django.http import Http404
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, status, throttling
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,16 +29,38 @@ from gridmgmt.errors import RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
 from gridmgmt.states import OPEN_STATUSES
 
-TRACKING_SALT = "gridmgmt.api.case-tracking"
 PUBLIC_REPORTER = "public-reporter"
 
 
-def tracking_token_make(*, code: str) -> str:
-    return signing.Signer(salt=TRACKING_SALT).signature(code)
+def tracking_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def tracking_token_check(*, code: str, token: str | None) -> bool:
-    return bool(token) and constant_time_compare(tracking_token_make(code=code), token)
+def tracking_token_issue(*, case: Case) -> str:
+    """A new random token for the case (replacing any earlier one): returned once, stored hashed."""
+    token = secrets.token_urlsafe(24)
+    case.tracking_token_hash = tracking_token_hash(token)
+    Case.objects.filter(pk=case.pk).update(tracking_token_hash=case.tracking_token_hash)
+    return token
+
+
+def tracking_token_check(*, case: Case, token: str | None) -> bool:
+    """The token given at report time for this case (constant-time; a case without a token accepts none)."""
+    if not token or not case.tracking_token_hash or len(token) > 128:
+        return False
+    return constant_time_compare(case.tracking_token_hash, tracking_token_hash(token))
+
+
+def idempotency_scope_get(request) -> str:
+    """Whose a public report's idempotency key is: the account; else the id the report page keeps in the
+    browser (X-Device-Id, random, stored hashed); else the client address. A key from another client is
+    another key, so it neither blocks nor returns someone else's case."""
+    if request.user.is_authenticated:
+        return f"public:user:{request.user.pk}"
+    device = request.headers.get("X-Device-Id", "").strip()
+    if 16 <= len(device) <= 128 and device.isascii() and device.isprintable():
+        return "public:device:" + hashlib.sha256(device.encode()).hexdigest()[:40]
+    return "public:ip:" + throttling.BaseThrottle().get_ident(request)[:60]
 
 
 def public_reporter_get() -> User:
@@ -53,8 +80,13 @@ def case_public_get(*, code: str, token: str | None = None) -> Case:
     even when it is not public (a sensitive category, voided)."""
     if not code or "\x00" in code:
         raise Http404(_("案件不存在"))
-    base = Case.objects.all() if tracking_token_check(code=code, token=token) else access.cases_public()
-    case = access.cases_public_related(base.filter(code=code)).first()
+    case = None
+    if token:
+        case = access.cases_public_related(Case.objects.filter(code=code)).first()
+        if case is not None and not tracking_token_check(case=case, token=token):
+            case = None
+    if case is None:
+        case = access.cases_public_related(access.cases_public().filter(code=code)).first()
     if case is None:
         raise Http404(_("案件不存在"))
     return case
@@ -86,11 +118,13 @@ def case_public_data(case: Case, *, absolute_url=lambda url: url) -> dict:
     }
 
 
-def _public_response(request, case: Case, *, status_code: int = status.HTTP_200_OK, token: bool = False) -> Response:
+def _public_response(
+    request, case: Case, *, status_code: int = status.HTTP_200_OK, token: str | None = None
+) -> Response:
     case = access.cases_public_related(Case.objects.filter(pk=case.pk)).get()
     data = case_public_data(case, absolute_url=request.build_absolute_uri)
     if token:
-        data["tracking_token"] = tracking_token_make(code=case.code)
+        data["tracking_token"] = token
         return Response(s.PublicReportResultSerializer(data).data, status=status_code)
     return Response(s.PublicCaseSerializer(data).data, status=status_code)
 
@@ -103,7 +137,7 @@ def _token_case(request, code: str, input_class) -> tuple[Case, User, dict]:
     data = serializer.validated_data
     token = data["token"]
     case = case_public_get(code=code, token=token)
-    if not tracking_token_check(code=case.code, token=token):
+    if not tracking_token_check(case=case, token=token):
         raise RoleNotAllowed(_("tracking_token 无效"), field="token", code="bad_token")
     if case.reporter is None:
         raise RoleNotAllowed(_("该案件不支持在线评价"), code="no_reporter")
@@ -157,11 +191,14 @@ class PublicReportCreate(_Public):
             address=data["address"],
             photos=data.get("photos", []),
             idempotency_key=idempotency_key_get(request, data),
+            idempotency_scope=idempotency_scope_get(request),
         )
         if not created and (case.source != Case.Source.RESIDENT or case.reporter_id != reporter.id):
             raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
+        # A replay comes from the same client (the key is scoped to it): it gets a fresh token, the first is void.
+        token = tracking_token_issue(case=case)
         return _public_response(
-            request, case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, token=True
+            request, case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, token=token
         )
 
 

@@ -232,6 +232,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             address=data["address"],
             photos=data.get("photos", []),
             idempotency_key=key,
+            idempotency_scope=f"api:user:{user.pk}",  # the key is this account's (services.intake)
             external_id=data["external_id"],
         )
         if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():

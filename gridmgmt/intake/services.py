@@ -120,6 +120,9 @@ def _confidence(value) -> float | None:
     return number
 
 
+CAMERA_SCOPE = "camera"  # idempotency scope of alarms (the key names the system and the alarm)
+
+
 def _alarm_key(system: CameraSystem, alarm_id: str) -> str:
     digest = hashlib.sha256(f"{system.code}\x00{alarm_id}".encode()).hexdigest()
     return f"camera:{digest[:56]}"
@@ -185,7 +188,9 @@ def camera_alarm_ingest(
         # Serialise alarms of one camera and category, so two at once never both open a case.
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"camera-alarm:{camera.id}:{cat.id}"])
-        done = Case.objects.filter(idempotency_key=key).first() or _attached_case(camera=camera, key=key)
+        done = Case.objects.filter(idempotency_scope=CAMERA_SCOPE, idempotency_key=key).first() or _attached_case(
+            camera=camera, key=key
+        )
         if done is not None:
             return AlarmResult(done, False)
         window = timedelta(minutes=system.dedup_minutes)
@@ -204,6 +209,7 @@ def camera_alarm_ingest(
             description=description or _("视频告警: %(camera)s") % {"camera": camera.name},
             photos=snapshots,
             idempotency_key=key,
+            idempotency_scope=CAMERA_SCOPE,
             camera_id=camera.id,
             at=at,
             data={"camera_id": camera.id, "alarm": alarm},
@@ -224,6 +230,9 @@ def _attached_case(*, camera: Camera, key: str) -> Case | None:
 
 
 # --- 12345 hotline ---------------------------------------------------------------------------------------------
+
+
+HOTLINE_SCOPE = "hotline"  # idempotency scope of 12345 orders: the order number is the district's, not a client's
 
 
 def _hotline_key(order_no: str) -> str:
@@ -258,7 +267,7 @@ def hotline_order_receive(
     if access.role_effective(operator) not in access.DISPATCHERS:
         raise RoleNotAllowed(_("只有派遣员、值班长或管理员可以录入 12345 工单"))
     order_no = _external_id(order_no, field="order_no")
-    existing = Case.objects.filter(idempotency_key=_hotline_key(order_no)).first()
+    existing = Case.objects.filter(idempotency_scope=HOTLINE_SCOPE, idempotency_key=_hotline_key(order_no)).first()
     if existing is not None:
         return _hotline_checked(existing, order_no), False
     lon, lat = _point_wgs84(lon, lat, datum)
@@ -273,6 +282,7 @@ def hotline_order_receive(
         reporter_phone=_text(caller_phone, field="caller_phone", max_len=20),
         address=_text(address, field="address", max_len=200),
         idempotency_key=_hotline_key(order_no),
+        idempotency_scope=HOTLINE_SCOPE,
         external_id=order_no,
         data={"order_no": order_no, "operator": operator.username},
     )
@@ -280,7 +290,7 @@ def hotline_order_receive(
 
 
 def _hotline_checked(case: Case, order_no: str) -> Case:
-    # The key space is shared with other channels: never hand out another channel's case for an order number.
+    # Belt and braces (keys are scoped per channel now): never hand out another channel's case for an order number.
     if case.source != Case.Source.HOTLINE or case.external_id != order_no:
         raise TransitionNotAllowed(_("工单号已被占用"), field="order_no", code="order_no_taken")
     return case

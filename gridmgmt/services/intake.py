@@ -1,6 +1,8 @@
 """Intake: a report from any channel becomes a case (plus "+1" and repeated camera alarms on an open case).
 
-Everything is validated before anything is written; a repeated idempotency key returns the first case.
+Everything is validated before anything is written; a repeated idempotency key returns the first case — to the
+same client only: keys are unique per scope (the channel and the client identity), and a channel's reserved
+prefixes cannot be sent by another.
 """
 
 from collections.abc import Sequence
@@ -25,6 +27,20 @@ S = Case.Status
 E = CaseEvent.Type
 
 # --- intake ------------------------------------------------------------------------------------------
+
+# Key prefixes the system channels make themselves (gridmgmt.intake.services, the demo), with the channel whose
+# scopes alone may use them: no web client can send "hotline:<order no>".
+IDEMPOTENCY_RESERVED = {"hotline:": "hotline", "camera:": "camera", "open311:": "open311", "demo:": "demo"}
+
+
+def idempotency_key_check(*, key: str, scope: str) -> None:
+    """Refuse a key with another channel's reserved prefix (the channel is the scope's first part)."""
+    channel = scope.partition(":")[0]
+    for prefix, owner in IDEMPOTENCY_RESERVED.items():
+        if key.lower().startswith(prefix) and channel != owner:
+            raise InvalidInput(
+                _("幂等键前缀 %(p)s 为系统保留") % {"p": prefix}, field="idempotency_key", code="reserved_key"
+            )
 
 
 def _category_refuse(*, code) -> NoReturn:
@@ -84,20 +100,23 @@ def case_report(
     address: str = "",
     photos: Sequence = (),
     idempotency_key: str | None = None,
+    idempotency_scope: str = "",
     camera_id: int | None = None,
     external_id: str = "",
     at: datetime | None = None,
     data: dict | None = None,
 ) -> tuple[Case, bool]:
-    """File a report from any channel. Returns (case, created); a repeated idempotency key returns the
-    first case and writes nothing. Everything is validated before anything is written. `data` adds
-    channel details (e.g. the camera alarm) to the REPORTED event.
+    """File a report from any channel. Returns (case, created); a repeated idempotency key in the same
+    `idempotency_scope` (channel and client: "api:user:7", "public:device:…", "hotline") returns the first case
+    and writes nothing; another scope's key is another key. Everything is validated before anything is written.
+    `data` adds channel details (e.g. the camera alarm) to the REPORTED event.
 
     Three statements before the transaction (idempotency key, locate, the category with the code serial)
     and one INSERT each in it for the case, its photos, the event and the event's photo links."""
     if idempotency_key:
+        idempotency_key_check(key=idempotency_key, scope=idempotency_scope)
         try:  # get(), not first(): no ORDER BY, so the plan is the unique index's whatever the table's size
-            return Case.objects.get(idempotency_key=idempotency_key), False
+            return Case.objects.get(idempotency_scope=idempotency_scope, idempotency_key=idempotency_key), False
         except Case.DoesNotExist:
             pass
     if source not in Case.Source.values:
@@ -136,6 +155,7 @@ def case_report(
         camera_id=camera_id,
         external_id=external_id[:64],
         idempotency_key=idempotency_key or None,
+        idempotency_scope=idempotency_scope if idempotency_key else "",
         reported_at=now,
     )
     try:
@@ -157,7 +177,7 @@ def case_report(
     except IntegrityError:
         # Two submissions with one idempotency key raced: the other one won, return its case.
         if idempotency_key:
-            existing = Case.objects.filter(idempotency_key=idempotency_key).first()
+            existing = Case.objects.filter(idempotency_scope=idempotency_scope, idempotency_key=idempotency_key).first()
             if existing is not None:
                 return existing, False
         raise

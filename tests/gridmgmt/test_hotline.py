@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from geo.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gridmgmt import services
+from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 from gridmgmt.phones import phone_mask
 from tests.factories import CategoryFactory, TeamFactory, UserFactory
@@ -184,16 +185,28 @@ def test_poll_unknown_or_invisible_order_is_404(world, operator):
     assert resident.get(f"{URL}GD20261124001/").status_code == 404
 
 
-def test_order_number_taken_by_another_channel_is_refused(world, operator):
-    services.case_report(
-        source=Case.Source.RESIDENT,
-        category_code="E0101",
-        lon=world["lon"],
-        lat=world["lat"],
-        idempotency_key="hotline:GD-9",
+def test_another_channel_cannot_take_an_order_number(world, operator):
+    # Issue 9: an anonymous report keyed "hotline:<order no>" used to block the real order forever.
+    lon, lat = world["lon"], world["lat"]
+    squat = APIClient().post(
+        "/api/public/reports/", {"category": "E0101", "lon": lon, "lat": lat}, HTTP_IDEMPOTENCY_KEY="hotline:GD-9"
     )
+    assert (squat.status_code, squat.json()["code"]) == (400, "reserved_key")
+    with pytest.raises(InvalidInput):
+        services.case_report(
+            source=Case.Source.RESIDENT,
+            category_code="E0101",
+            lon=lon,
+            lat=lat,
+            idempotency_key="hotline:GD-9",
+            idempotency_scope="public:ip:198.51.100.7",
+        )
+    # A resident case holding that key from before (empty scope) does not block the order either.
+    old, _ = services.case_report(source=Case.Source.RESIDENT, category_code="E0101", lon=lon, lat=lat)
+    Case.objects.filter(pk=old.pk).update(idempotency_key="hotline:GD-9")
     response = order(operator, world, order_no="GD-9")
-    assert response.status_code == 409 and response.json()["field"] == "order_no"
+    assert response.status_code == 201, response.json()
+    assert Case.objects.get(idempotency_scope="hotline", idempotency_key="hotline:GD-9").source == Case.Source.HOTLINE
 
 
 def test_phone_never_in_outputs(world, operator, client):

@@ -7,6 +7,10 @@ const form = $("report-form");
 const msg = $("msg");
 const DRAFT = "gm-report-draft";
 let draft = JSON.parse(localStorage.getItem(DRAFT) || "null") || { key: uuid() };
+// This browser's random id (kept): the server scopes the idempotency key to it, so a replay is answered only to
+// the device that sent the report, and another device's key is just another key.
+const DEVICE = "gm-device";
+if (!localStorage.getItem(DEVICE)) localStorage.setItem(DEVICE, uuid());
 let photo = null;
 let checkedDuplicatesFor = null; // the (category, point) the resident already said "not one of these" to
 
@@ -162,7 +166,8 @@ async function submit(skipDuplicates) {
   body.append("photos", photo, photo.name || "photo.jpg");
   $("submit").disabled = true;
   say(msg, t("submitting"), "info");
-  const r = await api("/api/public/reports/", { method: "POST", body, headers: { "Idempotency-Key": draft.key } });
+  const headers = { "Idempotency-Key": draft.key, "X-Device-Id": localStorage.getItem(DEVICE) };
+  const r = await api("/api/public/reports/", { method: "POST", body, headers });
   $("submit").disabled = false;
   if (!r.ok) {
     msg.dataset.field = (r.data && r.data.field) || "";

@@ -119,6 +119,8 @@ JS_MESSAGES = {
     "failed": gettext_lazy("发送失败"),
     "retry": gettext_lazy("重试"),
     "discard": gettext_lazy("删除"),
+    "queue_foreign": gettext_lazy("另一位用户的待发送记录:不会以您的身份发送"),
+    "logout_loses": gettext_lazy("退出后,以下 %(n)s 条未发送的记录将从本机删除:"),
     "duplicates": gettext_lazy("附近已有相似问题,是否是其中之一?"),
     "supported": gettext_lazy("已为该问题 +1,感谢!"),
     "overdue": gettext_lazy("已超时 %(t)s"),

@@ -2,12 +2,16 @@
    entry carries its idempotency key from the moment it is made, is sent in order when the network is
    there, stays queued on a network failure or a 5xx, and is marked failed (with the server's reason) on
    a 4xx. The list of what waits and what failed is always on screen.
+   A phone is shared: each entry carries the id of the user who made it, and only that user's session
+   sends it (another user's entries are listed as held, never sent under someone else's name). Logging out
+   shows what of one's own is still unsent and clears it, or stays logged in to send it first.
    A task's buttons are its `actions` as the server sends them (gridmgmt.rules): this page holds no role and
    no status table; an action with inputs opens a small form for them (photos, note, hours…). */
 import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, timeText, uuid } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const me = config.user || {};
+const mine = (entry) => me.id !== undefined && me.id !== null && entry.user === me.id;
 let photo = null;
 let here = null; // last known position {lat, lon}
 let flushing = false;
@@ -94,7 +98,7 @@ $("photo").addEventListener("change", async (e) => {
 
 /* --- the queue --- */
 async function enqueue(entry) {
-  entry = { key: uuid(), state: "queued", error: "", created: new Date().toISOString(), files: [], ...entry };
+  entry = { key: uuid(), state: "queued", error: "", created: new Date().toISOString(), files: [], ...entry, user: me.id };
   await store.put("queue", entry);
   await renderQueue();
   flush();
@@ -112,7 +116,8 @@ async function flush() {
   if (flushing) return;
   flushing = true;
   try {
-    const entries = (await store.all("queue")).filter((e) => e.state === "queued");
+    // Only this user's entries: another officer's report is never sent under this session's name.
+    const entries = (await store.all("queue")).filter((e) => e.state === "queued" && mine(e));
     for (const entry of entries) {
       const r = await api(entry.url, { method: "POST", body: formOf(entry), headers: { "Idempotency-Key": entry.key } });
       if (r.ok) {
@@ -136,10 +141,11 @@ async function flush() {
 
 async function renderQueue() {
   const entries = await store.all("queue");
-  $("queue-count").textContent = String(entries.length);
-  $("queue-count").hidden = !entries.length;
+  const own = entries.filter(mine);
+  $("queue-count").textContent = String(own.length);
+  $("queue-count").hidden = !own.length;
   $("queue").replaceChildren(
-    ...entries.map((e) =>
+    ...own.map((e) =>
       h(
         "li",
         { "data-state": e.state, "data-key": e.key },
@@ -156,6 +162,18 @@ async function renderQueue() {
           : null,
       ),
     ),
+    // Left by another user who did not log out here: held, not sent; only that user's session sends them.
+    ...entries
+      .filter((e) => !mine(e))
+      .map((e) =>
+        h(
+          "li",
+          { "data-state": "foreign", "data-key": e.key },
+          h("strong", { text: e.label }),
+          h("span", { class: "gm-muted", text: `${timeText(e.created)} · ${t("queue_foreign")}` }),
+          h("div", { class: "gm-actions" }, h("button", { type: "button", class: "gm-secondary", text: t("discard"), onclick: () => discard(e) })),
+        ),
+      ),
   );
 }
 async function retry(e) {
@@ -167,6 +185,21 @@ async function retry(e) {
 async function discard(e) {
   await store.del("queue", e.id);
   renderQueue();
+}
+
+/* --- logout: what of mine is unsent is shown, then cleared (or the officer stays to send it first) --- */
+const logoutForm = document.querySelector("form.gm-logout");
+if (logoutForm) {
+  logoutForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const unsent = (await store.all("queue")).filter(mine);
+    if (unsent.length) {
+      const list = unsent.map((e) => `• ${e.label} (${e.state === "failed" ? t("failed") : t("queued")})`).join("\n");
+      if (!window.confirm(`${t("logout_loses", { n: unsent.length })}\n${list}`)) return;
+      for (const e of unsent) await store.del("queue", e.id);
+    }
+    logoutForm.submit(); // submit() fires no submit event: no loop
+  });
 }
 
 /* --- report --- */

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from gridmgmt.access import CHECKERS, DISPATCHERS, FIELD_ROLES, LEADERS, role_effective
+from gridmgmt.access import CHECKERS, DISPATCHERS, FIELD_ROLES, LEADERS, PUBLIC_TEXT_SOURCES, role_effective
 from gridmgmt.errors import DomainError, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
 from gridmgmt.states import DONE_STATUSES, OPEN_STATUSES
@@ -80,7 +80,8 @@ def _extension_pending(case: Case, user: User) -> DomainError | None:
 
 
 def _not_published(case: Case, user: User) -> DomainError | None:
-    if case.published_at is not None:
+    # Residents' own reports (and Open311's) are public already; only staff channels need publishing.
+    if case.published_at is not None or case.source in PUBLIC_TEXT_SOURCES:
         return TransitionNotAllowed(_("该案件已公开"), code="already_published")
     return None
 

@@ -192,9 +192,11 @@ def _calls(world, into: Case | None = None):
 
 
 def _extra(action: str) -> dict:
-    return {"extension_approve": {"extension_pending": True}, "extension_reject": {"extension_pending": True}}.get(
-        action, {}
-    )
+    return {
+        "extension_approve": {"extension_pending": True},
+        "extension_reject": {"extension_pending": True},
+        "publish": {"source": Case.Source.HOTLINE},  # residents' own reports are public already
+    }.get(action, {})
 
 
 def _snapshot(case: Case):

@@ -9,13 +9,16 @@ Runs against its own database, `<DATABASE_URL's name>_bench`, loaded once with `
 2. the locate step (`geo.selectors.cell_locate`) against a raw prepared `ST_Covers` query on the same points,
    as a ratio (target ≤ 1.5×), and the same lookup written with the ORM (`GridCell.objects.filter(
    geom__covers=…)`), for the record: it is why `cell_locate` stays hand-written;
-3. reports/s through HTTP with the same ~200 KB photo on both paths, against one uvicorn server with 2
-   workers (`bench/intake_settings.py`), from `--clients` concurrent client threads: the product's
-   `POST /api/cases/` and the naive baseline of `bench/intake_naive.py` (`POST /bench/naive/cases/`: a DRF
-   ModelSerializer create, `save()` per photo, Pillow decode + re-encode, a separate locate query), in
+3. reports/s through HTTP with the same ~200 KB photo on both paths, from `--clients` concurrent client
+   threads, each path on its own uvicorn server with 2 workers: the product's `POST /api/cases/` (its own
+   settings, token authentication) and the naive baseline of `bench/intake_naive.py` (`POST
+   /bench/naive/cases/`, with `bench/intake_naive_settings.py`: Django's and DRF's defaults, so a new
+   PostgreSQL connection per request and session authentication; a DRF ModelSerializer create, `save()` per
+   photo, Pillow decode + re-encode, a separate ORM locate query — its docstring gives the recipe), in
    `--rounds` alternating rounds of `--http` reports each, so load from elsewhere on the machine falls on
-   both. Target: the product ≥ 3× the naive baseline, measured in this one run (absolute rates differ
-   several-fold between machines).
+   both. Both servers run throughout (an idle one costs nothing). Target: the product ≥ 3× the naive
+   baseline, measured in this one run (absolute rates differ several-fold between machines). Each path's
+   server CPU per report (user + system of its uvicorn processes, from /proc) is recorded with it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import io
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -200,51 +204,113 @@ def _free_port() -> int:
 
 
 PATHS = {"service": "/api/cases/", "naive": "/bench/naive/cases/"}
+WORKERS = 2
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of process `root` and its descendants, reaped children included (Linux /proc)."""
+    parents: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += sum(int(x) for x in stats[pid][11:15])  # utime stime cutime cstime
+        todo += parents.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _server_start(name: str, env: dict) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    if name == "service":  # the product as deployed: its ASGI application (HTTP + WebSocket), its settings
+        app = ["gridmgmt.asgi:application", "--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit
+        env = {**env, "DJANGO_SETTINGS_MODULE": "gridmgmt.settings"}
+    else:  # the naive baseline: plain Django ASGI, startproject + DRF settings
+        app = ["--factory", "django.core.asgi:get_asgi_application"]
+        env = {**env, "DJANGO_SETTINGS_MODULE": "bench.intake_naive_settings"}
+    cmd = [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(WORKERS), "--no-access-log", "--log-level", "warning"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env), f"http://127.0.0.1:{port}"
+
+
+def _wait_up(server: subprocess.Popen, base: str) -> None:
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(base + "/", timeout=2)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("uvicorn did not start") from None
+            time.sleep(0.2)
+
+
+def _credentials(user) -> dict[str, dict[str, str]]:
+    """Request headers per path: the product's API token; for the naive path (DRF's default session
+    authentication) a session opened once, as a logged-in browser would hold it, and its CSRF token."""
+    import string
+
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.get_or_create(user=user)[0].key
+    browser = Client()
+    browser.force_login(user)
+    session = browser.cookies["sessionid"].value
+    csrf = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+    return {
+        "service": {"Authorization": f"Token {token}"},
+        "naive": {"Cookie": f"sessionid={session}; csrftoken={csrf}", "X-CSRFToken": csrf},
+    }
 
 
 def bench_http(n: int, rounds: int, clients: int, db_url: str) -> dict:
-    """`rounds` alternating rounds of `n` reports on each path, one server: reports/s per path and the ratio."""
+    """`rounds` alternating rounds of `n` reports on each path, each on its own server: reports/s per path,
+    the ratio, and each server's CPU per report."""
     import requests
-    from rest_framework.authtoken.models import Token
 
     from gridmgmt.models import User
 
-    token = Token.objects.get_or_create(user=User.objects.get(username="patrol"))[0].key
+    headers = _credentials(User.objects.get(username="patrol"))
     warm_n = clients * 5
     points = _points((n * rounds + warm_n) * len(PATHS), seed=3)
     photo = _photo_200kb()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "DEBUG": "0",
-        "LOG_LEVEL": "ERROR",
-        "DJANGO_SETTINGS_MODULE": "bench.intake_settings",
+    # Production settings on loopback HTTP, as behind a proxy that terminates TLS.
+    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR"}
+    env.update(ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="0")
+    servers = {name: _server_start(name, env) for name in PATHS}
+    results = {
+        name: {"reports": 0, "seconds": 0.0, "cpu_seconds": 0.0, "statuses": {}, "rounds_rps": []} for name in PATHS
     }
-    cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "2", "--no-access-log", "--log-level", "warning"]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    results = {name: {"reports": 0, "seconds": 0.0, "statuses": {}, "rounds_rps": []} for name in PATHS}
 
-    def run(path: str, batch: list[tuple[float, float]]) -> tuple[float, dict[int, int]]:
+    def run(name: str, batch: list[tuple[float, float]]) -> tuple[float, dict[int, int]]:
         lock = threading.Lock()
         queue = list(batch)
         statuses: dict[int, int] = {}
+        url = servers[name][1] + PATHS[name]
 
         def worker() -> None:
             session = requests.Session()
-            session.headers["Authorization"] = f"Token {token}"
             while True:
                 with lock:
                     if not queue:
                         return
                     lon, lat = queue.pop()
                 r = session.post(
-                    base + path,
+                    url,
                     data={"category": "E0404", "lon": lon, "lat": lat, "description": "bench"},
                     files={"photos": ("photo.jpg", photo, "image/jpeg")},
-                    headers={"Idempotency-Key": uuid.uuid4().hex},
+                    headers={**headers[name], "Idempotency-Key": uuid.uuid4().hex},
                     timeout=60,
                 )
                 with lock:
@@ -257,38 +323,36 @@ def bench_http(n: int, rounds: int, clients: int, db_url: str) -> dict:
         return time.perf_counter() - started, statuses
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(base + "/api/categories/", timeout=2, headers={"Authorization": f"Token {token}"})
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("uvicorn did not start") from None
-                time.sleep(0.2)
-        for path in PATHS.values():  # warm-up: each worker process loads its code and connections
-            _, statuses = run(path, [points.pop() for _ in range(warm_n)])
+        for server, base in servers.values():
+            _wait_up(server, base)
+        for name in PATHS:  # warm-up: each worker process loads its code (and the product its pool)
+            _, statuses = run(name, [points.pop() for _ in range(warm_n)])
             if set(statuses) != {201}:
-                raise RuntimeError(f"warm-up of {path}: statuses {statuses}")
+                raise RuntimeError(f"warm-up of {name}: statuses {statuses}")
         for _ in range(rounds):
-            for name, path in PATHS.items():
-                seconds, statuses = run(path, [points.pop() for _ in range(n)])
+            for name in PATHS:
+                cpu = _tree_cpu_seconds(servers[name][0].pid)
+                seconds, statuses = run(name, [points.pop() for _ in range(n)])
                 res = results[name]
+                res["cpu_seconds"] += _tree_cpu_seconds(servers[name][0].pid) - cpu
                 res["reports"] += n
                 res["seconds"] += seconds
                 for code, count in statuses.items():
                     res["statuses"][str(code)] = res["statuses"].get(str(code), 0) + count
                 res["rounds_rps"].append(round(statuses.get(201, 0) / seconds, 1))
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for server, _ in servers.values():
+            server.terminate()
+        for server, _ in servers.values():
+            server.wait(timeout=20)
     for res in results.values():
         res["seconds"] = round(res["seconds"], 3)
+        res["server_cpu_ms_per_report"] = round(res.pop("cpu_seconds") / res["reports"] * 1000, 1)
         res["reports_per_second"] = round(res["statuses"].get("201", 0) / res["seconds"], 1)
     return {
         "photo_bytes": len(photo),
         "clients": clients,
-        "server_workers": 2,
+        "server_workers": WORKERS,
         "rounds": rounds,
         **results,
         "ratio": round(results["service"]["reports_per_second"] / results["naive"]["reports_per_second"], 2),
@@ -303,6 +367,8 @@ def main() -> None:
     parser.add_argument("--locate", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
+    # One key for this process and both servers: the naive server must accept the session opened here.
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
     db_url = _ensure_bench_db()
     os.environ["DATABASE_URL"] = db_url
@@ -324,7 +390,8 @@ def main() -> None:
         res = http[name]
         print(
             f"http {name}: {res['reports_per_second']} reports/s with a {http['photo_bytes'] // 1024} KB photo "
-            f"(rounds {res['rounds_rps']}; {args.clients} clients, statuses {res['statuses']})"
+            f"(rounds {res['rounds_rps']}; {args.clients} clients, statuses {res['statuses']}; "
+            f"server CPU {res['server_cpu_ms_per_report']} ms a report)"
         )
     print(f"http ratio: service / naive = {http['ratio']}")
     targets = {"http_ratio_min": 3.0, "locate_ratio_max": 1.5}

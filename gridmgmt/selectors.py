@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from geo.coords import lonlat_parse
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
 from gridmgmt.errors import InvalidInput
-from gridmgmt.models import Case, Category, Department, PatrolTeam
+from gridmgmt.models import Case, CasePhoto, Category, Department, PatrolTeam
 from gridmgmt.states import OPEN_STATUSES
 
 # Raw SQL parameters must be plain strings, not enum members.
@@ -87,25 +87,42 @@ def case_detail_get(*, case_id: int) -> Case | None:
     case = next(iter(Case.objects.raw(_CASE_DETAIL_SQL, [case_id])), None)
     if case is None:
         return None
+    case_related_attach(case, names=vars(case))
+    prefetch_related_objects([case], "photos")
+    return case
+
+
+def case_related_attach(case: Case, *, names: dict) -> Case:
+    """Attach to `case` the related rows CaseDetailSerializer shows, each with only the codes and names in
+    `names` (the keys of _CASE_DETAIL_SQL's extra columns; a missing one is None). case_detail_get gives them
+    from its read; intake from the statements it already makes, so its response needs no read of its own."""
+    n = names.get
     category = _partial(
         Category,
         case.category_id,
-        code=case._category_code,
-        name=case._category_name,
-        name_en=case._category_name_en,
-        parent_id=case._major_id,
+        code=n("_category_code"),
+        name=n("_category_name"),
+        name_en=n("_category_name_en"),
+        parent_id=n("_major_id"),
     )
-    category.parent = _partial(Category, case._major_id, code=case._major_code)
+    category.parent = _partial(Category, n("_major_id"), code=n("_major_code"))
     case.category = category
-    case.cell = _partial(GridCell, case.cell_id, code=case._cell_code)
-    case.team = _partial(PatrolTeam, case.team_id, code=case._team_code, name=case._team_name)
-    case.district = _partial(AdminArea, case.district_id, code=case._district_code)
-    case.street = _partial(AdminArea, case.street_id, code=case._street_code)
-    case.community = _partial(AdminArea, case.community_id, code=case._community_code)
-    case.responsibility_grid = _partial(ResponsibilityGrid, case.responsibility_grid_id, code=case._grid_code)
-    case.department = _partial(Department, case.department_id, name=case._department_name)
-    case.duplicate_of = _partial(Case, case.duplicate_of_id, code=case._duplicate_code)
-    prefetch_related_objects([case], "photos")
+    case.cell = _partial(GridCell, case.cell_id, code=n("_cell_code"))
+    case.team = _partial(PatrolTeam, case.team_id, code=n("_team_code"), name=n("_team_name"))
+    case.district = _partial(AdminArea, case.district_id, code=n("_district_code"))
+    case.street = _partial(AdminArea, case.street_id, code=n("_street_code"))
+    case.community = _partial(AdminArea, case.community_id, code=n("_community_code"))
+    case.responsibility_grid = _partial(ResponsibilityGrid, case.responsibility_grid_id, code=n("_grid_code"))
+    case.department = _partial(Department, case.department_id, name=n("_department_name"))
+    case.duplicate_of = _partial(Case, case.duplicate_of_id, code=n("_duplicate_code"))
+    return case
+
+
+def case_photos_attach(case: Case, photos: list[CasePhoto]) -> Case:
+    """`photos` (all of the case's, in id order) as the case's prefetched `photos`: read without a query."""
+    qs = case.photos.all()  # the related manager's queryset: each photo's `case` is this one
+    qs._result_cache, qs._prefetch_done = list(photos), True
+    case._prefetched_objects_cache = {**getattr(case, "_prefetched_objects_cache", {}), "photos": qs}
     return case
 
 

@@ -198,10 +198,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         response["ETag"] = f'"{response.data["properties"]["version"]}"'
         return response
 
-    def _respond(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
+    def _respond(self, case: Case, *, status_code: int = status.HTTP_200_OK, written: bool = False) -> Response:
         # The service has already authorised the actor on this case; re-read it unscoped because the
-        # action may have moved it out of the actor's own scope (e.g. a team sending it back).
-        fresh = selectors.case_detail_get(case_id=case.pk)
+        # action may have moved it out of the actor's own scope (e.g. a team sending it back). `written`: the
+        # case is the one just written, with what its detail shows attached (services.case_report).
+        fresh = case if written else selectors.case_detail_get(case_id=case.pk)
         data = s.CaseDetailSerializer(fresh, context=self.get_serializer_context()).data
         return Response(data, status=status_code, headers={"ETag": f'"{fresh.version}"'})
 
@@ -238,7 +239,9 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():
             # Someone else's key: say it is taken without showing their case.
             raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
-        return self._respond(case, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if created:
+            return self._respond(case, status_code=status.HTTP_201_CREATED, written=True)
+        return self._respond(case)
 
     # --- dispatch help ---
 

@@ -137,3 +137,15 @@ def test_void_self_handle_merge_and_support(world):
     assert merged["properties"]["status"] == S.CLOSED
     assert merged["properties"]["duplicate_of"] == target["properties"]["code"]
     assert Case.objects.get(pk=target["id"]).supporters == 2
+
+
+@pytest.mark.parametrize("who", [R.DISPATCHER, R.RESIDENT])
+def test_report_response_is_the_case_as_its_detail_reads_it(world, who):
+    # The 201 body is built from the case intake just wrote, not read back: it must be what GET shows.
+    body = report(world, who, photos=[jpeg(), jpeg(color=(9, 9, 9))], reporter_phone="13912345678", address="浦东大道")
+    detail = world.client(who).get(f"/api/cases/{body['id']}/")
+    assert detail.status_code == 200
+    assert body == detail.json()
+    assert len(body["properties"]["photos"]) == 2
+    assert body["properties"]["category"]["major"] == "E04"
+    assert body["properties"]["department"] == "城管执法队"

@@ -69,10 +69,10 @@ demo-data: db
 
 demo: demo-data
 	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
-	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT) --no-access-log
+	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --no-access-log
 
 serve: db
-	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT)
+	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536
 
 test: services audit
 	$(PY) manage.py check --fail-level WARNING

@@ -494,6 +494,7 @@ def main() -> None:
     port = _free_port()
     server = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(args.workers)]
     cmd += ["--ws", args.ws, "--ws-per-message-deflate", "false"]
     env = {"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}

@@ -108,6 +108,7 @@ def server_start(db_url: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "SERVE_STATIC": "1", "LOG_LEVEL": "ERROR"}
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     cmd += ["--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "gridmgmt.badinput.NulRefusalMiddleware",  # %00 in a path or query: 400, not a 500 from PostgreSQL
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -195,6 +196,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON and form bodies capped at DATA_UPLOAD_MAX_MEMORY_SIZE like every other non-file body (413).
+    "DEFAULT_PARSER_CLASSES": [
+        "gridmgmt.api.parsers.JSONParser",
+        "gridmgmt.api.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     # One error shape for every API error: {"code", "detail", "field"}.
@@ -228,6 +235,12 @@ SPECTACULAR_SETTINGS = {
         "LimitUnitEnum": "gridmgmt.models.Category.LimitUnit",
         "UrgencyEnum": "gridmgmt.models.Case.Urgency",
     },
+    # Every operation declares the errors it can answer (400/401/403/404/413/429) in the one error shape.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gridmgmt.api.schema.errors_declare",
+        "gridmgmt.api.schema.geojson_lists_fix",
+    ],
 }
 
 # Basemap: none by default (intranets have no internet). Either a local MBTiles file or a tile URL

@@ -17,3 +17,5 @@ urlpatterns = [
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+handler404 = "gridmgmt.badinput.not_found"  # JSON under /api/ and /realtime/ (gridmgmt/badinput.py)

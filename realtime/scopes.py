@@ -47,7 +47,8 @@ def scope_parse(*, text) -> Scope:
     kind, _sep, ident = text.partition(":")
     if kind == "all" and not ident:
         return Scope("all")
-    if kind not in KINDS or kind == "all" or not ident.isdigit():
+    # ASCII digits only: str.isdigit() also takes '²' and '١', which int() then refuses or reads.
+    if kind not in KINDS or kind == "all" or not (ident.isascii() and ident.isdigit()) or len(ident) > 18:
         raise InvalidInput(_("订阅范围格式错误"), field="scope", code="bad_scope")
     return Scope(kind, int(ident))
 

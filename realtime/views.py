@@ -1,12 +1,12 @@
 """HTTP edge of the real-time side: devices post their team's position (the WebSocket `position` op does
 the same); staff set a team's status."""
 
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridmgmt.datetimes import datetime_parse
 from gridmgmt.errors import DomainError
 from realtime.services import team_position_report, team_status_set
 
@@ -31,15 +31,14 @@ class TeamPositionView(APIView):
     def post(self, request):
         data = PositionIn(data=request.data)
         data.is_valid(raise_exception=True)
-        at = data.validated_data.get("at")
-        at = parse_datetime(at) if at else None
         try:
+            # An ISO 8601 instant with its offset (a device must say which instant it means); anything else,
+            # garbage included, is a 400 — never silently "now".
+            at = datetime_parse(data.validated_data.get("at"), field="at", naive="refuse")
             stored = team_position_report(
                 actor=request.user, lon=data.validated_data["lon"], lat=data.validated_data["lat"], at=at
             )
-        except (DomainError, ValueError) as exc:
-            if isinstance(exc, ValueError):
-                return Response({"code": "invalid", "detail": str(exc), "field": "at"}, status=400)
+        except DomainError as exc:
             return _error(exc)
         return Response({"stored": stored}, status=status.HTTP_202_ACCEPTED)
 

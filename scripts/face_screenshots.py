@@ -60,6 +60,7 @@ def server(base: str | None):
         port = s.getsockname()[1]
     root = Path(__file__).resolve().parent.parent
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     env = {**os.environ, "SERVE_STATIC": "1"}
     proc = subprocess.Popen([*cmd, "--log-level", "warning", "--no-access-log"], cwd=root, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -94,6 +94,7 @@ def uvicorn_start(*, settings_dict: dict, log_dir: Path, env: dict | None = None
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard
     log = log_dir / f"uvicorn-{port}.log"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1"]
+    cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)

@@ -6,7 +6,7 @@ authentication, throttling and not-found errors are folded into the same shape s
 
 import math
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -43,6 +43,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
         return Response(error_body(code=exc.code, detail=exc.message, field=exc.field), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, read by the multipart parser
+        return Response(error_body(code="too_large", detail=_("请求过大")), status=413)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Response(error_body(code="too_many_fields", detail=_("请求过大")), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*(exc.args or (_("不存在"),)))
     elif isinstance(exc, PermissionDenied):

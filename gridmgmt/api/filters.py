@@ -2,15 +2,19 @@
 an unknown area, team or malformed bbox is a 400 with a message, never an empty list that hides the typo."""
 
 import math
+from datetime import UTC
 
+from django import forms
 from django.contrib.gis.geos import Polygon
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from rest_framework_gis.filters import InBBoxFilter
 
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
 from gridmgmt import states
+from gridmgmt.datetimes import EARLIEST, LATEST
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 
@@ -23,11 +27,44 @@ class CharInFilter(filters.BaseInFilter, filters.CharFilter):
     pass
 
 
+class IdFilter(filters.NumberFilter):
+    """A row id: a whole number in bigint range (a float or 1e30 is a 400, not a database error)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class BoundedIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 in ASCII, within gridmgmt.datetimes' range, as UTC (PostgreSQL refuses offsets past ±15:59)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not value.isascii():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            in_range = EARLIEST <= parsed <= LATEST
+        except (OverflowError, TypeError):
+            in_range = False
+        if not in_range:
+            raise forms.ValidationError(_("超出范围 (1900 至 9000)"), code="out_of_range")
+        return parsed.astimezone(UTC)
+
+
+class DateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = BoundedIsoDateTimeField
+
+
 def _by_id_or_code(model, value: str, *, field: str):
     """Look a row up by its code, or by its numeric id when no code matches."""
     value = (value or "").strip()
     row = model.objects.filter(code=value).first()
-    if row is None and value.isdigit():
+    if row is None and value.isascii() and value.isdigit() and len(value) <= 18:  # '²'.isdigit(); a bigint id
         row = model.objects.filter(pk=int(value)).first()
     if row is None:
         raise InvalidInput(_("未找到「%(value)s」") % {"value": value}, field=field, code="not_found")
@@ -88,8 +125,8 @@ class CaseFilter(filters.FilterSet):
         choices=[(v, v) for v in ("green", "yellow", "red", "none")],
         help_text="当前环节的灯: green/yellow/red/none, 逗号分隔",
     )
-    reported_after = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
-    reported_before = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
+    reported_after = DateTimeFilter(field_name="reported_at", lookup_expr="gte")
+    reported_before = DateTimeFilter(field_name="reported_at", lookup_expr="lt")
 
     class Meta:
         model = Case
@@ -145,11 +182,11 @@ class CellFilter(filters.FilterSet):
 
 
 class EventFilter(filters.FilterSet):
-    after_id = filters.NumberFilter(field_name="id", lookup_expr="gt", help_text="只返回 id 大于此值的事件(续传)")
-    case = filters.NumberFilter(field_name="case_id")
+    after_id = IdFilter(field_name="id", lookup_expr="gt", help_text="只返回 id 大于此值的事件(续传)")
+    case = IdFilter(field_name="case_id")
     type = ChoiceInFilter(field_name="type", choices=CaseEvent.Type.choices)
-    at_after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    at_before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    at_after = DateTimeFilter(field_name="at", lookup_expr="gte")
+    at_before = DateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = CaseEvent

@@ -5,7 +5,6 @@ from typing import get_args
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -16,19 +15,32 @@ from gridmgmt.errors import InvalidInput
 
 GROUPS = list(get_args(kpi.GroupBy))  # one list of groupings: gridmgmt.kpi
 MAX_DAYS = 400  # a year and a bit: the statement scans the period's events
+MIN_YEAR, MAX_YEAR = 1900, 9000  # as gridmgmt.datetimes
+
+
+class AsciiDateField(serializers.DateField):
+    """ISO dates in ASCII digits only (Django's date regex takes '２０２６' too)."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and not value.isascii():
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
 
 
 class KpiQuery(serializers.Serializer):
-    start = serializers.DateField(
-        required=False, help_text=_("起始日期 (含),默认本月 1 日"), input_formats=["iso-8601"]
-    )
-    end = serializers.DateField(required=False, help_text=_("结束日期 (含),默认今天"), input_formats=["iso-8601"])
+    start = AsciiDateField(required=False, help_text=_("起始日期 (含),默认本月 1 日"), input_formats=["iso-8601"])
+    end = AsciiDateField(required=False, help_text=_("结束日期 (含),默认今天"), input_formats=["iso-8601"])
     group_by = serializers.ChoiceField(choices=GROUPS, required=False, help_text=_("分组;不填为整体"))
 
     def validate(self, attrs):
         today = timezone.localdate()
         start = attrs.get("start") or today.replace(day=1)
         end = attrs.get("end") or today
+        for name, value in (("start", start), ("end", end)):
+            if not MIN_YEAR <= value.year < MAX_YEAR:  # the statement adds a day to `end`: 9999-12-31 overflows
+                bounds = {"field": name, "start": MIN_YEAR, "end": MAX_YEAR}
+                message = _("%(field)s 超出范围 (%(start)s 至 %(end)s)") % bounds
+                raise InvalidInput(message, field=name, code="out_of_range")
         if end < start:
             raise InvalidInput(_("结束日期不能早于起始日期"), field="end", code="bad_period")
         if (end - start).days >= MAX_DAYS:
@@ -36,7 +48,7 @@ class KpiQuery(serializers.Serializer):
         return {**attrs, "start": start, "end": end}
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}]})  # an id, or a period's first day
 class KeyField(serializers.Field):
     def to_representation(self, value):
         return value.isoformat() if isinstance(value, date) else value

@@ -8,6 +8,12 @@ class FeaturePagination(GeoJsonPagination):
     page_size = 50
     max_page_size = 500
 
+    def get_paginated_response_schema(self, view):
+        # drf-gis renames `results` to `features` but leaves `results` required: a FeatureCollection has none.
+        schema = super().get_paginated_response_schema(view)
+        schema["required"] = ["type", "count", "features"]
+        return schema
+
 
 class PagePagination(PageNumberPagination):
     page_size = 50

@@ -365,7 +365,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         into = d["into"].strip()
         target = access.cases_visible(user=request.user).filter(code=into).values_list("pk", flat=True).first()
         if target is None:
-            if not into.isdigit():
+            if not (into.isascii() and into.isdigit()) or len(into) > 18:  # '²'.isdigit(); a bigint id
                 raise InvalidInput(_("目标案件不存在或已办结"), field="into")
             target = int(into)
         return services.case_merge(case_id=case_id, actor=request.user, into_id=target, note=d["note"])

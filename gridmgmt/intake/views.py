@@ -9,12 +9,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, status
 from rest_framework import serializers as s
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridmgmt.api.parsers import FormParser, JSONParser
 from gridmgmt.errors import DomainError
 from gridmgmt.intake import selectors, services
 from gridmgmt.models import CameraSystem, Case

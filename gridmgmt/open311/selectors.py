@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from gridmgmt import access
+from gridmgmt.datetimes import datetime_parse
 from gridmgmt.errors import InvalidInput, NotFound
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category
 from gridmgmt.names import name_localized as _name
@@ -102,15 +102,8 @@ def _split(value: str | None) -> tuple[str, ...]:
 def _date(value: str | None, *, field: str) -> datetime | None:
     if not value:
         return None
-    try:
-        parsed = parse_datetime(value.strip().replace(" ", "+"))  # a '+' sent unencoded arrives as a space
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise InvalidInput(
-            _("%(field)s 须为 W3C 日期时间,例如 2026-11-24T10:00:00+08:00") % {"field": field}, field=field
-        )
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+    # A '+' sent unencoded arrives as a space; a time without an offset is local (gridmgmt.datetimes).
+    return datetime_parse(value.strip().replace(" ", "+"), field=field)
 
 
 def request_query_parse(params, *, now: datetime | None = None) -> RequestQuery:

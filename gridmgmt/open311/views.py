@@ -45,6 +45,7 @@ def endpoint(*methods: str) -> Callable:
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
+                _refuse_nul(request.GET.lists(), kwargs.items())
                 if request.method == "GET":  # reads per client address; POSTs per api_key (_requests_create)
                     wait = clients.limit_hit(scope="open311_read", ident=clients.client_ident(request))
                     if wait is not None:
@@ -64,6 +65,15 @@ def endpoint(*methods: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _refuse_nul(*pairs) -> None:
+    """A NUL byte cannot be stored (PostgreSQL text refuses it) nor match anything: a 400, not a 500."""
+    for items in pairs:
+        for key, value in items:
+            values = value if isinstance(value, list | tuple) else [value]
+            if "\x00" in str(key) or any(isinstance(v, str) and "\x00" in v for v in values):
+                raise InvalidInput(_("%(field)s 含有 NUL 字符") % {"field": str(key).replace("\x00", "")[:40]})
 
 
 @endpoint("GET")
@@ -122,6 +132,8 @@ def _post_params(request: HttpRequest) -> tuple[dict, dict]:
         fields = {k: request.POST.get(k) for k in request.POST}
         attributes = {}
         raw = request.POST.lists()
+    raw = list(raw)
+    _refuse_nul(raw, attributes.items())
     for key, value in raw:
         match = _ATTRIBUTE.match(key)
         if match:

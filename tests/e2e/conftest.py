@@ -91,6 +91,7 @@ def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1"]
+    cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -520,3 +520,49 @@ def test_georeport_client_reads_our_endpoint(transactional_db, live_server, fmt)
     assert single["service_request_id"] == case.code and single["status"] == "open"
     assert float(single["lat"]) == pytest.approx(world["lat"], abs=1e-9)
     assert single["media_url"].startswith(live_server.url)
+
+
+# --- issue 9: bad input is a 4xx in the spec's error shape, never a 500 -------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(end_date="0001-01-02T00:00:00Z"),  # before: the default start, end − 90 days, overflowed
+        dict(start_date="9999-12-31T00:00:00Z"),  # before: start + 90 days overflowed
+        dict(start_date="0001-01-01T00:00:00+14:00"),
+        dict(start_date="２０２６-11-01T00:00:00Z"),  # non-ASCII digits
+        dict(start_date="2026-11-01T00:00:00Z\x00"),
+        dict(service_code="E01\x0001"),
+        dict(status="open\x00"),
+    ],
+)
+def test_requests_out_of_range_dates_and_nul_bytes_are_400(world, client, fmt, params):
+    response = get(client, "requests", fmt, **params)
+    assert response.status_code == 400, response.content
+    assert error_of(response, fmt)[0] == 400
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_nul_in_a_path_id_is_a_4xx(world, client, fmt):
+    for path in ("requests/2026%0001", "services/E01%0001"):
+        response = client.get(f"{BASE}/{path}.{fmt}")
+        assert response.status_code in (400, 404), (path, response.content)
+        assert error_of(response, fmt)[0] == response.status_code
+
+
+@pytest.mark.parametrize(
+    "field", ["description", "first_name", "last_name", "phone", "address_string", "service_code", "media_url"]
+)
+def test_post_nul_in_any_text_field_is_400_and_writes_nothing(world, client, field):
+    before = Case.objects.count()
+    form = post_form(client, world, **{field: "绿化带\x00里"})
+    assert (form.status_code, error_of(form, "json")[0]) == (400, 400), form.content
+    as_json = client.post(
+        f"{BASE}/requests.json", json.dumps(post_body(world, **{field: "a\x00b"})), content_type="application/json"
+    )
+    assert (as_json.status_code, error_of(as_json, "json")[0]) == (400, 400), as_json.content
+    attribute = post_form(client, world, **{"attribute[urgency]": "urgent\x00"})
+    assert attribute.status_code == 400
+    assert Case.objects.count() == before

@@ -2,18 +2,22 @@
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from gridmgmt.models import Case
 from gridmgmt.services import case_support
 from realtime.models import FeedEvent
-from tests.realtime.conftest import screen_open
+from tests.realtime.conftest import Screen, screen_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,7 +193,8 @@ def test_oversized_frame_closes_the_socket_with_a_reason(live, streets):
     s = screen_open(live, streets.users["wall"])
     s.ws.send("x" * (64 * 1024 + 1))
     close = s.closed_with()
-    assert (close.code, close.reason) == (1009, "frame too large")
+    # uvicorn's --ws-max-size refuses it first (its own reason); without it the consumer's "frame too large".
+    assert close.code == 1009
 
 
 def test_more_than_ten_messages_a_second_close_the_socket(live, streets):
@@ -233,3 +238,70 @@ def test_positions_are_stored_at_most_every_5_s_and_pushed_to_the_team_scope(liv
     assert status == (200, {"team_id": w.team.id, "status": "busy"})
     event = screen.wait_events(lambda evs: len(evs) == 2)[-1]
     assert (event["type"], event["data"]["status"], event["data"]["from_status"]) == ("team.status", "busy", "on_duty")
+
+
+# --- issue 9: the session on every heartbeat, exact Origin, the frame limit at the server ------------------
+
+
+def test_logout_closes_the_open_socket_within_one_heartbeat(live, streets):
+    """Before: the socket of a logged-out session kept streaming case events. The live server beats every
+    second (SERVER_ENV); the session is read again on each beat."""
+    client = Client()
+    client.force_login(streets.users["wall"])
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    ws = connect(live.ws_url + "/ws/feed/", origin=live.url, additional_headers={"Cookie": cookie}, legacy=True)
+    screen = Screen(ws)
+    assert screen.recv()["t"] == "hello"
+    screen.subscribe("all")
+    case = streets.report("a")
+    screen.wait_events(lambda evs: any(e["data"]["code"] == case.code for e in evs))
+    client.logout()
+    logged_out = time.monotonic()
+    closed = screen.closed_with(timeout=5)
+    assert (closed.code, closed.reason) == (4003, "session ended")
+    assert time.monotonic() - logged_out < 1 + 1  # one heartbeat (1 s) and a margin
+    assert not any(e["data"]["code"] != case.code for e in screen.events)
+    with pytest.raises(InvalidStatus) as again:
+        connect(live.ws_url + "/ws/feed/", origin=live.url, additional_headers={"Cookie": cookie}, legacy=True)
+    assert again.value.response.status_code == 403
+
+
+def test_origin_must_match_scheme_host_and_port(live, streets):
+    wall = streets.users["wall"]
+    port = int(live.url.rsplit(":", 1)[1])
+    for origin in (
+        f"http://localhost:{port + 1}",  # before: any port of an allowed host was accepted
+        f"http://127.0.0.1:{port + 1}",
+        f"https://127.0.0.1:{port}",  # another scheme is another origin
+        "http://127.0.0.1",
+        "null",
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            screen_open(live, wall, origin=origin)
+        assert refused.value.response.status_code == 403, origin
+    screen_open(live, wall, origin=live.url).close()  # the page's own origin
+
+
+def test_a_frame_over_64_kib_is_refused_by_the_server_not_buffered(live, streets):
+    """uvicorn runs with --ws-max-size 65536: a 1 MiB frame closes the socket with 1009."""
+    screen = screen_open(live, streets.users["wall"])
+    screen.ws.send(json.dumps({"op": "ping", "ref": "x" * (1024 * 1024)}))
+    assert screen.closed_with(timeout=10).code == 1009
+
+
+def test_every_uvicorn_command_caps_frames_at_the_protocol_limit():
+    """Makefile demo/serve, the README's commands, the tests' and benchmarks' servers: each uvicorn
+    start carries --ws-max-size 65536 (uvicorn's default buffers 16 MiB before our 64 KiB check)."""
+    root = Path(__file__).resolve().parents[2]
+    starts = []
+    for path in ("Makefile", "README.md"):
+        starts += [(path, line) for line in (root / path).read_text().splitlines() if "bin/uvicorn " in line]
+    scripts = ("tests/live.py", "tests/e2e/conftest.py", "scripts/face_screenshots.py")
+    for path in [*sorted((root / "bench").glob("*.py")), *(root / p for p in scripts)]:
+        text = path.read_text()
+        if '"-m", "uvicorn"' in text:
+            starts.append((path.name, text))
+    assert len(starts) >= 6
+    for where, text in starts:
+        assert "--ws-max-size" in text and "65536" in text, where
+    assert "--ws-max-size 65536" in (root / "README.md").read_text()

@@ -203,3 +203,101 @@ def test_hostile_inputs_are_4xx_never_500(world, method, url, data):
     body = response.json()
     assert {"code", "detail", "field"} <= set(body)
     assert snapshot(case_id) == before
+
+
+# --- issue 9: bad input is a 4xx in the API's error shape, never a 500 --------------------------------------
+
+
+def _error(response, status: int, field: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) >= {"code", "detail", "field"}
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "9999-12-01", "end": "9999-12-31"},  # before: end + 1 day overflowed → 500
+        {"start": "0001-01-01", "end": "0001-01-02"},
+        {"start": "２０２６-11-01"},
+        {"start": "2026-11-01\x00"},
+        {"group_by": "team\x00"},
+    ],
+)
+def test_kpis_out_of_range_or_malformed_dates_are_400(world, params):
+    _error(world.client(R.SHIFT_LEADER).get("/api/kpis/", params), 400)
+
+
+@pytest.mark.parametrize(
+    ("at", "code"),
+    [
+        ("2026-11-20T08:00:00", "bad_datetime"),  # naive: before, comparing it with now was a 500
+        ("garbage", "bad_datetime"),  # before: silently taken as now
+        ("2026-13-01T00:00:00Z", "bad_datetime"),
+        ("２０２６-11-20T08:00:00Z", "bad_datetime"),
+        ("9999-12-31T23:59:59-23:59", "out_of_range"),
+        ("2026-11-20T08:00:00Z\x00", "invalid"),
+    ],
+)
+def test_position_with_a_bad_at_is_400(world, at, code):
+    lon, lat = world.centre()
+    response = world.client(R.PATROL).post("/realtime/position/", {"lon": lon, "lat": lat, "at": at}, format="json")
+    body = _error(response, 400, "at")
+    if code != "invalid":
+        assert body["code"] == code
+
+
+def test_position_with_huge_or_wrong_typed_numbers_is_400(world):
+    client = world.client(R.PATROL)
+    for lon, lat in ((1e308, 31.2), ("1e999", 31.2), ([1], 31.2), ("nan", 31.2), ({"x": 1}, 31.2)):
+        response = client.post("/realtime/position/", {"lon": lon, "lat": lat}, format="json")
+        assert response.status_code == 400, (lon, lat, response.content)
+
+
+def test_nul_in_a_path_or_query_is_400_before_any_query(world):
+    for url in ("/api/public/cases/%00/", "/api/public/cases/2026%0001/", "/api/cells/?code=a%00b"):
+        assert _error(world.client(R.ADMIN).get(url), 400)["code"] == "invalid"
+    assert world.client(None).get("/open311/v2/requests/1%002.json").status_code == 400
+
+
+def test_a_path_no_route_matches_is_a_json_404_under_api(world):
+    for url in ("/api/cells/1.5/", "/api/nothing-here/", "/realtime/nothing/"):
+        assert _error(world.client(R.ADMIN).get(url), 404)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"case": "1e30"},
+        {"after_id": "1.5"},
+        {"case": "-1"},
+        {"at_after": "0450-02-09T16:06:34-16:38"},  # PostgreSQL refuses offsets past ±15:59
+        {"at_before": "9999-12-31T23:59:59Z"},
+        {"at_after": "２０２６-11-01T00:00:00Z"},
+    ],
+)
+def test_event_filters_out_of_range_are_400(world, params):
+    _error(world.client(R.ADMIN).get("/api/events/", params), 400)
+
+
+def test_merge_into_a_non_ascii_or_huge_id_is_a_4xx(world):
+    case_id = report(world)["id"]
+    client = world.client(R.SHIFT_LEADER)
+    for into in ("²", "9" * 30):
+        response = client.post(f"/api/cases/{case_id}/merge/", {"into": into}, format="json")
+        assert 400 <= response.status_code < 500, (into, response.content)
+
+
+def test_a_json_body_over_the_upload_limit_is_413(world, settings):
+    """DRF's JSON parser reads the stream itself, past DATA_UPLOAD_MAX_MEMORY_SIZE: capped now."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    lon, lat = world.centre()
+    body = {"category": "E0404", "lon": lon, "lat": lat, "description": "x" * 5000}
+    response = world.client(R.PATROL).post("/api/cases/", body, format="json")
+    assert _error(response, 413)["code"] == "too_large"
+    assert not Case.objects.exists()
+    small = world.client(R.PATROL).post("/realtime/position/", {"lon": lon, "lat": lat}, format="json")
+    assert small.status_code == 202

@@ -79,12 +79,20 @@ def area_filter(user: User, *, prefix: str = "") -> Q:
     return Q(**{f"{prefix}{field}": area.id})
 
 
-def cases_visible(*, user: User) -> QuerySet[Case]:
-    qs = Case.objects.all()
+def _gate(user: User, qs: QuerySet) -> QuerySet | None:
+    """The first two answers of every *_visible: nothing for anonymous callers, everything for unrestricted
+    staff; None when the caller's own scope decides."""
     if not user.is_authenticated:
         return qs.none()
     if is_unrestricted(user):
         return qs
+    return None
+
+
+def cases_visible(*, user: User) -> QuerySet[Case]:
+    qs = Case.objects.all()
+    if (gated := _gate(user, qs)) is not None:
+        return gated
     if user.role in STAFF_ROLES:
         return qs.filter(area_filter(user))
     if user.role == User.Role.PATROL:
@@ -108,10 +116,8 @@ def case_access(*, user: User, case_id: int | None = None, code: str | None = No
 
 def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
     qs = PatrolTeam.objects.all()
-    if not user.is_authenticated:
-        return qs.none()
-    if is_unrestricted(user):
-        return qs
+    if (gated := _gate(user, qs)) is not None:
+        return gated
     if user.role in STAFF_ROLES:
         area = user.area
         if area.level == AdminArea.Level.DISTRICT:
@@ -133,11 +139,9 @@ def team_access(*, user: User, team_id: int) -> PatrolTeam:
 
 def cells_visible(*, user: User) -> QuerySet[GridCell]:
     qs = GridCell.objects.all()
-    if not user.is_authenticated:
-        return qs.none()
-    if is_unrestricted(user) or user.area_id is None:
-        return qs
-    return qs.filter(area_filter(user))
+    if (gated := _gate(user, qs)) is not None:
+        return gated
+    return qs if user.area_id is None else qs.filter(area_filter(user))
 
 
 def cell_access(*, user: User, cell_id: int) -> GridCell:

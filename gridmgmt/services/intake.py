@@ -220,22 +220,24 @@ def case_report(
     return case, True
 
 
+def _open_case_lock(case_id: int) -> Case | None:
+    return Case.objects.select_for_update().filter(pk=case_id, status__in=OPEN_STATUSES).first()
+
+
+def _supported_append(case: Case, **fields) -> None:
+    """附议 or one more alarm of the same event: one SUPPORTED event, no state change."""
+    event_append(case=case, type=E.SUPPORTED, from_status=case.status, to_status=case.status, **fields)
+
+
 def case_support(*, case_id: int, actor: User | None, note: str = "") -> Case:
     """+1: a resident says "me too" on an open case (no state change, one event)."""
     with transaction.atomic():
-        case = Case.objects.select_for_update().filter(pk=case_id, status__in=OPEN_STATUSES).first()
+        case = _open_case_lock(case_id)
         if case is None:
             raise TransitionNotAllowed(_("该案件已办结,不能附议"), code="not_open")
         case.supporters += 1
         case.save(update_fields=["supporters", "updated_at"])
-        event_append(
-            case=case,
-            type=E.SUPPORTED,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-            from_status=case.status,
-            to_status=case.status,
-            note=note[:200],
-        )
+        _supported_append(case, actor=actor if actor is not None and actor.is_authenticated else None, note=note[:200])
     return case
 
 
@@ -244,19 +246,10 @@ def case_alarm_attach(*, case_id: int, alarm: dict, photos: Sequence = (), at: d
     event). Returns None when the case is no longer open, so the caller reports a new case instead."""
     prepared = photos_prepare(uploads=photos)
     with photo_files_guard(), transaction.atomic():
-        case = Case.objects.select_for_update().filter(pk=case_id, status__in=OPEN_STATUSES).first()
+        case = _open_case_lock(case_id)
         if case is None:
             return None
         stored = photos_store(case=case, prepared=prepared, kind=CasePhoto.Kind.BEFORE)
-        event_append(
-            case=case,
-            type=E.SUPPORTED,
-            actor=None,
-            from_status=case.status,
-            to_status=case.status,
-            at=at,
-            location=case.point,
-            data=events.supported_data(alarm=alarm),
-            photos=stored,
-        )
+        data = events.supported_data(alarm=alarm)
+        _supported_append(case, actor=None, at=at, location=case.point, data=data, photos=stored)
     return case

@@ -10,13 +10,13 @@ from geo.admin_mixins import (
     RelatedOnlyLightFilter,
 )
 from gridmgmt.models import (
-    Alert,
     CameraSystem,
     Case,
     CaseEvent,
     CasePhoto,
     Category,
     Department,
+    Notification,
     Open311Client,
     PatrolTeam,
     User,
@@ -189,9 +189,12 @@ class CameraSystemAdmin(admin.ModelAdmin):
     autocomplete_fields = ("district",)
 
 
-@admin.register(Alert)
-class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "user", "case", "created_at", "read_at")
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The inboxes (gridmgmt.notify writes them; people mark them read through /api/notifications/)."""
+
+    list_display = ("id", "user", "kind", "case", "title", "created_at", "read_at")
+    list_filter = ("kind",)
     list_select_related = ("user", "case")
     raw_id_fields = ("user", "case", "event")
     search_fields = ("=case__code", "user__username")

@@ -1156,6 +1156,7 @@ def generate_cases(*, district: AdminArea, count: int, days: int, seed: int, now
                 [s.event for s in batch],
                 photos={k: [photo_of[id(s)]] for k, s in enumerate(batch) if s.photo},
                 envelopes=[s.envelope for s in batch],
+                notify=False,  # 90 days of history is not news: inboxes start with the escalations below
             )
         escalated = _escalate_all(now=now)
     states = Counter(c.status for c in cases)

@@ -18,7 +18,8 @@ The rule, run by `manage.py cases_escalate` (once, or every N seconds with --loo
   and alerts the supervisors of the new level: active inspectors, shift leaders and admins whose `area` is
   the case's community (level 1), street (2) or district (3). The grid level (0) is the owning team's own,
   so nobody is alerted for it. Where the target area is missing or has no supervisor, the next area up
-  is alerted instead (属地兜底: an escalation never goes unseen).
+  is alerted instead (属地兜底: an escalation never goes unseen). `level_supervisors` decides who; the
+  alerts are notifications of kind "escalated", written with the event by `gridmgmt.notify`'s rules.
 
 One run is one transaction. The breached cases are chosen by one query that locks them with
 ``SELECT … FOR UPDATE SKIP LOCKED``: a case a person is acting on right now is skipped and picked up by
@@ -40,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from gridmgmt import access
 from gridmgmt.events import escalated_data, event_build, events_write
-from gridmgmt.models import Alert, Case, CaseEvent, User
+from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.states import CLOCKED_STATUSES, OPEN_STATUSES
 
 S = Case.Status
@@ -93,14 +94,22 @@ def cases_breached(*, now: datetime):
     )
 
 
-def _supervisors(cases: list[Case]) -> dict[int, list[int]]:
-    """area id → ids of the active supervisors whose scope is exactly that area (one query)."""
-    area_ids = {getattr(c, f) for c in cases for f in _AREA_CHAIN[c.level + 1]} - {None}
-    rows = User.objects.filter(area_id__in=area_ids, role__in=access.SUPERVISOR_ROLES, is_active=True)
+def level_supervisors(targets: list[tuple[Case, int]]) -> list[list[int]]:
+    """For each (case, new level): the ids of the supervisors that escalation alerts — the active supervisors
+    whose area is exactly the level's area of the case, or the next area up where that has none (one query
+    for the whole list; nobody for the grid level)."""
+    chains = [_AREA_CHAIN.get(level, ()) for _case, level in targets]
+    area_ids = {getattr(c, f) for (c, _level), chain in zip(targets, chains, strict=True) for f in chain} - {None}
     by_area: dict[int, list[int]] = defaultdict(list)
-    for user_id, area_id in rows.order_by("id").values_list("id", "area_id"):
-        by_area[area_id].append(user_id)
-    return by_area
+    if area_ids:
+        rows = User.objects.filter(area_id__in=area_ids, role__in=access.SUPERVISOR_ROLES, is_active=True)
+        for user_id, area_id in rows.order_by("id").values_list("id", "area_id"):
+            by_area[area_id].append(user_id)
+    found = []
+    for (case, _level), chain in zip(targets, chains, strict=True):
+        area = next((a for f in chain if (a := getattr(case, f)) in by_area), None)
+        found.append(list(by_area.get(area, ())))
+    return found
 
 
 def cases_escalate(*, now: datetime | None = None, batch: int = BATCH) -> EscalationReport:
@@ -110,7 +119,6 @@ def cases_escalate(*, now: datetime | None = None, batch: int = BATCH) -> Escala
         cases = list(cases_breached(now=now).select_for_update(skip_locked=True, of=("self",)).order_by("id")[:batch])
         if not cases:
             return EscalationReport(now=now, escalated=(), alerts=0)
-        supervisors = _supervisors(cases)
         Case.objects.filter(pk__in=[c.pk for c in cases]).update(
             level=F("level") + 1, version=F("version") + 1, updated_at=now
         )
@@ -131,9 +139,7 @@ def cases_escalate(*, now: datetime | None = None, batch: int = BATCH) -> Escala
                     data=escalated_data(level=case.level),
                 )
             )
-        alerts: list[Alert] = []
-        for case, event in zip(cases, events_write(built), strict=True):
-            area = next((a for f in _AREA_CHAIN[case.level] if (a := getattr(case, f)) in supervisors), None)
-            alerts += [Alert(user_id=u, case=case, event=event) for u in supervisors.get(area, ())]
-        Alert.objects.bulk_create(alerts)
-    return EscalationReport(now=now, escalated=tuple((c.pk, c.level) for c in cases), alerts=len(alerts))
+        # The supervisors' notifications are written with the events (gridmgmt.notify, rule "escalated").
+        events = events_write(built)
+        alerts = Notification.objects.filter(event__in=[e.pk for e in events], kind=Notification.Kind.ESCALATED).count()
+    return EscalationReport(now=now, escalated=tuple((c.pk, c.level) for c in cases), alerts=alerts)

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from gridmgmt import states
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.notify import notifications_write
 from realtime.feed import FeedRow, feed_rows_write
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,15 @@ def case_envelope(*, event: CaseEvent, case: Case, category: dict, team: dict | 
     }
 
 
+def case_envelopes(events: Sequence[CaseEvent]) -> list[dict]:
+    """case_envelope of each event (of a saved case, `event.case`), the names read in two queries at most."""
+    categories, teams = _names(e.case for e in events)
+    return [
+        case_envelope(event=e, case=e.case, category=categories[e.case.category_id], team=teams.get(e.case.team_id))
+        for e in events
+    ]
+
+
 def _light_or_null(*, case: Case, at: datetime) -> str | None:
     light = states.case_light(case=case, now=at)
     return None if light == states.NONE else light
@@ -278,10 +288,12 @@ def events_write(
     *,
     photos: dict[int, Iterable[CasePhoto]] | None = None,
     envelopes: Sequence[dict] | None = None,
+    notify: bool = True,
 ) -> list[CaseEvent]:
-    """Store `events` (in order), their photo links (`photos`: index in `events` → photos) and one feed row
-    each, in the caller's transaction; publish after commit. `envelopes` may be given by bulk callers that
-    already hold the names (same order as `events`); otherwise each is built with case_envelope."""
+    """Store `events` (in order), their photo links (`photos`: index in `events` → photos), one feed row
+    each and the notifications gridmgmt.notify's rules give (`notify=False`: none — a historical load), in
+    the caller's transaction; publish after commit. `envelopes` may be given by bulk callers that already
+    hold the names (same order as `events`); otherwise each is built with case_envelope."""
     events = list(events)
     pairs = [(i, p.id) for i, items in (photos or {}).items() for p in items]
     if len(events) >= COPY_FROM:
@@ -293,11 +305,7 @@ def events_write(
             through = CaseEvent.photos.through
             through.objects.bulk_create([through(caseevent_id=events[i].id, casephoto_id=p) for i, p in pairs])
     if envelopes is None:
-        categories, teams = _names(e.case for e in events)
-        envelopes = [
-            case_envelope(event=e, case=e.case, category=categories[e.case.category_id], team=teams.get(e.case.team_id))
-            for e in events
-        ]
+        envelopes = case_envelopes(events)
     feed_rows_write(
         [
             FeedRow(
@@ -310,6 +318,8 @@ def events_write(
             for event, envelope in zip(events, envelopes, strict=True)
         ]
     )
+    if notify:
+        notifications_write(events, envelopes)
     ids = [e.id for e in events]
     transaction.on_commit(lambda: _publish(ids))
     return events

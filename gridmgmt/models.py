@@ -11,6 +11,7 @@ import secrets
 from django.contrib.auth.models import AbstractUser
 from django.contrib.gis.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -401,19 +402,42 @@ class CameraSystem(models.Model):
         return self.name
 
 
-class Alert(models.Model):
-    """A notice to a person (e.g. the supervisors of the level a breached case escalated to)."""
+class Notification(models.Model):
+    """One line of a person's inbox: what an event means to that person (gridmgmt.notify decides who is told
+    of what). Stored at most once per (user, event, kind): a rule that fires again on a retried or replayed
+    event adds nothing. The escalation alerts of the four-level rule are notifications of kind "escalated"."""
 
-    user = models.ForeignKey(User, verbose_name=_("接收人"), on_delete=models.CASCADE, related_name="alerts")
-    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="alerts")
+    class Kind(models.TextChoices):
+        DISPATCHED = "dispatched", _("新任务")
+        SENT_BACK = "sent_back", _("退单")
+        ESCALATED = "escalated", _("升级督办")
+        EXTENSION_REQUESTED = "extension_requested", _("延时申请")
+        REOPENED = "reopened", _("重新打开")
+
+    user = models.ForeignKey(User, verbose_name=_("接收人"), on_delete=models.CASCADE, related_name="notifications")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="notifications")
     event = models.ForeignKey(CaseEvent, verbose_name=_("事件"), on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    kind = models.CharField(_("类型"), max_length=24, choices=Kind.choices)
+    title = models.CharField(_("标题"), max_length=200)
+    text = models.TextField(_("内容"), blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
     read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("提醒")
-        verbose_name_plural = _("提醒")
+        verbose_name = _("通知")
+        verbose_name_plural = _("通知")
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "event", "kind"], name="notification_once_per_user_event_kind")
+        ]
+        indexes = [
+            # The inbox newest first, and the unread count (a small partial index).
+            models.Index(fields=["user", "-id"], name="notification_user_id"),
+            models.Index(fields=["user"], condition=models.Q(read_at__isnull=True), name="notification_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class Open311Client(models.Model):

@@ -19,6 +19,7 @@ class FeedEvent(models.Model):
         TEAM_POSITION = "team.position", _("队伍位置")
         TEAM_STATUS = "team.status", _("队伍状态")
         CAMERA_STATUS = "camera.status", _("摄像头状态")
+        NOTIFICATION_CREATED = "notification.created", _("新通知")
 
     seq = models.BigIntegerField(_("序号"), primary_key=True)
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)
@@ -28,6 +29,8 @@ class FeedEvent(models.Model):
     street_id = models.BigIntegerField(null=True)
     community_id = models.BigIntegerField(null=True)
     team_id = models.BigIntegerField(null=True)
+    # A row for one person (their inbox, scope user:<id>): no area or team key, and never in `all`.
+    user_id = models.BigIntegerField(null=True)
     case_event_id = models.BigIntegerField(null=True, db_index=True)
     data = models.JSONField(_("内容"), default=dict)
 
@@ -40,6 +43,7 @@ class FeedEvent(models.Model):
             models.Index(fields=["street_id", "seq"], name="feed_street_seq"),
             models.Index(fields=["community_id", "seq"], name="feed_community_seq"),
             models.Index(fields=["team_id", "seq"], name="feed_team_seq"),
+            models.Index(fields=["user_id", "seq"], name="feed_user_seq"),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,9 @@
 """Subscription scopes and who may hold them — the same rules as gridmgmt.access, applied to areas/teams.
 
-A scope is written `all`, `district:<id>`, `street:<id>`, `community:<id>` or `team:<id>` (ids of
-geo.AdminArea / gridmgmt.PatrolTeam). A scope the user may not see is refused exactly like one that does
-not exist.
+A scope is written `all`, `district:<id>`, `street:<id>`, `community:<id>`, `team:<id>` (ids of
+geo.AdminArea / gridmgmt.PatrolTeam) or `user:<id>` (one person's own rows: their notifications, which only
+that person may hold and which `all` never carries). A scope the user may not see is refused exactly like
+one that does not exist.
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ AREA_KINDS = {
     "street": AdminArea.Level.STREET,
     "community": AdminArea.Level.COMMUNITY,
 }
-KINDS = ("all", *AREA_KINDS, "team")
+KINDS = ("all", *AREA_KINDS, "team", "user")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Scope:
         return None if self.kind == "all" else f"{self.kind}_id"
 
     def q(self) -> Q:
-        return Q() if self.kind == "all" else Q(**{self.column: self.id})
+        return Q(user_id__isnull=True) if self.kind == "all" else Q(**{self.column: self.id})
 
 
 def scope_parse(*, text) -> Scope:
@@ -53,15 +54,23 @@ def scope_parse(*, text) -> Scope:
     return Scope(kind, int(ident))
 
 
-def scope_keys(*, district_id=None, street_id=None, community_id=None, team_id=None) -> list[str]:
+def scope_keys(*, district_id=None, street_id=None, community_id=None, team_id=None, user_id=None) -> list[str]:
     """The scope keys a feed row belongs to (besides `all`)."""
-    pairs = (("district", district_id), ("street", street_id), ("community", community_id), ("team", team_id))
+    pairs = (
+        ("district", district_id),
+        ("street", street_id),
+        ("community", community_id),
+        ("team", team_id),
+        ("user", user_id),
+    )
     return [f"{kind}:{ident}" for kind, ident in pairs if ident is not None]
 
 
 def scope_allowed(*, user: User, scope: Scope) -> bool:
     if not user.is_authenticated:
         return False
+    if scope.kind == "user":  # one's own inbox, nobody else's (not even an administrator's)
+        return scope.id == user.id
     if scope.kind == "team":
         return access.teams_visible(user=user).filter(pk=scope.id).exists()
     if access.is_unrestricted(user):
@@ -78,14 +87,18 @@ def scope_allowed(*, user: User, scope: Scope) -> bool:
 
 
 def scopes_default(*, user: User) -> list[Scope]:
-    """What a screen of this user subscribes to when it does not say (the widest scope it may see)."""
+    """What a screen of this user subscribes to when it does not say: the widest scope it may see, and, for
+    staff and patrol members, their own inbox (`user:<id>`)."""
     if not user.is_authenticated:
         return []
+    own = (
+        [Scope("user", user.id)] if access.is_staff_user(user) or user.team_id or user.role == User.Role.PATROL else []
+    )
     if access.is_unrestricted(user):
-        return [Scope("all")]
+        return [Scope("all"), *own]
     if access.is_staff_user(user) and user.area is not None and user.area.level in AREA_KINDS.values():
         kind = next(k for k, level in AREA_KINDS.items() if level == user.area.level)
-        return [Scope(kind, user.area_id)]
+        return [Scope(kind, user.area_id), *own]
     if user.team_id:
-        return [Scope("team", user.team_id)]
-    return []
+        return [Scope("team", user.team_id), *own]
+    return own

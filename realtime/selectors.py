@@ -28,6 +28,8 @@ def feed_read(*, scope: Scope, after: int, upto: int | None = None, limit: int =
     if scope.column:
         where.append(f"{scope.column} = %s")  # column comes from a fixed set, never from input
         params.append(scope.id)
+    else:
+        where.append("user_id IS NULL")  # `all` is every row but one person's own (scope user:<id>)
     if upto is not None:
         where.append("seq <= %s")
         params.append(upto)
@@ -47,6 +49,8 @@ def feed_head(*, scope: Scope) -> int:
     if scope.column:
         sql += f" WHERE {scope.column} = %s"
         params.append(scope.id)
+    else:
+        sql += " WHERE user_id IS NULL"
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()[0] or 0
@@ -74,6 +78,8 @@ def kpi_for_scope(*, scope: Scope) -> dict:
     """A minimal KPI of the scope from the case table; open and overdue as gridmgmt.states defines them (the
     dashboards' full KPIs live in gridmgmt.kpi)."""
     cases = Case.objects.all()
+    if scope.kind == "user":  # a person's inbox has no case figures
+        return {}
     if scope.kind == "team":
         cases = cases.filter(team_id=scope.id)
     elif scope.column:

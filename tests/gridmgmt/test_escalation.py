@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from geo.models import AdminArea, GridCell
 from gridmgmt import escalation, services
-from gridmgmt.models import Alert, Case, CaseEvent, User
+from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.states import case_light
 from tests.factories import DistrictFactory, UserFactory
 from tests.world import jpeg, world_build
@@ -66,7 +66,8 @@ def run(moment: datetime) -> escalation.EscalationReport:
 
 def alerted(case: Case, level: int) -> set[str]:
     event = case.events.get(type=E.ESCALATED, data__level=level)
-    return set(Alert.objects.filter(case=case, event=event).values_list("user__username", flat=True))
+    found = Notification.objects.filter(case=case, event=event, kind=Notification.Kind.ESCALATED)
+    return set(found.values_list("user__username", flat=True))
 
 
 def test_breached_case_climbs_one_level_per_threshold(world):
@@ -99,7 +100,7 @@ def test_breached_case_climbs_one_level_per_threshold(world):
     assert case.level == L.DISTRICT
     levels = list(case.events.filter(type=E.ESCALATED).order_by("id").values_list("data__level", flat=True))
     assert levels == [1, 2, 3]
-    assert Alert.objects.filter(case=case).count() == 4
+    assert Notification.objects.filter(case=case, kind=Notification.Kind.ESCALATED).count() == 4
 
 
 def test_one_level_per_run_even_after_a_long_outage(world):

@@ -1,0 +1,242 @@
+"""Who is told of what: the inbox rules, kept as data, and the one place notifications are written and read.
+
+`RULES` maps a case event type to the kind of notification it gives and who receives it:
+
+- `team`: the members of the case's team at the event (`CaseEvent.team_id_copy`);
+- `area_roles`: the active users of these roles that have the case's area in scope by the access gate's area
+  rule (`gridmgmt.access.area_filter`: a user bound to the case's district, street or community, or to the
+  city above the district; staff bound to no area, and superusers, see every case);
+- `level_supervisors`: the supervisors of the new level, exactly as `gridmgmt.escalation.level_supervisors`
+  decides (属地兜底 included).
+
+The actor of an event is never told of their own action. `events_write` calls `notifications_write` in the
+writer's transaction: one INSERT … SELECT … ON CONFLICT DO NOTHING per batch of events, whatever the number
+of recipients, so notifications commit (or roll back) with their event, and a rule that fires again on a
+retried or replayed event stores nothing twice (unique user, event, kind). Each stored notification also
+writes one `notification.created` feed row in scope `user:<id>` (realtime/PROTOCOL.md), with the user's
+unread count, so every open face of that user hears of it after commit.
+
+Titles and texts are written in the recipient's terms ("your team", "please accept"), in the site language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import Http404
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from gridmgmt import access
+from gridmgmt.models import Case, CaseEvent, Notification, User
+from realtime.feed import FeedRow, feed_rows_write
+
+E = CaseEvent.Type
+K = Notification.Kind
+FEED_TYPE = "notification.created"
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    team: bool = False
+    area_roles: frozenset[str] = frozenset()
+    level_supervisors: bool = False
+
+
+# event type → (kind, who is told). Arbitration (审定) assigns a team like a dispatch does.
+RULES: dict[str, Rule] = {
+    E.DISPATCHED: Rule(K.DISPATCHED, team=True),
+    E.ARBITRATED: Rule(K.DISPATCHED, team=True),
+    E.SENT_BACK: Rule(K.SENT_BACK, area_roles=access.DISPATCHERS),
+    E.ESCALATED: Rule(K.ESCALATED, level_supervisors=True),
+    E.EXTENSION_REQUESTED: Rule(K.EXTENSION_REQUESTED, area_roles=frozenset({User.Role.SHIFT_LEADER})),
+    E.REOPENED: Rule(K.REOPENED, team=True, area_roles=frozenset({User.Role.INSPECTOR})),
+}
+
+
+def _words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, str]:
+    """(title, text) of a notification of `kind` about `event`; `env` is the event's feed envelope (the case
+    right after the event, with its category and team names)."""
+    code, what = env["code"], f"{env['category_name']} · {env['address'] or ''}".rstrip(" ·")
+    note = (event.note or "")[:200]
+    if kind == K.DISPATCHED:
+        return _("新任务 %(code)s") % {"code": code}, _("%(what)s:已派遣给你的队伍%(team)s,请签收") % {
+            "what": what,
+            "team": env["team_name"] or "",
+        }
+    if kind == K.SENT_BACK:
+        return _("退单 %(code)s") % {"code": code}, _("%(team)s退回了案件(%(what)s),请重新派遣。%(note)s") % {
+            "team": env["team_name"] or "",
+            "what": what,
+            "note": note,
+        }
+    if kind == K.ESCALATED:
+        level = Case.Level(event.data.get("level", env["level"])).label
+        return _("%(code)s 已升级至%(level)s督办") % {"code": code, "level": level}, _(
+            "%(what)s:超过处置时限,请督办"
+        ) % {"what": what}
+    if kind == K.EXTENSION_REQUESTED:
+        return _("延时申请 %(code)s") % {"code": code}, _("%(team)s申请延时 %(hours)s 小时:%(note)s") % {
+            "team": env["team_name"] or "",
+            "hours": event.data.get("hours", ""),
+            "note": note,
+        }
+    return _("%(code)s 被重新打开") % {"code": code}, _("%(what)s:%(note)s") % {"what": what, "note": note}
+
+
+_INSERT = """
+WITH t AS (
+    SELECT * FROM unnest(
+        %(event)s::bigint[], %(case)s::bigint[], %(kind)s::text[], %(title)s::text[], %(text)s::text[],
+        %(at)s::timestamptz[], %(actor)s::bigint[], %(to_user)s::bigint[], %(team)s::bigint[], %(roles)s::text[],
+        %(district)s::bigint[], %(street)s::bigint[], %(community)s::bigint[]
+    ) AS t(event_id, case_id, kind, title, text, at, actor_id, to_user, team_id, roles, district_id, street_id,
+           community_id)
+), recipients AS (
+    SELECT u.id AS user_id, t.event_id, t.case_id, t.kind, t.title, t.text, t.at, t.actor_id
+    FROM t JOIN gridmgmt_user u ON u.id = t.to_user
+    UNION ALL
+    SELECT u.id, t.event_id, t.case_id, t.kind, t.title, t.text, t.at, t.actor_id
+    FROM t JOIN gridmgmt_user u ON u.team_id = t.team_id
+    UNION ALL
+    SELECT u.id, t.event_id, t.case_id, t.kind, t.title, t.text, t.at, t.actor_id
+    FROM t JOIN gridmgmt_user u
+      ON (u.role = ANY (string_to_array(t.roles, ',')) OR u.is_superuser)
+     AND (u.area_id IS NULL OR u.area_id IN (t.district_id, t.street_id, t.community_id)
+          OR u.area_id = (SELECT a.parent_id FROM geo_adminarea a WHERE a.id = t.district_id))
+    WHERE t.roles IS NOT NULL
+), ins AS (
+    INSERT INTO gridmgmt_notification (user_id, case_id, event_id, kind, title, text, created_at)
+    SELECT DISTINCT ON (r.event_id, r.kind, r.user_id) r.user_id, r.case_id, r.event_id, r.kind, r.title, r.text, r.at
+    FROM recipients r JOIN gridmgmt_user u ON u.id = r.user_id
+    WHERE u.is_active AND r.user_id IS DISTINCT FROM r.actor_id
+    ORDER BY r.event_id, r.kind, r.user_id
+    ON CONFLICT (user_id, event_id, kind) DO NOTHING
+    RETURNING id, user_id, case_id, event_id, kind, title, created_at
+)
+SELECT ins.id, ins.user_id, ins.case_id, ins.event_id, ins.kind, ins.title, ins.created_at,
+       (SELECT count(*) FROM gridmgmt_notification n WHERE n.user_id = ins.user_id AND n.read_at IS NULL)
+       + row_number() OVER (PARTITION BY ins.user_id ORDER BY ins.id) AS unread
+FROM ins ORDER BY ins.id
+"""
+
+
+def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) -> int:
+    """Apply RULES to saved `events` (their feed envelopes in the same order), in the caller's transaction:
+    one statement stores every notification, then one `notification.created` feed row each; returns how
+    many were stored (0 for events already notified)."""
+    params: dict[str, list] = {k: [] for k in (
+        "event", "case", "kind", "title", "text", "at", "actor", "to_user", "team", "roles", "district", "street",
+        "community",
+    )}  # fmt: skip
+    codes: dict[int, str] = {}
+
+    def add(event: CaseEvent, kind: str, words: tuple[str, str], *, to_user=None, team=None, roles=None) -> None:
+        for key, value in (
+            ("event", event.id), ("case", event.case_id), ("kind", kind), ("title", words[0][:200]),
+            ("text", words[1]), ("at", event.at), ("actor", event.actor_id), ("to_user", to_user), ("team", team),
+            ("roles", roles), ("district", event.district_id_copy), ("street", event.street_id_copy),
+            ("community", event.community_id_copy),
+        ):  # fmt: skip
+            params[key].append(value)
+
+    escalations: list[tuple[CaseEvent, tuple[str, str]]] = []
+    with translation.override(settings.LANGUAGE_CODE):
+        for event, env in zip(events, envelopes, strict=True):
+            rule = RULES.get(event.type)
+            if rule is None:
+                continue
+            codes[event.id] = env["code"]
+            words = _words(kind=rule.kind, event=event, env=env)
+            if rule.team and event.team_id_copy is not None:
+                add(event, rule.kind, words, team=event.team_id_copy)
+            if rule.area_roles:
+                add(event, rule.kind, words, roles=",".join(sorted(rule.area_roles)))
+            if rule.level_supervisors:
+                escalations.append((event, words))
+    if escalations:
+        from gridmgmt.escalation import level_supervisors  # escalation writes events: imported when used
+
+        targets = [(e.case, int(e.data.get("level", e.case.level))) for e, _w in escalations]
+        for (event, words), users in zip(escalations, level_supervisors(targets), strict=True):
+            for user_id in users:
+                add(event, K.ESCALATED, words, to_user=user_id)
+    if not params["event"]:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(_INSERT, params)
+        stored = cur.fetchall()
+    if stored:
+        feed_rows_write(
+            [
+                FeedRow(
+                    type=FEED_TYPE,
+                    at=created_at,
+                    user_id=user_id,
+                    data={
+                        "id": pk,
+                        "kind": kind,
+                        "case_id": case_id,
+                        "code": codes[event_id],
+                        "title": title,
+                        "created_at": created_at.isoformat(),
+                        "unread": unread,
+                    },
+                )
+                for pk, user_id, case_id, event_id, kind, title, created_at, unread in stored
+            ]
+        )
+        keys = sorted({f"user:{row[1]}" for row in stored})
+        transaction.on_commit(lambda: _wake(keys))
+    return len(stored)
+
+
+def _wake(keys: list[str]) -> None:
+    from realtime.services import feed_notify  # the realtime side depends on gridmgmt, not the reverse
+
+    feed_notify(keys=keys)
+
+
+def notifications_replay(*, event_ids: Sequence[int]) -> int:
+    """Run the rules again over stored events (after a failed delivery, or to backfill): only what is
+    missing is added. Returns how many notifications were stored."""
+    from gridmgmt.events import case_envelopes  # events imports this module
+
+    events = list(CaseEvent.objects.filter(pk__in=event_ids, type__in=list(RULES)).select_related("case"))
+    with transaction.atomic():
+        return notifications_write(events, case_envelopes(events))
+
+
+# --- reads and marks for the inbox API ---------------------------------------------------------------------
+
+
+def notifications_of(*, user: User):
+    """The user's own notifications, newest first, with the case code."""
+    return (
+        Notification.objects.filter(user=user)
+        .select_related("case")
+        .only("id", "kind", "title", "text", "created_at", "read_at", "case__id", "case__code", "event_id")
+    )
+
+
+def unread_count(*, user: User) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def notification_read(*, user: User, notification_id: int) -> Notification:
+    """Mark one of the user's notifications read (again: no change). Another user's looks like none (404)."""
+    now = timezone.now()
+    Notification.objects.filter(pk=notification_id, user=user, read_at__isnull=True).update(read_at=now)
+    try:
+        return notifications_of(user=user).get(pk=notification_id)
+    except Notification.DoesNotExist:
+        raise Http404("通知不存在 (notification not found)") from None
+
+
+def notifications_read_all(*, user: User) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())

@@ -9,10 +9,13 @@ import asyncio
 import logging
 import queue
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.conf import settings
+from django.contrib.gis.geos import Point
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -147,6 +150,13 @@ def team_status_set(*, actor: User, team_id: int, status: str) -> PatrolTeam:
     return team
 
 
+def _camera_row(**kwargs):
+    """`camera.status` with `online`: screens colour the marker by it, never by a status list of their own."""
+    row = camera_status_row(**kwargs)
+    row.data["online"] = row.data["status"] == Camera.Status.ONLINE
+    return row
+
+
 def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None = None) -> Camera:
     """A video platform reports a camera online/offline (the intake authenticates the platform)."""
     if status not in Camera.Status.values:
@@ -168,7 +178,56 @@ def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None =
                 "street_id": cell.street_id if cell else None,
                 "community_id": cell.community_id if cell else None,
             }
-            feed_rows_write([camera_status_row(camera=camera, from_status=from_status, at=timezone.now(), **ids)])
+            feed_rows_write([_camera_row(camera=camera, from_status=from_status, at=timezone.now(), **ids)])
             keys = scope_keys(**ids)
             transaction.on_commit(lambda: feed_notify(keys=keys))
     return camera
+
+
+@dataclass(frozen=True)
+class CameraTimeoutReport:
+    now: datetime
+    offline: list[str]  # codes of the cameras this run marked offline
+
+
+_TIMEOUT_SQL = """
+UPDATE geo_camera AS c SET status = %(offline)s
+WHERE c.status = %(online)s AND c.last_seen_at IS NOT NULL AND c.last_seen_at < %(cutoff)s
+RETURNING c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location),
+    coalesce(c.district_id, (SELECT g.district_id FROM geo_gridcell g WHERE g.id = c.cell_id)),
+    (SELECT g.street_id FROM geo_gridcell g WHERE g.id = c.cell_id),
+    (SELECT g.community_id FROM geo_gridcell g WHERE g.id = c.cell_id)
+"""
+
+
+def cameras_offline_timeout(*, now: datetime | None = None, after: float | None = None) -> CameraTimeoutReport:
+    """Mark offline every online camera whose last heartbeat is older than `after` seconds
+    (settings.CAMERA_OFFLINE_AFTER): one UPDATE … RETURNING, then one `camera.status` feed row per camera, in
+    the same transaction. A camera never heard from (`last_seen_at` empty) is not watched. A second run finds
+    nothing to do; a heartbeat that commits first keeps its camera online (the UPDATE re-checks its row)."""
+    now = now or timezone.now()
+    after = settings.CAMERA_OFFLINE_AFTER if after is None else after
+    if not after or after <= 0:
+        return CameraTimeoutReport(now=now, offline=[])
+    params = {
+        "offline": Camera.Status.OFFLINE.value,
+        "online": Camera.Status.ONLINE.value,
+        "cutoff": now - timedelta(seconds=after),
+    }
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(_TIMEOUT_SQL, params)
+            rows = sorted(cur.fetchall(), key=lambda r: r[1])
+        feed: list = []
+        keys: set[str] = set()
+        for camera_id, code, name, lon, lat, district_id, street_id, community_id in rows:
+            camera = Camera(id=camera_id, code=code, name=name, status=Camera.Status.OFFLINE, location=Point(lon, lat))
+            ids = {"district_id": district_id, "street_id": street_id, "community_id": community_id}
+            feed.append(_camera_row(camera=camera, from_status=Camera.Status.ONLINE, at=now, **ids))
+            keys.update(scope_keys(**ids))
+        feed_rows_write(feed)
+        # Where an offline camera should tell the centre (issue 12, item 1's inbox) once that exists: here,
+        # from `rows`, in this transaction, so a retried run (which finds nothing) never notifies twice.
+        if keys:
+            transaction.on_commit(lambda: feed_notify(keys=sorted(keys)))
+    return CameraTimeoutReport(now=now, offline=[r[1] for r in rows])

@@ -96,12 +96,16 @@ def wall_heat(*, cases: QuerySet[Case], now: datetime) -> RawJSON:
 
 
 def wall_cameras(*, district_id: int | None) -> list[list]:
-    """[[lat, lon, online]] of the district's cameras (coordinates as floats from PostGIS, no GEOS objects)."""
+    """[[lat, lon, online, id, code, name]] of the district's cameras (coordinates as floats from PostGIS, no GEOS
+    objects); the id is what `camera.status` feed events name."""
     qs = Camera.objects.all()
     if district_id is not None:
         qs = qs.filter(district_id=district_id)
-    rows = qs.order_by().values_list(_y("location"), _x("location"), "status")
-    return [[round(lat, 6), round(lon, 6), status == Camera.Status.ONLINE] for lat, lon, status in rows]
+    rows = qs.order_by().values_list(_y("location"), _x("location"), "status", "id", "code", "name")
+    return [
+        [round(lat, 6), round(lon, 6), status == Camera.Status.ONLINE, pk, code, name]
+        for lat, lon, status, pk, code, name in rows
+    ]
 
 
 def wall_ticker(*, cases: QuerySet[Case], limit: int = 20) -> list[dict]:

@@ -25,6 +25,7 @@ from gridmgmt.errors import InvalidInput, NotFound, RoleNotAllowed, TransitionNo
 from gridmgmt.models import CameraSystem, Case, CaseEvent, User
 from gridmgmt.photos import MAX_BYTES
 from gridmgmt.states import OPEN_STATUSES
+from realtime.services import camera_status_set
 
 # A camera clock may run a little fast; an alarm from further in the future is a broken clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
@@ -227,6 +228,95 @@ def _attached_case(*, camera: Camera, key: str) -> Case | None:
         .first()
     )
     return event.case if event else None
+
+
+# --- camera heartbeats -------------------------------------------------------------------------------------
+
+MAX_HEARTBEAT_CAMERAS = 10_000  # per request; a bigger platform splits its report
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    seen: int  # cameras of this system named in the heartbeat
+    changed: list[dict]  # [{"camera", "from_status", "status"}] in code order
+    unknown: list[str]  # codes that are not cameras of this system (absent, or another district's)
+
+
+def _camera_code(value, *, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(_("%(field)s 须为摄像头编号字符串") % {"field": field}, field=field)
+    text = _text(value, field=field, max_len=32, required=True)
+    if not text.isprintable() or any(ch.isspace() for ch in text):
+        raise InvalidInput(_("%(field)s 不能包含空白或控制字符") % {"field": field}, field=field)
+    return text
+
+
+def _code_list(value, *, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise InvalidInput(_("%(field)s 须为摄像头编号的列表") % {"field": field}, field=field)
+    return [_camera_code(v, field=field) for v in value]
+
+
+def heartbeat_parse(*, online=None, offline=None, cameras=None) -> dict[str, str]:
+    """{camera code: status} from `online`/`offline` (lists of codes) and/or `cameras` (a list of
+    {"camera", "status"} or an object {code: status}). At least one must be given; a camera named twice with
+    two statuses is refused."""
+    if online is None and offline is None and cameras is None:
+        raise InvalidInput(_("请提供 online、offline 或 cameras"), field="cameras", code="required")
+    pairs = [(c, Camera.Status.ONLINE.value) for c in _code_list(online, field="online")]
+    pairs += [(c, Camera.Status.OFFLINE.value) for c in _code_list(offline, field="offline")]
+    if isinstance(cameras, dict):
+        cameras = [{"camera": k, "status": v} for k, v in cameras.items()]
+    if cameras is not None and not isinstance(cameras, list | tuple):
+        raise InvalidInput(_("cameras 须为列表或对象"), field="cameras")
+    for item in cameras or ():
+        if not isinstance(item, dict):
+            raise InvalidInput(_("cameras 的每一项须为 {camera, status}"), field="cameras")
+        status = item.get("status")
+        if status not in Camera.Status.values:
+            raise InvalidInput(_("未知的摄像头状态: %(s)s") % {"s": str(status)[:20]}, field="status")
+        pairs.append((_camera_code(item.get("camera"), field="camera"), status))
+    if len(pairs) > MAX_HEARTBEAT_CAMERAS:
+        raise InvalidInput(
+            _("一次心跳最多 %(n)s 个摄像头") % {"n": MAX_HEARTBEAT_CAMERAS}, field="cameras", code="too_many"
+        )
+    statuses: dict[str, str] = {}
+    for code, status in pairs:
+        if statuses.setdefault(code, status) != status:
+            raise InvalidInput(_("摄像头 %(code)s 同时报告了两种状态") % {"code": code}, field="cameras")
+    return statuses
+
+
+def camera_heartbeat_receive(*, system: CameraSystem, statuses: dict[str, str], now=None) -> HeartbeatResult:
+    """A camera system says which of its cameras are online (and, optionally, offline). Cameras reported online
+    get `last_seen_at = now`; each camera whose status differs goes through `camera_status_set` (one feed row per
+    change). Cameras it does not name are left alone: their heartbeat stops, and `cameras_offline_timeout` marks
+    them offline after CAMERA_OFFLINE_AFTER. Codes outside the system's district are reported back as unknown,
+    like absent ones; when none is known, NotFound."""
+    now = now or timezone.now()
+    in_scope = Camera.objects.filter(code__in=list(statuses)).filter(
+        Q(district_id=system.district_id) | Q(district__isnull=True, cell__district_id=system.district_id)
+    )
+    changed: list[dict] = []
+    with transaction.atomic():
+        # Locked in id order (two heartbeats never deadlock); the timeout job waits, then re-reads last_seen_at.
+        rows = list(in_scope.select_for_update(of=("self",)).order_by("id").values_list("id", "code", "status"))
+        known = {code for _id, code, _status in rows}
+        unknown = sorted(set(statuses) - known)
+        if statuses and not rows:
+            shown = "、".join(unknown[:5]) + ("…" if len(unknown) > 5 else "")
+            raise NotFound(
+                _("本系统辖区内没有摄像头 %(code)s") % {"code": shown}, field="cameras", code="camera_not_found"
+            )
+        seen_ids = [i for i, code, _status in rows if statuses[code] == Camera.Status.ONLINE]
+        Camera.objects.filter(pk__in=seen_ids).update(last_seen_at=now)
+        for camera_id, code, status in sorted(rows, key=lambda r: r[1]):
+            if statuses[code] != status:
+                camera_status_set(camera_id=camera_id, status=statuses[code], seen_at=now)
+                changed.append({"camera": code, "from_status": status, "status": statuses[code]})
+    return HeartbeatResult(seen=len(rows), changed=changed, unknown=unknown)
 
 
 # --- 12345 hotline ---------------------------------------------------------------------------------------------

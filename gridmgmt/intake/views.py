@@ -173,6 +173,59 @@ class CameraAlarmView(IntakeView):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
+# --- camera heartbeats -----------------------------------------------------------------------------------
+
+CAMERA_HEARTBEAT = inline_serializer(
+    "CameraHeartbeat",
+    {
+        "online": s.ListField(child=s.CharField(), required=False, help_text="在线的摄像头编号"),
+        "offline": s.ListField(child=s.CharField(), required=False, help_text="离线的摄像头编号(可选)"),
+        "cameras": s.ListField(
+            child=inline_serializer(
+                "CameraHeartbeatItem",
+                {"camera": s.CharField(), "status": s.ChoiceField(choices=["online", "offline"])},
+            ),
+            required=False,
+            help_text="逐个摄像头的状态(可代替 online/offline)",
+        ),
+    },
+)
+CAMERA_HEARTBEAT_RESULT = inline_serializer(
+    "CameraHeartbeatResult",
+    {
+        "seen": s.IntegerField(help_text="本系统辖区内被报告的摄像头数"),
+        "changed": s.ListField(
+            child=inline_serializer(
+                "CameraStatusChange",
+                {"camera": s.CharField(), "from_status": s.CharField(), "status": s.CharField()},
+            )
+        ),
+        "unknown": s.ListField(child=s.CharField(), help_text="不是本系统摄像头的编号(未登记或不在辖区内)"),
+    },
+)
+
+
+class CameraHeartbeatView(IntakeView):
+    """POST which of the system's cameras are online: unnamed cameras are left to the timeout
+    (CAMERA_OFFLINE_AFTER, `manage.py cameras_timeout`)."""
+
+    authentication_classes = [CameraSystemAuthentication]
+    permission_classes = [IsCameraSystem]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request={"application/json": CAMERA_HEARTBEAT},
+        responses={200: CAMERA_HEARTBEAT_RESULT, 400: ERROR, 401: ERROR, 404: ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.body(request)
+        statuses = services.heartbeat_parse(
+            online=data.get("online"), offline=data.get("offline"), cameras=data.get("cameras")
+        )
+        result = services.camera_heartbeat_receive(system=request.auth, statuses=statuses)
+        return Response({"seen": result.seen, "changed": result.changed, "unknown": result.unknown})
+
+
 # --- 12345 hotline ---------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
 """`manage.py cases_escalate [--loop SECONDS]`: run the 四级处置 escalation once, or forever every N seconds.
+Each pass also marks offline the cameras whose heartbeat stopped (`manage.py cameras_timeout`).
 
 Why a looping command and not Celery beat: an intranet deployment then needs no broker or worker beyond
 what already runs (PostgreSQL); systemd/supervisor restarts it; a run is idempotent and locks with SKIP
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from gridmgmt.escalation import cases_escalate
+from realtime.services import cameras_offline_timeout
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,16 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{report.now:%Y-%m-%d %H:%M:%S} 升级 escalated {report.count} 件, 提醒 alerts {report.alerts}"
                 )
+            # Each pass also marks offline the cameras whose heartbeat stopped (`manage.py cameras_timeout`).
+            try:
+                cameras = cameras_offline_timeout()
+            except Exception:
+                if loop is None:
+                    raise
+                log.exception("camera timeout run failed; retrying in %s s", loop)
+            else:
+                if cameras.offline:
+                    self.stdout.write(f"{cameras.now:%Y-%m-%d %H:%M:%S} 摄像头离线 offline {len(cameras.offline)}")
             if loop is None:
                 return
             deadline = time.monotonic() + loop

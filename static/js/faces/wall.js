@@ -10,7 +10,7 @@ import { api, config, fitDistrict, h, map as leafletMap, states } from "./common
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
-const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map() };
+const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map(), cameraMarkers: new Map() };
 // Read-only: browser tests and bench/wall_load.py watch the wall's progress here (nothing reads it back).
 window.gridmgmtWall = state;
 
@@ -93,6 +93,31 @@ function tick(e) {
   while ($("ticker").children.length > 30) $("ticker").lastChild.remove();
 }
 
+/* --- cameras: online or offline as the server says (snapshot rows, then `camera.status` events) --- */
+const cameraIcon = (c) => icon("gm-cam", `data-online="${c.online === true}" data-camera="${esc(c.code)}" title="${esc(c.name)} (${esc(c.code)})"`, "");
+function cameraMarker(c) {
+  const m = L.marker([c.lat, c.lon], { icon: cameraIcon(c), keyboard: false, online: c.online === true, code: c.code, name: c.name });
+  if (c.id !== undefined) state.cameraMarkers.set(c.id, m);
+  return m;
+}
+function cameraLegend() {
+  const all = [...state.cameraMarkers.values()];
+  const off = all.filter((m) => m.options.online === false).length;
+  $("cameras-online").textContent = String(all.length - off);
+  $("cameras-offline").textContent = String(off);
+}
+function cameraChanged(d) {
+  const m = state.cameraMarkers.get(d.camera_id);
+  if (!m) {
+    cameras.addLayer(cameraMarker({ ...d, id: d.camera_id }));
+  } else {
+    m.options.online = d.online === true;
+    m.setIcon(cameraIcon({ online: d.online, code: d.code, name: d.name }));
+    cameras.refreshClusters(m); // a cluster's red offline count
+  }
+  cameraLegend();
+}
+
 /* --- snapshot --- */
 async function snapshot(parts) {
   const r = await api(config.snapshot + (parts ? `?only=${parts}` : ""));
@@ -106,7 +131,9 @@ async function snapshot(parts) {
   if (s.heat) heat.setLatLngs(s.heat.map(([lat, lon, n]) => [lat, lon, Math.min(1, n / 5)]));
   if (s.cameras) {
     cameras.clearLayers();
-    cameras.addLayers(s.cameras.map(([lat, lon, online]) => L.marker([lat, lon], { icon: icon("gm-cam", `data-online="${online}"`, ""), keyboard: false, online })));
+    state.cameraMarkers.clear();
+    cameras.addLayers(s.cameras.map(([lat, lon, online, id, code, name]) => cameraMarker({ lat, lon, online, id, code, name })));
+    cameraLegend();
   }
   if (s.ticker) {
     $("ticker").replaceChildren();
@@ -216,6 +243,8 @@ function apply(events) {
       caseChanged(env);
     } else if (env.type === "team.position" || env.type === "team.status") {
       teamMoved(d);
+    } else if (env.type === "camera.status") {
+      cameraChanged(d);
     }
   }
   if (cases) refreshSoon();

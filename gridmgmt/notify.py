@@ -69,8 +69,8 @@ def _words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, str]:
             "team": env["team_name"] or "",
         }
     if kind == K.SENT_BACK:
-        return _("退单 %(code)s") % {"code": code}, _("%(team)s退回了案件(%(what)s),请重新派遣。%(note)s") % {
-            "team": env["team_name"] or "",
+        return _("退单 %(code)s") % {"code": code}, _("%(team)s 退回了案件(%(what)s),请重新派遣。%(note)s") % {
+            "team": env["team_name"] or event.data.get("team") or "",  # the case has no team any more: its code
             "what": what,
             "note": note,
         }

@@ -15,8 +15,8 @@ from datetime import datetime
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-_COLUMNS = "type, at, district_id, street_id, community_id, team_id, case_event_id, data"
-_INSERT = f"INSERT INTO realtime_feedevent ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+_COLUMNS = "type, at, district_id, street_id, community_id, team_id, user_id, case_event_id, data"
+_INSERT = f"INSERT INTO realtime_feedevent ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
 COPY_FROM = 500  # rows; fewer go in as one executemany
 
 
@@ -29,6 +29,7 @@ class FeedRow:
     street_id: int | None = None
     community_id: int | None = None
     team_id: int | None = None
+    user_id: int | None = None  # a row for one person (scope user:<id>; gridmgmt.notify)
     case_event_id: int | None = None
 
 
@@ -44,6 +45,7 @@ def feed_rows_write(rows: list[FeedRow]) -> None:
             r.street_id,
             r.community_id,
             r.team_id,
+            r.user_id,
             r.case_event_id,
             json.dumps(r.data, cls=DjangoJSONEncoder, ensure_ascii=False),
         )

@@ -4,12 +4,13 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import auth, kpis, public, views
+from gridmgmt.api import auth, kpis, notifications, public, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("cells", views.CellViewSet, basename="cell")
+router.register("notifications", notifications.NotificationViewSet, basename="notification")
 
 app_name = "api"
 urlpatterns = [

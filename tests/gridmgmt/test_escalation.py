@@ -252,3 +252,28 @@ def test_loop_mode_runs_repeatedly_survives_a_failed_run_and_stops_on_sigterm(mo
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert len(calls) == 4 and out.getvalue().count("escalated 0") == 3
+
+
+def test_each_supervisor_of_the_new_level_is_notified_once_and_a_second_run_adds_none(world):
+    from gridmgmt import notify
+    from realtime.models import FeedEvent
+
+    case = handling_case(world)
+    run(at(15, 1))
+    escalated = Notification.objects.filter(case=case, kind=Notification.Kind.ESCALATED)
+    assert sorted(escalated.values_list("user__username", flat=True)) == ["c_insp", "c_lead"]
+    note = escalated.get(user__username="c_insp")
+    assert note.title == f"{case.code} 已升级至社区督办"
+    assert note.text == "乱堆物堆料:超过处置时限,请督办"
+    feed = FeedEvent.objects.filter(type="notification.created", data__kind="escalated")
+    assert sorted(feed.values_list("user_id", flat=True)) == sorted(
+        world.sup[k].id for k in ("community", "community2")
+    )
+
+    # The loop runs again (same moment, a minute later): nothing new, no second notification, no feed row.
+    assert run(at(15, 1)).count == 0
+    assert run(at(15, 2)).alerts == 0
+    event = case.events.get(type=E.ESCALATED)
+    assert notify.notifications_replay(event_ids=[event.id]) == 0  # the rule fired again on the same event
+    assert escalated.count() == 2
+    assert feed.count() == 2

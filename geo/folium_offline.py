@@ -14,6 +14,7 @@ the same name replaces the link rather than duplicating it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -230,7 +231,13 @@ class RenderedMap:
     script: str
 
 
+# folium.Map's header carries its own viewport tag with maximum-scale=1 and user-scalable=no: it would
+# forbid pinch-zoom on every phone face. The page template has the one viewport tag a face needs.
+_VIEWPORT_META = re.compile(r"<meta\s+name=[\"']viewport[\"'][^>]*>\s*", re.I)
+
+
 def render_parts(m: folium.Map) -> RenderedMap:
     figure = m.get_root()
     figure.render()  # fills figure.header/html/script (JSCSSMixin adds its links here)
-    return RenderedMap(figure.header.render(), figure.html.render(), figure.script.render())
+    header = _VIEWPORT_META.sub("", figure.header.render())
+    return RenderedMap(header, figure.html.render(), figure.script.render())

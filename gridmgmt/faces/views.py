@@ -25,7 +25,7 @@ from geo.models import AdminArea, GridCell
 from geo.selectors import CELL_TILE_MIN_ZOOM
 from gridmgmt import access, clients
 from gridmgmt.faces import maps, selectors
-from gridmgmt.models import Case, CaseEvent, Category, User
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
 from gridmgmt.rules import RULES
 from gridmgmt.states import OPEN_STATUSES, states_describe
@@ -87,7 +87,7 @@ def _categories() -> list[dict]:
         {
             "code": c.code,
             "name": name_localized(c),
-            "plain": c.plain_name or c.name,
+            "plain": access.category_public_name(c),  # residents' words, in English on an English page
             "major": name_localized(c.parent),
             "sensitive": c.is_sensitive,
         }
@@ -151,6 +151,21 @@ JS_MESSAGES = {
     "select_case": gettext_lazy("从左侧队列选择一个案件"),
     # Workflow button labels are not here: each case's `actions` carries its own (gridmgmt.rules).
     "extension_pending": gettext_lazy("延时待批"),
+    # The resident's loop: the report's result, "my reports", the tracking page.
+    "keep_link": gettext_lazy(
+        "请保存此链接:以后凭它查看进度,并在办结后评价。换了手机或清除浏览器数据后,只有这个链接能评价。"
+    ),
+    "copy": gettext_lazy("复制链接"),
+    "copied": gettext_lazy("链接已复制"),
+    "copy_failed": gettext_lazy("无法自动复制,请长按链接复制。"),
+    "share": gettext_lazy("分享"),
+    "share_title": gettext_lazy("案件 %(code)s 处理进度"),
+    "report_another": gettext_lazy("再报一个问题"),
+    "case_number": gettext_lazy("案件编号"),
+    "received": gettext_lazy("已收到您的上报,谢谢!"),
+    "merged_note": gettext_lazy("该上报与另一案件是同一问题,已合并处理。"),
+    "closing_open": gettext_lazy("正在处理中,办结后会在这里显示结果。"),
+    "live": gettext_lazy("每 20 秒自动刷新"),
 }
 
 
@@ -220,7 +235,21 @@ def report_track(request: HttpRequest, code: str) -> HttpResponse:
     context["code"] = code
     # Rate or say "not fixed" (with the token) in the statuses those actions start from (gridmgmt.rules).
     feedback = sorted(RULES["rate"].sources | RULES["reopen"].sources)
-    context["config"] = _page_config(request, code=code, feedback=feedback)
+    # What the page says in place of a reply when the case has ended: the public view carries no reply of
+    # its own (Case.hotline_reply is the hotline's, not public), so the closing status speaks.
+    closing = {
+        Case.Status.CLOSED: _("问题已处理完毕,案件已办结。请看处置后照片,并告诉我们是否满意。"),
+        Case.Status.ARCHIVED: _("问题已处理完毕,案件已办结归档。"),
+        Case.Status.VOIDED: _("经核实,该上报不予立案,案件已作废。"),
+    }
+    context["config"] = _page_config(
+        request,
+        code=code,
+        feedback=feedback,
+        closing={str(k): str(v) for k, v in closing.items()},
+        photoKinds={k: str(v) for k, v in CasePhoto.Kind.choices},
+        poll=20,
+    )
     return render(request, "faces/track.html", context)
 
 

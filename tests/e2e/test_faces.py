@@ -188,7 +188,7 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     assert page.locator("#timeline li").count() >= 7
     page.locator('.gm-star[data-score="5"]').click()
     page.click("#rate")
-    page.wait_for_selector('#msg:has-text("感谢")')
+    page.wait_for_selector('#feedback-done:has-text("感谢")')
     case.refresh_from_db()
     assert case.satisfaction == 5
     screenshot(page, "face_track_rated")

@@ -58,6 +58,64 @@ def test_report_page_in_english(client, world, settings):
     assert '<html lang="en">' in html
 
 
+def test_report_page_category_names_in_english(client, world, settings):
+    """English pages show the taxonomy's English names (access.category_public_name), Chinese ones the plain words."""
+    from gridmgmt.models import Category
+
+    Category.objects.filter(code="E0404").update(name_en="Piled materials", plain_name="路边乱堆东西")
+    Category.objects.filter(code="E04").update(name_en="Street order")
+    zh = config_of(client.get("/report/").content.decode())["categories"]
+    assert [(c["plain"], c["major"]) for c in zh] == [("路边乱堆东西", "街面秩序")]
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    en = config_of(client.get("/report/").content.decode())["categories"]
+    assert [(c["plain"], c["major"]) for c in en] == [("Piled materials", "Street order")]
+
+
+def test_public_case_category_in_english(client, world, settings):
+    from gridmgmt.models import Category
+
+    Category.objects.filter(code="E0404").update(name_en="Piled materials")
+    case = CaseFactory(category=world.category, cell=world.cells[4])
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert client.get(f"/api/public/cases/{case.code}/").json()["category"] == "Piled materials"
+
+
+def test_track_page_says_how_a_case_ended_and_polls(client, world):
+    """No public reply exists: the page gets the closing words per ending status, photo kind labels and the
+    poll interval (no public feed) from the server."""
+    config = config_of(client.get("/report/track/20260101-0000001").content.decode())
+    assert set(config["closing"]) == {Case.Status.CLOSED, Case.Status.ARCHIVED, Case.Status.VOIDED}
+    assert config["photoKinds"]["after"] == "处置后"
+    assert config["poll"] == 20
+    assert "评价" in config["messages"]["keep_link"]
+
+
+FACES = [
+    ("/", None),
+    ("/report/", None),
+    ("/report/track/20260101-0000001", None),
+    ("/map/", None),
+    ("/patrol/", User.Role.PATROL),
+    ("/wall/", User.Role.WALL),
+    ("/dispatch/", User.Role.DISPATCHER),
+    ("/accounts/login/", None),
+]
+
+
+@pytest.mark.parametrize("path,role", FACES)
+def test_no_page_disables_pinch_zoom(client, world, path, role):
+    """One viewport tag per page, and it lets people zoom (folium's own tag, maximum-scale=1 and
+    user-scalable=no, is dropped by geo.folium_offline.render_parts)."""
+    if role:
+        login(client, world.users[role])
+    response = client.get(path)
+    assert response.status_code == 200, path
+    tags = re.findall(r"<meta[^>]+name=[\"']viewport[\"'][^>]*>", response.content.decode(), re.I)
+    assert len(tags) == 1, (path, tags)
+    flat = tags[0].replace(" ", "").lower()
+    assert "user-scalable=no" not in flat and "maximum-scale" not in flat, (path, tags)
+
+
 def test_track_page_renders_for_any_code(client, world):
     response = client.get("/report/track/20260101-0000001")
     assert response.status_code == 200

@@ -1,6 +1,7 @@
 /* /report/: a resident's report. Everything typed is kept in the browser (localStorage + IndexedDB for the
    photo) until the server has the case, and one idempotency key per draft makes a retry safe. */
-import { api, config, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, uuid } from "./common.js";
+import { api, config, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, timeText, uuid } from "./common.js";
+import { myReports, myReportSave, trackPath, trackUrl } from "./myreports.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("report-form");
@@ -132,7 +133,7 @@ async function support(code) {
   if (!r.ok) return say(msg, r.message, "error");
   clearDraft();
   $("dups").hidden = true;
-  showResult(code, null, t("supported"));
+  showResult(code, null, t("supported"), "");
 }
 
 function clearDraft() {
@@ -141,13 +142,75 @@ function clearDraft() {
   draft = { key: uuid() };
 }
 
-function showResult(code, token, text) {
-  if (token) localStorage.setItem(`gm-track-${code}`, token);
-  const href = `/report/track/${encodeURIComponent(code)}` + (token ? `?token=${encodeURIComponent(token)}` : "");
-  $("result").replaceChildren(h("p", { class: "gm-code", text }), h("a", { href, class: "gm-primary", text: t("track") }));
+/* The result, where a resident cannot miss it: at the top of the page (the form is put away), focused, with
+   the case number, the link to keep (with the token it is the only way to rate from another device) and
+   copy/share buttons whose messages appear right under them. */
+function showResult(code, token, text, category) {
+  myReportSave({ code, token, category });
+  const url = trackUrl(code, token);
+  const note = h("p", { class: "gm-msg", role: "status", hidden: true });
+  const copy = async () => {
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      ok = true;
+    } catch (err) {
+      link.select();
+      try {
+        ok = document.execCommand("copy");
+      } catch (err2) {
+        ok = false;
+      }
+    }
+    say(note, ok ? t("copied") : t("copy_failed"), ok ? "ok" : "warn");
+  };
+  const share = async () => {
+    if (!navigator.share) return copy();
+    try {
+      await navigator.share({ title: t("share_title", { code }), text: t("share_title", { code }), url });
+    } catch (err) {
+      if (err && err.name !== "AbortError") copy();
+    }
+  };
+  const link = h("input", { id: "result-link", class: "gm-link", type: "text", readonly: true, value: url, "aria-label": t("track"), onfocus: (e) => e.target.select() });
+  $("result").replaceChildren(
+    h("h2", { id: "result-title", text }),
+    h("p", { class: "gm-code-box" }, h("span", { class: "gm-muted", text: t("case_number") }), h("strong", { id: "result-code", class: "gm-code", text: code })),
+    token ? h("p", { class: "gm-keep", text: t("keep_link") }) : null,
+    link,
+    h(
+      "div",
+      { class: "gm-actions" },
+      h("button", { type: "button", id: "result-copy", class: "gm-secondary", text: t("copy"), onclick: copy }),
+      h("button", { type: "button", id: "result-share", class: "gm-secondary", text: t("share"), onclick: share }),
+    ),
+    note,
+    h("div", { class: "gm-actions" }, h("a", { href: trackPath(code), class: "gm-primary", text: t("track") }), h("a", { href: location.pathname, class: "gm-secondary", text: t("report_another") })),
+  );
   $("result").hidden = false;
-  form.querySelectorAll("input, select, textarea, #submit").forEach((n) => n.id !== "track-code" && (n.disabled = true));
+  form.hidden = true;
+  renderMine();
+  window.scrollTo(0, 0);
+  $("result").scrollIntoView({ block: "start" });
+  $("result").focus({ preventScroll: true });
 }
+
+/* "My reports": what this device reported, newest first, each linking to its tracking page. */
+function renderMine() {
+  const list = myReports();
+  $("mine").hidden = !list.length;
+  $("mine-list").replaceChildren(
+    ...list.map((r) =>
+      h(
+        "li",
+        { "data-case": r.code },
+        h("a", { href: trackPath(r.code), text: r.code }),
+        h("span", { class: "gm-muted", text: [r.category, r.at ? timeText(r.at) : ""].filter(Boolean).join(" · ") }),
+      ),
+    ),
+  );
+}
+renderMine();
 
 async function submit(skipDuplicates) {
   saveDraft();
@@ -176,7 +239,7 @@ async function submit(skipDuplicates) {
   say(msg, "");
   $("dups").hidden = true;
   clearDraft();
-  showResult(r.data.code, r.data.tracking_token, t("submitted", { code: r.data.code }));
+  showResult(r.data.code, r.data.tracking_token, t("received"), r.data.category);
 }
 
 // The public map: open problems nearby (non-sensitive categories, at their cell's centre), so a

@@ -300,5 +300,5 @@ AXES_VERBOSE = False
 # +1 on a case: once per client (account or address) per case for this long.
 SUPPORT_ONCE_SECONDS = int(os.environ.get("SUPPORT_ONCE_DAYS", "365")) * 86400
 # Camera heartbeats (POST /api/camera-heartbeats/): a camera whose last heartbeat is older than this many seconds
-# is marked offline by `manage.py cameras_timeout` (also run by `cases_escalate --loop`). 0 turns the timeout off.
+# is marked offline by `manage.py cameras_timeout` (also run on every `cases_escalate` pass). 0: no timeout.
 CAMERA_OFFLINE_AFTER = int(os.environ.get("CAMERA_OFFLINE_AFTER", "180"))

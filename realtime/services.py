@@ -179,6 +179,8 @@ def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None =
                 "community_id": cell.community_id if cell else None,
             }
             feed_rows_write([_camera_row(camera=camera, from_status=from_status, at=timezone.now(), **ids)])
+            # Telling the centre of a camera gone offline (the notification inbox, issue 12 item 1) belongs here and
+            # in `cameras_offline_timeout`: the two places a camera changes status, each in its transaction.
             keys = scope_keys(**ids)
             transaction.on_commit(lambda: feed_notify(keys=keys))
     return camera
@@ -226,8 +228,8 @@ def cameras_offline_timeout(*, now: datetime | None = None, after: float | None 
             feed.append(_camera_row(camera=camera, from_status=Camera.Status.ONLINE, at=now, **ids))
             keys.update(scope_keys(**ids))
         feed_rows_write(feed)
-        # Where an offline camera should tell the centre (issue 12, item 1's inbox) once that exists: here,
-        # from `rows`, in this transaction, so a retried run (which finds nothing) never notifies twice.
+        # Where an offline camera should tell the centre (gridmgmt.notify, issue 12 item 1): here, from `rows`, in
+        # this transaction, so a retried run (which finds nothing) never notifies twice; and in camera_status_set.
         if keys:
             transaction.on_commit(lambda: feed_notify(keys=sorted(keys)))
     return CameraTimeoutReport(now=now, offline=[r[1] for r in rows])

@@ -13,6 +13,7 @@ from gridmgmt import services
 from gridmgmt.models import Case
 from tests.e2e.conftest import ROOT, record, screenshot
 from tests.e2e.test_faces import NO_PROBLEMS, clean, jpeg_file
+from tests.factories import CaseFactory
 from tests.world import jpeg, world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -95,7 +96,9 @@ def test_resident_loop_on_a_phone(browser, live_server_url, world, settings):
     # The device remembers it: after a reload, "my reports" lists it with its category.
     page.reload(wait_until="networkidle")
     item = page.locator(f'#mine-list li[data-case="{case.code}"]')
-    assert item.is_visible()
+    assert item.is_visible() and "乱堆物堆料" in item.inner_text()
+    assert page.locator("#mine-jump").is_visible() and in_viewport(page, "#mine-jump")  # a way down to it
+    screenshot(page, "resident_report_mine")
     stored = page.evaluate(f"localStorage.getItem('gm-track-{case.code}')")
     assert stored and link.endswith(stored)
 
@@ -135,6 +138,7 @@ def test_resident_loop_on_a_phone(browser, live_server_url, world, settings):
     page.wait_for_selector('#feedback-done:has-text("感谢")')
     assert in_viewport(page, "#feedback-done")
     assert page.locator("#feedback").is_hidden()
+    assert page.locator("#satisfaction").inner_text() == "★★★★ 4/5"
     case.refresh_from_db()
     assert case.satisfaction == 4
     screenshot(page, "resident_track_rated")
@@ -151,4 +155,25 @@ def test_phone_pages_allow_pinch_zoom(browser, live_server_url, world, path):
     contents = page.eval_on_selector_all('meta[name="viewport"]', "ns => ns.map((n) => n.content)")
     assert len(contents) == 1
     assert "user-scalable=no" not in contents[0].replace(" ", "") and "maximum-scale" not in contents[0]
+    context.close()
+
+
+def test_english_phone_sees_english_category_names(browser, live_server_url, world):
+    from gridmgmt.models import Category
+
+    Category.objects.filter(code="E0404").update(name_en="Piled materials", plain_name="路边乱堆东西")
+    Category.objects.filter(code="E04").update(name_en="Street order")
+    case = CaseFactory(code="202601010000009", cell=world.cells[4], category=Category.objects.get(code="E0404"))
+    context = browser.new_context(locale="en-GB", viewport=PHONE, is_mobile=True, has_touch=True)
+    context.add_cookies([{"name": "django_language", "value": "en", "url": live_server_url}])
+    page = context.new_page()
+    page.goto(f"{live_server_url}/report/", wait_until="networkidle")
+    assert page.locator('#category optgroup[label="Street order"] option[value="E0404"]').inner_text() == (
+        "Piled materials"
+    )
+    page.goto(f"{live_server_url}/report/track/{case.code}", wait_until="networkidle")
+    page.wait_for_selector("#facts:not([hidden])")
+    assert page.locator("#category").inner_text() == "Piled materials"
+    assert "In progress" in page.locator("#reply").inner_text()
+    screenshot(page, "resident_track_english")
     context.close()

@@ -199,6 +199,8 @@ function showResult(code, token, text, category) {
 function renderMine() {
   const list = myReports();
   $("mine").hidden = !list.length;
+  $("mine-jump").hidden = !list.length || form.hidden; // a way down to the list, above the long form
+  $("mine-count").textContent = String(list.length);
   $("mine-list").replaceChildren(
     ...list.map((r) =>
       h(

@@ -23,6 +23,8 @@ function render(c) {
   $("category").textContent = c.category;
   $("reported-at").textContent = timeText(c.reported_at);
   $("supporters").textContent = String(c.supporters);
+  document.querySelectorAll(".gm-rated").forEach((n) => (n.hidden = c.satisfaction === null));
+  $("satisfaction").textContent = c.satisfaction === null ? "" : `${"★".repeat(c.satisfaction)} ${c.satisfaction}/5`;
   tick();
   $("timeline").replaceChildren(
     ...c.events.map((e) => h("li", { "data-type": e.type }, h("time", { text: timeText(e.at) }), h("span", { text: e.type_label }))),

@@ -190,8 +190,8 @@ function showResult(code, token, text, category) {
   $("result").hidden = false;
   form.hidden = true;
   renderMine();
-  window.scrollTo(0, 0);
-  $("result").scrollIntoView({ block: "start" });
+  $("result").scrollIntoView({ block: "start" }); // the card's own scroll (side by side on a desk)
+  window.scrollTo(0, 0); // a phone scrolls the page: the result sits right under the title bar
   $("result").focus({ preventScroll: true });
 }
 

@@ -166,6 +166,12 @@ JS_MESSAGES = {
     "merged_note": gettext_lazy("该上报与另一案件是同一问题,已合并处理。"),
     "closing_open": gettext_lazy("正在处理中,办结后会在这里显示结果。"),
     "live": gettext_lazy("每 20 秒自动刷新"),
+    # The inbox (static/js/faces/inbox.js) of every staff face.
+    "inbox_empty": gettext_lazy("暂无通知"),
+    "inbox_new": gettext_lazy("新通知"),
+    "inbox_unread": gettext_lazy("%(n)s 条未读通知"),
+    "alerts_on": gettext_lazy("已开启提醒"),
+    "alerts_denied": gettext_lazy("浏览器不允许通知:请在浏览器设置中允许本站通知。"),
 }
 
 
@@ -180,6 +186,26 @@ def _page_config(request: HttpRequest, **extra) -> dict:
         "states": states_describe(),
         **extra,
     }
+
+
+def _inbox(request: HttpRequest, *, case_href: str) -> dict:
+    """The inbox of a staff face: the user's notification scope on the feed (realtime/PROTOCOL.md), the list's
+    address, and where a line leads (`{id}`/`{code}` filled in by the page): the case on a face this user may open."""
+    return {
+        "scope": f"user:{request.user.id}",
+        "list": reverse("api:notification-list"),
+        "caseHref": case_href,
+    }
+
+
+def _case_href(user: User) -> str:
+    """A notification's line opens its case on the desk when this user may use the desk, else on the phone's
+    task list (patrol), else on the public tracking page."""
+    if _role(user) in DISPATCH_ROLES:
+        return reverse("faces:dispatch") + "?case={id}"
+    if _role(user) in PATROL_ROLES:
+        return reverse("faces:patrol") + "?case={code}"
+    return reverse("faces:report-track", args=["CODE"]).replace("CODE", "{code}")
 
 
 def _map_context(request: HttpRequest, *, user=None, boundary_color: str = "#c0392b") -> dict:
@@ -275,6 +301,9 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
         categories=_categories(),
         user={"id": user.id, "name": user.get_full_name() or user.username, "team": user.team_id},
         tasks=_patrol_task_statuses(),
+        # The team's cases on the feed: a dispatch reloads the task list at once (realtime/PROTOCOL.md).
+        taskScope=f"team:{user.team_id}" if user.team_id else None,
+        inbox=_inbox(request, case_href=_case_href(user)),
         serviceWorker=reverse("faces:patrol-sw"),
     )
     return render(request, "faces/patrol.html", context)
@@ -327,6 +356,7 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         # The wall follows its district on the real-time feed (realtime/PROTOCOL.md).
         scope=f"district:{district.pk}" if district else "all",
         eventLabels={k: str(v) for k, v in CaseEvent.Type.choices},
+        inbox=_inbox(request, case_href=_case_href(request.user)),
     )
     return render(request, "faces/wall.html", context)
 
@@ -386,6 +416,7 @@ def dispatch_page(request: HttpRequest) -> HttpResponse:
         request,
         user={"id": user.id, "name": user.username},
         urgencies=[[value, str(label)] for value, label in Case.Urgency.choices],
+        inbox=_inbox(request, case_href=_case_href(user)),
     )
     return render(request, "faces/dispatch.html", context)
 

@@ -36,3 +36,14 @@ self.addEventListener("fetch", (event) => {
     );
   }
 });
+// A system notification of a new task (static/js/faces/inbox.js): a tap brings the phone page forward.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = (event.notification.data && event.notification.data.url) || "{{ shell.0|escapejs }}";
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((open) => {
+      const page = open.find((c) => new URL(c.url).pathname === new URL(url, location.origin).pathname);
+      return page ? page.focus().then((c) => c && c.navigate(url)) : self.clients.openWindow(url);
+    }),
+  );
+});

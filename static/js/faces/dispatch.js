@@ -4,7 +4,9 @@
    that needs a team is offered on each ranked team, one that needs a case on each duplicate, the rest as
    buttons that open a form for their inputs. A refused action shows the server's message and changes
    nothing. */
+import { RealtimeClient } from "../realtime.js";
 import { actionBody, actionButton, actionForm, actionLabel, api, countdown, h, map as leafletMap, say, t, timeText } from "./common.js";
+import { inbox } from "./inbox.js";
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
@@ -227,3 +229,19 @@ async function loadTimeline(id) {
 
 loadQueue();
 setInterval(loadQueue, 20000);
+
+/* The user's notifications (a send-back, an escalation…): badge and list on the feed; a line opens its case
+   here. ?case=<id> (a line followed from another face) opens that case. */
+const box = inbox({ onOpen: (n) => (select(n.case_id), true) });
+if (box) {
+  new RealtimeClient({
+    scopes: [box.scope],
+    onSnapshot: () => box.load(),
+    onEvents: (_scope, events) => {
+      box.apply(events);
+      loadQueue(); // a case came back or moved up: the queue shows it now
+    },
+  }).connect();
+}
+const asked = new URLSearchParams(location.search).get("case");
+if (asked && /^[0-9]+$/.test(asked)) select(Number(asked));

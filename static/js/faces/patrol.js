@@ -7,7 +7,9 @@
    shows what of one's own is still unsent and clears it, or stays logged in to send it first.
    A task's buttons are its `actions` as the server sends them (gridmgmt.rules): this page holds no role and
    no status table; an action with inputs opens a small form for them (photos, note, hours…). */
+import { RealtimeClient } from "../realtime.js";
 import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, timeText, uuid } from "./common.js";
+import { alerts, inbox } from "./inbox.js";
 
 const $ = (id) => document.getElementById(id);
 const me = config.user || {};
@@ -115,11 +117,13 @@ function formOf(entry) {
 async function flush() {
   if (flushing) return;
   flushing = true;
+  let sent = 0;
   try {
     // Only this user's entries: another officer's report is never sent under this session's name.
     const entries = (await store.all("queue")).filter((e) => e.state === "queued" && mine(e));
     for (const entry of entries) {
       const r = await api(entry.url, { method: "POST", body: formOf(entry), headers: { "Idempotency-Key": entry.key } });
+      sent += 1;
       if (r.ok) {
         await store.del("queue", entry.id);
       } else if (r.network || r.status >= 500 || r.status === 429) {
@@ -135,7 +139,7 @@ async function flush() {
   } finally {
     flushing = false;
     await renderQueue();
-    if (navigator.onLine) loadTasks();
+    if (sent && navigator.onLine) loadTasks(); // what was just done shows in the list
   }
 }
 
@@ -231,9 +235,14 @@ $("report-form").addEventListener("submit", async (e) => {
 /* --- my tasks --- */
 const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
 let tasksLoading = false;
+let tasksAgain = false; // a reason to read again arrived while a read was running (it may predate the change)
 async function loadTasks() {
-  if (tasksLoading) return;
+  if (tasksLoading) {
+    tasksAgain = true;
+    return;
+  }
   tasksLoading = true;
+  tasksAgain = false;
   const statuses = config.tasks; // the statuses a field action starts from, as the server says
   // The API pages with page/page_size (at most PAGE_SIZE_MAX a page): follow `next` to the last page.
   const features = [];
@@ -247,6 +256,7 @@ async function loadTasks() {
     url = next ? next.pathname + next.search : null; // same origin even behind a proxy
   }
   tasksLoading = false;
+  if (tasksAgain) setTimeout(loadTasks, 0);
   if (!r.ok) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
   say($("tasks-msg"), "");
   // My team's cases and my own reports, in the statuses a field action starts from.
@@ -257,6 +267,25 @@ async function loadTasks() {
   if (!tasks.length) return $("tasks").replaceChildren(h("li", { class: "gm-muted", text: t("no_tasks") }));
   tasks.sort((a, b) => (a.properties.deadline_at || "9").localeCompare(b.properties.deadline_at || "9"));
   $("tasks").replaceChildren(...tasks.map(taskItem));
+  highlight();
+}
+
+/* A task asked for by its code (?case= from a notification's line): the task list, scrolled to it. */
+let wanted = new URLSearchParams(location.search).get("case");
+function highlight() {
+  if (!wanted) return;
+  const li = [...document.querySelectorAll("#tasks li[data-case]")].find((n) => n.dataset.case === wanted);
+  if (!li) return;
+  document.querySelectorAll("#tasks li[aria-current]").forEach((n) => n.removeAttribute("aria-current"));
+  li.setAttribute("aria-current", "true");
+  li.scrollIntoView({ block: "nearest" });
+  wanted = null;
+}
+function openTask(code) {
+  wanted = code;
+  show("tasks");
+  highlight();
+  return true;
 }
 
 function taskItem(f) {
@@ -304,6 +333,31 @@ function taskItem(f) {
 
 setInterval(() => document.querySelectorAll(".gm-countdown").forEach((n) => (n.textContent = countdown(n.dataset.deadline))), 30000);
 setInterval(() => navigator.onLine && flush(), 15000);
+
+/* --- live: the team's cases and my notifications on the feed (realtime/PROTOCOL.md) ---
+   A `case.*` event of the team reloads the task list at once (a dispatch shows within a second); a slow poll
+   stays as the fallback for a feed that is down. A new notification updates the badge, beeps, vibrates and,
+   while the page is hidden, shows a system notification. */
+const box = inbox({ onNew: (note) => notice(note, `${location.pathname}?case=${encodeURIComponent(note.code)}`), onOpen: (n) => openTask(n.case_code) });
+const notice = box ? alerts({ button: $("inbox-alerts"), say: (text) => say($("inbox-msg"), text, "ok") }) : () => {};
+const taskScope = config.taskScope;
+const scopes = [taskScope, box && box.scope].filter(Boolean);
+if (scopes.length) {
+  new RealtimeClient({
+    scopes,
+    onSnapshot: async (scope) => {
+      if (box && scope === box.scope) await box.load();
+      else await loadTasks();
+    },
+    onEvents: (scope, events) => {
+      if (box && scope === box.scope) {
+        box.apply(events);
+        loadTasks(); // a notification is about a case: it may be a new or returned task
+      } else if (events.some((e) => e.type.startsWith("case."))) loadTasks();
+    },
+  }).connect();
+}
+setInterval(() => navigator.onLine && loadTasks(), 60000);
 // The team's position for the wall and the dispatch ranking while the page is open (not queued: a
 // position is only worth sending while it is fresh).
 let lastSent = null;
@@ -318,6 +372,7 @@ setInterval(sendPosition, 15000);
 setTimeout(sendPosition, 3000);
 netState();
 renderQueue();
-loadTasks();
+if (wanted) show("tasks");
+else loadTasks();
 if (!here) locate();
 if ("serviceWorker" in navigator && config.serviceWorker) navigator.serviceWorker.register(config.serviceWorker).catch(() => {});

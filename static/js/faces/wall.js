@@ -7,6 +7,7 @@
    the server (the page config's `states`, and each case envelope's `open` and `light`). */
 import { RealtimeClient } from "../realtime.js";
 import { api, config, fitDistrict, h, map as leafletMap, states } from "./common.js";
+import { inbox } from "./inbox.js";
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
@@ -254,10 +255,13 @@ function setConnected(ok) {
   state.connected = ok;
   $("reconnect").hidden = ok;
 }
+// The signed-in user's notifications (realtime/PROTOCOL.md: `all` and the area scopes never carry them).
+const box = inbox();
 function startFeed() {
   const rt = new RealtimeClient({
-    scopes: [config.scope],
-    onSnapshot: async () => {
+    scopes: [config.scope, box && box.scope].filter(Boolean),
+    onSnapshot: async (scope) => {
+      if (box && scope === box.scope) return box.load();
       // The first snapshot has every part (cameras too); a "reload" after an outage leaves the cameras.
       // The 7-day heat (one point per cell with reports: ~20,000 in Pudong) is the slowest part: it comes
       // in a request of its own, so the server reads it while it reads the rest.
@@ -265,7 +269,7 @@ function startFeed() {
       await Promise.all([snapshot(rest), snapshot("heat"), loadViewport(), loadTeams()]);
       state.ready = true;
     },
-    onEvents: (_scope, events) => apply(events),
+    onEvents: (scope, events) => (box && scope === box.scope ? box.apply(events) : apply(events)),
     onKpi: (_scope, kpi) => {
       const k = kpi.data || {};
       kpis({ open: k.open, overdue: k.overdue, received: k.reported_today, closed: k.closed_today });

@@ -72,18 +72,22 @@ class DemoUser:
     role: str
     label: str  # Chinese role name
     gloss: str  # English gloss
-    face: str  # the page this user is for
+
+    @property
+    def face(self) -> str:
+        """The page this user lands on after logging in (gridmgmt.access.ROLE_HOME)."""
+        return f"/{access.ROLE_HOME[self.role]}/"
 
 
 # One login per role; all share DEMO_PASSWORD (documented by `demo_banner`).
 DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("resident", User.Role.RESIDENT, "居民", "resident", "/report/"),
-    DemoUser("patrol", User.Role.PATROL, "巡查队员", "patrol member", "/patrol/"),
-    DemoUser("dispatcher", User.Role.DISPATCHER, "派遣员", "dispatcher", "/dispatch/"),
-    DemoUser("inspector", User.Role.INSPECTOR, "监督员", "grid inspector", "/patrol/"),
-    DemoUser("shift_leader", User.Role.SHIFT_LEADER, "值班长", "shift leader", "/dispatch/"),
-    DemoUser("wall", User.Role.WALL, "大屏(只读)", "video wall, read-only", "/wall/"),
-    DemoUser("admin", User.Role.ADMIN, "管理员", "administrator", "/admin/"),
+    DemoUser("resident", User.Role.RESIDENT, "居民", "resident"),
+    DemoUser("patrol", User.Role.PATROL, "巡查队员", "patrol member"),
+    DemoUser("dispatcher", User.Role.DISPATCHER, "派遣员", "dispatcher"),
+    DemoUser("inspector", User.Role.INSPECTOR, "监督员", "grid inspector"),
+    DemoUser("shift_leader", User.Role.SHIFT_LEADER, "值班长", "shift leader"),
+    DemoUser("wall", User.Role.WALL, "大屏(只读)", "video wall, read-only"),
+    DemoUser("admin", User.Role.ADMIN, "管理员", "administrator"),
 )
 
 

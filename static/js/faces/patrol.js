@@ -270,19 +270,22 @@ async function loadTasks() {
   highlight();
 }
 
-/* A task asked for by its code (?case= from a notification's line): the task list, scrolled to it. */
+/* A task asked for by its code (?case= from a notification's line): the task list, scrolled to it; the mark
+   stays through the list's later re-renders. */
 let wanted = new URLSearchParams(location.search).get("case");
+let scrolled = false;
 function highlight() {
   if (!wanted) return;
   const li = [...document.querySelectorAll("#tasks li[data-case]")].find((n) => n.dataset.case === wanted);
   if (!li) return;
   document.querySelectorAll("#tasks li[aria-current]").forEach((n) => n.removeAttribute("aria-current"));
   li.setAttribute("aria-current", "true");
-  li.scrollIntoView({ block: "nearest" });
-  wanted = null;
+  if (!scrolled) li.scrollIntoView({ block: "nearest" });
+  scrolled = true;
 }
 function openTask(code) {
   wanted = code;
+  scrolled = false;
   show("tasks");
   highlight();
   return true;

@@ -219,7 +219,9 @@ REST_FRAMEWORK = {
         "duplicates": os.environ.get("THROTTLE_DUPLICATES", "300/hour"),
         "open311_read": os.environ.get("THROTTLE_OPEN311_READ", "600/hour"),
         "open311_post": os.environ.get("THROTTLE_OPEN311_POST", "120/hour"),  # per api_key
-        "login": os.environ.get("THROTTLE_LOGIN", "60/hour"),  # attempts per address, both logins
+        # Attempts per address, both logins. Patrol phones share carrier NAT addresses and a centre's staff one
+        # proxy, so this bounds a flood; guessing one account is stopped by the axes lockout below.
+        "login": os.environ.get("THROTTLE_LOGIN", "300/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,9 @@ def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "DEBUG": "1",
         "SERVE_STATIC": "1",  # the vendored assets come from this same server
         "PYTHONUNBUFFERED": "1",
+        # Rate limits count in the shared Redis: this run's server counts under a prefix of its own, so a
+        # second run within the hour (or another session's) starts from zero.
+        "CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard
     log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"

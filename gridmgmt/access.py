@@ -103,15 +103,20 @@ def cases_visible(*, user: User) -> QuerySet[Case]:
     return qs.filter(reporter_id=user.id)  # residents: their own reports
 
 
+def _one_or_404(qs: QuerySet, lookup: dict, message: str):
+    """The one row of `qs` matching `lookup`; out of scope, missing and malformed ids all look like 404."""
+    try:
+        return qs.get(**lookup)
+    except (qs.model.DoesNotExist, ValueError, TypeError):
+        raise Http404(message) from None
+
+
 def case_access(*, user: User, case_id: int | None = None, code: str | None = None, for_update: bool = False) -> Case:
     qs = cases_visible(user=user)
     if for_update:
         qs = qs.select_for_update(of=("self",))
     lookup = {"pk": case_id} if case_id is not None else {"code": code}
-    try:
-        return qs.get(**lookup)
-    except (Case.DoesNotExist, ValueError, TypeError):
-        raise Http404("案件不存在 (case not found)") from None
+    return _one_or_404(qs, lookup, "案件不存在 (case not found)")
 
 
 def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
@@ -131,10 +136,7 @@ def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
 
 
 def team_access(*, user: User, team_id: int) -> PatrolTeam:
-    try:
-        return teams_visible(user=user).get(pk=team_id)
-    except (PatrolTeam.DoesNotExist, ValueError, TypeError):
-        raise Http404("队伍不存在 (team not found)") from None
+    return _one_or_404(teams_visible(user=user), {"pk": team_id}, "队伍不存在 (team not found)")
 
 
 def cells_visible(*, user: User) -> QuerySet[GridCell]:
@@ -145,10 +147,7 @@ def cells_visible(*, user: User) -> QuerySet[GridCell]:
 
 
 def cell_access(*, user: User, cell_id: int) -> GridCell:
-    try:
-        return cells_visible(user=user).get(pk=cell_id)
-    except (GridCell.DoesNotExist, ValueError, TypeError):
-        raise Http404("网格不存在 (cell not found)") from None
+    return _one_or_404(cells_visible(user=user), {"pk": cell_id}, "网格不存在 (cell not found)")
 
 
 # --- the public view ------------------------------------------------------------------------------------------

@@ -159,13 +159,18 @@ class CaseAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, OfflineGISModelAdmin):
         return [f.name for f in self.model._meta.concrete_fields]
 
 
+class CaseLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A view-only log of rows that hang off cases (events, notifications), found by case code."""
+
+    search_fields = ("=case__code",)
+
+
 @admin.register(CaseEvent)
-class CaseEventAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin):
+class CaseEventAdmin(LargeTableAdminMixin, CaseLogAdmin):
     """Append-only (a trigger refuses UPDATE/DELETE): view only."""
 
     list_display = ("id", "case", "type", "from_status", "to_status", "actor", "actor_role", "at")
     list_filter = ("type", "actor_role")
-    search_fields = ("=case__code",)
     list_select_related = ("case", "actor")
     raw_id_fields = ("case", "actor", "photos")
     changelist_defer = ("case__point", "case__description")
@@ -190,14 +195,14 @@ class CameraSystemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(CaseLogAdmin):
     """The inboxes (gridmgmt.notify writes them; people mark them read through /api/notifications/)."""
 
     list_display = ("id", "user", "kind", "case", "title", "created_at", "read_at")
     list_filter = ("kind",)
     list_select_related = ("user", "case")
     raw_id_fields = ("user", "case", "event")
-    search_fields = ("=case__code", "user__username")
+    search_fields = (*CaseLogAdmin.search_fields, "user__username")
 
 
 @admin.register(Open311Client)

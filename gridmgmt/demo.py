@@ -155,15 +155,10 @@ CHECK_FAIL_NOTES = ("现场核查未整改到位,返工", "处置后仍有残留
 
 # --------------------------------------------------------------------------------------------- orchestration
 def load_demo(
-    *,
-    district_code: str = DEFAULT_DISTRICT,
-    seed: int = DEFAULT_SEED,
-    scale: DemoScale = DemoScale(),
-    now: datetime | None = None,
-    with_geography: bool = True,
-    out: Out = print,
+    *, district_code: str = DEFAULT_DISTRICT, with_geography: bool = True, out: Out = print, **options
 ) -> DemoReport:
-    """Run every step in order; each one skips itself if its rows already exist."""
+    """Run every step in order; each one skips itself if its rows already exist. `options` (seed, scale,
+    now) go to generate_demo_data."""
     started = perf_counter()
     report = DemoReport()
     if with_geography:
@@ -176,7 +171,7 @@ def load_demo(
             step = _run(name=name, fn=lambda n=name, a=args: _call_geo_command(name=n, args=a), out=out)
             report.steps.append(step)
     report.steps.append(_run(name="taxonomy", fn=load_taxonomy, out=out))
-    report.steps += generate_demo_data(district_code=district_code, seed=seed, scale=scale, now=now, out=out)
+    report.steps += generate_demo_data(district_code=district_code, out=out, **options)
     report.seconds = perf_counter() - started
     out(f"演示数据就绪 demo data ready: {report.seconds:.1f} s")
     return report

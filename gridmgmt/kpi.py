@@ -50,7 +50,7 @@ Python loop over events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Literal
 
@@ -178,11 +178,6 @@ FULL JOIN due_agg d ON a.g = d.g
 ORDER BY key NULLS LAST
 """
 
-_COLUMNS = (
-    "key name received filed dispatched sent_back handled handled_on_time check_failed closed closed_on_time "
-    "first_dispatched dispatched_on_time rated satisfied satisfaction_mean avg_handling_hours due due_closed"
-).split()
-
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
@@ -237,6 +232,10 @@ class KpiRow:
     @property
     def handle_on_time_rate(self) -> float | None:
         return _ratio(self.handled_on_time, self.handled)
+
+
+# The SQL's output columns, in order: the dataclass's fields are the one list of them.
+_COLUMNS = [f.name for f in fields(KpiRow)]
 
 
 def _scope_sql(scope_q: Q | None) -> tuple[str, list]:

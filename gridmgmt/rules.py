@@ -94,6 +94,13 @@ _NOTE = Input("note", "text", gettext_lazy("说明"))
 _REASON = Input("reason", "text", gettext_lazy("原因"), required=True)
 _TEAM = Input("team", "team", gettext_lazy("处置队伍"), required=True)
 _AFTER_PHOTOS = Input("photos", "photos", gettext_lazy("处置后照片"), required=True)
+_CHECK_PHOTOS = Input("photos", "photos", gettext_lazy("核查照片"))
+_INTO = Input("into", "case", gettext_lazy("合并到案件编号"), required=True)
+_GROUNDS = Input("note", "text", gettext_lazy("理由"), required=True)
+_FAILURE = Input("note", "text", gettext_lazy("原因"), required=True)
+_HOURS = Input("hours", "hours", gettext_lazy("延长工作小时"), required=True)
+_HOTLINE_REPLY = Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline)
+_SATISFACTION = Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True)
 
 
 @dataclass(frozen=True)
@@ -112,178 +119,36 @@ class Rule:
 
 
 def _rule(sources, roles, event, label, path, *inputs, **kw) -> Rule:
-    return Rule(
-        frozenset(sources), frozenset(roles), event, pgettext_lazy("workflow action", label), path, inputs, **kw
-    )
+    return Rule(frozenset(sources), frozenset(roles), event, label, path, inputs, **kw)
 
 
+# One row a rule: action, statuses it starts from, roles allowed, event written, label (verb phrase), API path,
+# inputs, then the fixed body values, guard and whether a face asks for confirmation.
+# fmt: off
 RULES: dict[str, Rule] = {
-    "file": _rule({S.REPORTED}, DISPATCHERS, E.FILED, pgettext_lazy("workflow action", "立案"), "file", _NOTE),
-    "void": _rule(
-        {S.REPORTED}, DISPATCHERS, E.VOIDED, pgettext_lazy("workflow action", "作废"), "void", _REASON, danger=True
-    ),
-    "merge": _rule(
-        {S.REPORTED, S.FILED},
-        DISPATCHERS,
-        E.MERGED,
-        pgettext_lazy("workflow action", "合并"),
-        "merge",
-        Input("into", "case", gettext_lazy("合并到案件编号"), required=True),
-        _NOTE,
-    ),
-    "dispatch": _rule(
-        {S.FILED, S.SENT_BACK},
-        DISPATCHERS,
-        E.DISPATCHED,
-        pgettext_lazy("workflow action", "派遣"),
-        "dispatch",
-        _TEAM,
-        _NOTE,
-        guard=_not_over_sent_back,
-    ),
-    "arbitrate": _rule(
-        {S.SENT_BACK, S.FILED},
-        LEADERS,
-        E.ARBITRATED,
-        pgettext_lazy("workflow action", "审定"),
-        "arbitrate",
-        _TEAM,
-        Input("note", "text", gettext_lazy("理由"), required=True),
-    ),
-    "accept": _rule(
-        {S.DISPATCHED}, FIELD_ROLES, E.ACCEPTED, pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member
-    ),
-    "send_back": _rule(
-        {S.DISPATCHED},
-        FIELD_ROLES,
-        E.SENT_BACK,
-        pgettext_lazy("workflow action", "退单"),
-        "send-back",
-        _REASON,
-        guard=_team_member,
-        danger=True,
-    ),
-    "handle": _rule(
-        {S.HANDLING},
-        FIELD_ROLES,
-        E.HANDLED,
-        pgettext_lazy("workflow action", "处置反馈"),
-        "handle",
-        _AFTER_PHOTOS,
-        _NOTE,
-        guard=_team_member,
-    ),
-    "extension_request": _rule(
-        {S.HANDLING},
-        FIELD_ROLES,
-        E.EXTENSION_REQUESTED,
-        pgettext_lazy("workflow action", "申请延时"),
-        "extension-request",
-        Input("hours", "hours", gettext_lazy("延长工作小时"), required=True),
-        _REASON,
-        guard=_no_extension_pending,
-    ),
-    "self_handle": _rule(
-        {S.REPORTED},
-        FIELD_ROLES,
-        E.SELF_HANDLED,
-        pgettext_lazy("workflow action", "自处理"),
-        "self-handle",
-        _AFTER_PHOTOS,
-        _NOTE,
-        guard=_in_a_team,
-    ),
-    "check_pass": _rule(
-        {S.HANDLED},
-        CHECKERS,
-        E.CHECK_PASSED,
-        pgettext_lazy("workflow action", "核查通过"),
-        "check",
-        Input("photos", "photos", gettext_lazy("核查照片")),
-        _NOTE,
-        fields={"passed": True},
-    ),
-    "check_fail": _rule(
-        {S.HANDLED},
-        CHECKERS,
-        E.CHECK_FAILED,
-        pgettext_lazy("workflow action", "核查不通过"),
-        "check",
-        Input("photos", "photos", gettext_lazy("核查照片")),
-        Input("note", "text", gettext_lazy("原因"), required=True),
-        fields={"passed": False},
-        danger=True,
-    ),
-    "close": _rule(
-        {S.CHECKED},
-        LEADERS,
-        E.CLOSED,
-        pgettext_lazy("workflow action", "结案"),
-        "close",
-        Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline),
-        _NOTE,
-    ),
-    "rate": _rule(
-        {S.CLOSED},
-        {R.RESIDENT, *DISPATCHERS},
-        E.RATED,
-        pgettext_lazy("workflow action", "评价"),
-        "rate",
-        Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True),
-        _NOTE,
-        guard=_not_rated,
-    ),
-    "reopen": _rule(
-        {S.CLOSED},
-        {R.RESIDENT, *LEADERS},
-        E.REOPENED,
-        pgettext_lazy("workflow action", "重新打开"),
-        "reopen",
-        _REASON,
-        danger=True,
-    ),
-    "archive": _rule({S.CLOSED}, LEADERS, E.ARCHIVED, pgettext_lazy("workflow action", "归档"), "archive"),
-    "extension_approve": _rule(
-        {S.HANDLING},
-        LEADERS,
-        E.EXTENSION_APPROVED,
-        pgettext_lazy("workflow action", "批准延时"),
-        "extension-decide",
-        _NOTE,
-        fields={"approve": True},
-        guard=_extension_pending,
-    ),
-    "extension_reject": _rule(
-        {S.HANDLING},
-        LEADERS,
-        E.EXTENSION_REJECTED,
-        pgettext_lazy("workflow action", "驳回延时"),
-        "extension-decide",
-        _NOTE,
-        fields={"approve": False},
-        guard=_extension_pending,
-        danger=True,
-    ),
-    "publish": _rule(
-        {*OPEN_STATUSES, *DONE_STATUSES},
-        DISPATCHERS,
-        E.PUBLISHED,
-        pgettext_lazy("workflow action", "公开"),
-        "publish",
-        _NOTE,
-        guard=_not_published,
-    ),
-    "park": _rule(
-        {S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING},
-        LEADERS,
-        E.PARKED,
-        pgettext_lazy("workflow action", "挂账"),
-        "park",
-        _REASON,
-        danger=True,
-    ),
-    "resume": _rule({S.PARKED}, LEADERS, E.RESUMED, pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
+    "file":              _rule({S.REPORTED},             DISPATCHERS, E.FILED,      pgettext_lazy("workflow action", "立案"), "file", _NOTE),
+    "void":              _rule({S.REPORTED},             DISPATCHERS, E.VOIDED,     pgettext_lazy("workflow action", "作废"), "void", _REASON, danger=True),
+    "merge":             _rule({S.REPORTED, S.FILED},    DISPATCHERS, E.MERGED,     pgettext_lazy("workflow action", "合并"), "merge", _INTO, _NOTE),
+    "dispatch":          _rule({S.FILED, S.SENT_BACK},   DISPATCHERS, E.DISPATCHED, pgettext_lazy("workflow action", "派遣"), "dispatch", _TEAM, _NOTE, guard=_not_over_sent_back),
+    "arbitrate":         _rule({S.SENT_BACK, S.FILED},   LEADERS,     E.ARBITRATED, pgettext_lazy("workflow action", "审定"), "arbitrate", _TEAM, _GROUNDS),
+    "accept":            _rule({S.DISPATCHED},           FIELD_ROLES, E.ACCEPTED,   pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member),
+    "send_back":         _rule({S.DISPATCHED},           FIELD_ROLES, E.SENT_BACK,  pgettext_lazy("workflow action", "退单"), "send-back", _REASON, guard=_team_member, danger=True),
+    "handle":            _rule({S.HANDLING},             FIELD_ROLES, E.HANDLED,    pgettext_lazy("workflow action", "处置反馈"), "handle", _AFTER_PHOTOS, _NOTE, guard=_team_member),
+    "extension_request": _rule({S.HANDLING},             FIELD_ROLES, E.EXTENSION_REQUESTED, pgettext_lazy("workflow action", "申请延时"), "extension-request", _HOURS, _REASON, guard=_no_extension_pending),
+    "self_handle":       _rule({S.REPORTED},             FIELD_ROLES, E.SELF_HANDLED, pgettext_lazy("workflow action", "自处理"), "self-handle", _AFTER_PHOTOS, _NOTE, guard=_in_a_team),
+    "check_pass":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_PASSED, pgettext_lazy("workflow action", "核查通过"), "check", _CHECK_PHOTOS, _NOTE, fields={"passed": True}),
+    "check_fail":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_FAILED, pgettext_lazy("workflow action", "核查不通过"), "check", _CHECK_PHOTOS, _FAILURE, fields={"passed": False}, danger=True),
+    "close":             _rule({S.CHECKED},              LEADERS,     E.CLOSED,     pgettext_lazy("workflow action", "结案"), "close", _HOTLINE_REPLY, _NOTE),
+    "rate":              _rule({S.CLOSED},               {R.RESIDENT, *DISPATCHERS}, E.RATED, pgettext_lazy("workflow action", "评价"), "rate", _SATISFACTION, _NOTE, guard=_not_rated),
+    "reopen":            _rule({S.CLOSED},               {R.RESIDENT, *LEADERS}, E.REOPENED, pgettext_lazy("workflow action", "重新打开"), "reopen", _REASON, danger=True),
+    "archive":           _rule({S.CLOSED},               LEADERS,     E.ARCHIVED,   pgettext_lazy("workflow action", "归档"), "archive"),
+    "extension_approve": _rule({S.HANDLING},             LEADERS,     E.EXTENSION_APPROVED, pgettext_lazy("workflow action", "批准延时"), "extension-decide", _NOTE, fields={"approve": True}, guard=_extension_pending),
+    "extension_reject":  _rule({S.HANDLING},             LEADERS,     E.EXTENSION_REJECTED, pgettext_lazy("workflow action", "驳回延时"), "extension-decide", _NOTE, fields={"approve": False}, guard=_extension_pending, danger=True),
+    "publish":           _rule({*OPEN_STATUSES, *DONE_STATUSES}, DISPATCHERS, E.PUBLISHED, pgettext_lazy("workflow action", "公开"), "publish", _NOTE, guard=_not_published),
+    "park":              _rule({S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING}, LEADERS, E.PARKED, pgettext_lazy("workflow action", "挂账"), "park", _REASON, danger=True),
+    "resume":            _rule({S.PARKED},               LEADERS,     E.RESUMED,    pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
 }
+# fmt: on
 
 
 # What a face writes on the action's button (the rule's label is the verb phrase of its error messages).

@@ -206,6 +206,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "PAGE_SIZE": 50,
     # One error shape for every API error: {"code", "detail", "field"}.
     "EXCEPTION_HANDLER": "gridmgmt.api.exceptions.api_exception_handler",

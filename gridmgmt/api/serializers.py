@@ -392,17 +392,14 @@ class CategoryTreeSerializer(CategoryLeafSerializer):
         read_only_fields = fields
 
 
-class AreaBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    code = serializers.CharField()
-    name = serializers.CharField()
-    level = serializers.CharField()
-
-
 class DepartmentBriefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
+
+
+class AreaBriefSerializer(DepartmentBriefSerializer):
+    level = serializers.CharField()
 
 
 class MeSerializer(serializers.ModelSerializer):

@@ -380,9 +380,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 class EventList(generics.ListAPIView):
     serializer_class = s.CaseEventSerializer
     pagination_class = EventCursorPagination
-    filter_backends = [DjangoFilterBackend]
     filterset_class = EventFilter
-    queryset = CaseEvent.objects.none()
 
     def get_queryset(self):
         visible = access.cases_visible(user=self.request.user)
@@ -411,7 +409,6 @@ def _open_cases_subquery():
 class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.TeamSerializer
     pagination_class = FeaturePagination
-    filter_backends = [DjangoFilterBackend]
     filterset_class = TeamFilter
     queryset = PatrolTeam.objects.none()
 

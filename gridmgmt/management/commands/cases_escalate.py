@@ -10,51 +10,46 @@ import logging
 import signal
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from gridmgmt.escalation import cases_escalate
+from gridmgmt.management.args import seconds_option
 from realtime.services import cameras_offline_timeout
 
 log = logging.getLogger(__name__)
+
+
+def _escalated(report) -> str:
+    return f"升级 escalated {report.count} 件, 提醒 alerts {report.alerts}"
+
+
+def _cameras(report) -> str:
+    return f"摄像头离线 offline {len(report.offline)}" if report.offline else ""
 
 
 class Command(BaseCommand):
     help = "Escalate overdue cases one level (grid → community → street → district) and alert supervisors."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--loop", type=float, metavar="SECONDS", default=None, help="run again every SECONDS (default: once)"
-        )
+        seconds_option(parser, "--loop", help="run again every SECONDS (default: once)")
 
     def handle(self, *args, loop: float | None, **options):
-        if loop is not None and loop <= 0:
-            raise CommandError("--loop 须为正数秒 (must be a positive number of seconds)")
         self._stop = False
         if loop is not None:
             # systemd stops with SIGTERM: finish the current run, then leave.
             signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
         while True:
-            try:
-                report = cases_escalate()
-            except Exception:
-                if loop is None:
-                    raise
-                log.exception("escalation run failed; retrying in %s s", loop)
-            else:
-                self.stdout.write(
-                    f"{report.now:%Y-%m-%d %H:%M:%S} 升级 escalated {report.count} 件, 提醒 alerts {report.alerts}"
-                )
-            # Each pass also marks offline the cameras whose heartbeat stopped (`manage.py cameras_timeout`).
-            try:
-                cameras = cameras_offline_timeout()
-            except Exception:
-                if loop is None:
-                    raise
-                log.exception("camera timeout run failed; retrying in %s s", loop)
-            else:
-                if cameras.offline:
-                    self.stdout.write(f"{cameras.now:%Y-%m-%d %H:%M:%S} 摄像头离线 offline {len(cameras.offline)}")
+            for job, describe in ((cases_escalate, _escalated), (cameras_offline_timeout, _cameras)):
+                try:
+                    report = job()
+                except Exception:
+                    if loop is None:
+                        raise
+                    log.exception("%s failed; retrying in %s s", job.__name__, loop)
+                else:
+                    if line := describe(report):
+                        self.stdout.write(f"{report.now:%Y-%m-%d %H:%M:%S} {line}")
             if loop is None:
                 return
             deadline = time.monotonic() + loop

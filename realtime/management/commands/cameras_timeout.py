@@ -4,8 +4,9 @@
 is for running it alone (cron, a test, an operator). Set-based and idempotent: a second run changes nothing.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from gridmgmt.management.args import seconds_option
 from realtime.services import cameras_offline_timeout
 
 
@@ -13,13 +14,9 @@ class Command(BaseCommand):
     help = "Mark offline every online camera whose last heartbeat is older than CAMERA_OFFLINE_AFTER seconds."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--after", type=float, metavar="SECONDS", default=None, help="override settings.CAMERA_OFFLINE_AFTER"
-        )
+        seconds_option(parser, "--after", help="override settings.CAMERA_OFFLINE_AFTER")
 
     def handle(self, *args, after: float | None, **options):
-        if after is not None and after <= 0:
-            raise CommandError("--after 须为正数秒 (must be a positive number of seconds)")
         report = cameras_offline_timeout(after=after)
         codes = ", ".join(report.offline[:20]) + (" …" if len(report.offline) > 20 else "")
         line = f"{report.now:%Y-%m-%d %H:%M:%S} 离线 offline {len(report.offline)} 个摄像头"

@@ -20,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gridmgmt import states
+from gridmgmt import metrics, states
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.notify import notifications_write
 from realtime.feed import FeedRow, feed_rows_write
@@ -318,10 +318,13 @@ def events_write(
             for event, envelope in zip(events, envelopes, strict=True)
         ]
     )
-    if notify:
-        notifications_write(events, envelopes)
+    notified = notifications_write(events, envelopes) if notify else 0
     ids = [e.id for e in events]
     transaction.on_commit(lambda: _publish(ids))
+    if notify:  # a historical (demo) load is not traffic
+        types = [e.type for e in events]
+        sources = [e.case.source for e in events if e.type == CaseEvent.Type.REPORTED]
+        transaction.on_commit(lambda: metrics.events_count(types=types, report_sources=sources, notifications=notified))
     return events
 
 

@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request latency by view (README, "Observability")
+    "gridmgmt.observability.requestlog.RequestContextMiddleware",  # request id + user id on every log record
     "django.middleware.security.SecurityMiddleware",
     "gridmgmt.badinput.NulRefusalMiddleware",  # %00 in a path or query: 400, not a 500 from PostgreSQL
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -107,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "gridmgmt.urls"
@@ -263,12 +266,37 @@ if not SECURE_HSTS_PRELOAD:
     # W021 asks for HSTS preload: an opt-in the operator makes at the end of the ramp (SECURE_HSTS_PRELOAD).
     SILENCED_SYSTEM_CHECKS.append("security.W021")
 
+# --- Observability (README, "Observability") ---------------------------------------------------------------
+# Logs: one JSON object a line in production (timestamp, level, logger, message, request_id, user_id and the
+# record's extras), plain text when DEBUG; LOG_FORMAT=json|text overrides. The access log (logger
+# gridmgmt.request: method, path without query, route, status, ms) is on in production.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request": {"()": "gridmgmt.observability.requestlog.RequestContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s %(user_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC, with microseconds
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s u%(user_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"gridmgmt.request": {"level": os.environ.get("ACCESS_LOG_LEVEL", "WARNING" if DEBUG else "INFO")}},
 }
+# /healthz and /readyz answer anyone (a load balancer); /metrics only scrapers from these networks (through
+# NUM_PROXIES, like every other client address) or with `Authorization: Bearer $METRICS_TOKEN`.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+READY_MEDIA_FREE_BYTES = int(os.environ.get("READY_MEDIA_FREE_BYTES", str(512 * 2**20)))
+# Probes come over plain HTTP from inside the network: no redirect to HTTPS for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 
 # --- Limits (issue 9, "limits that hold") -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.contrib import auth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from gridmgmt import metrics
 from gridmgmt.datetimes import datetime_parse
 from gridmgmt.errors import DomainError, InvalidInput
 from gridmgmt.models import User
@@ -73,6 +74,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=conf.send_queue_frames())
         self.closing = False
         await self.accept()
+        metrics.WS_CONNECTIONS.inc()
         self.tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._beat())]
         self.deliver(frame(t="hello", heartbeat=conf.heartbeat_seconds(), batch_ms=conf.batch_seconds() * 1000))
 
@@ -90,6 +92,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         while True:
             text = await self.outbox.get()
             await self.send(text_data=text)
+            metrics.WS_FRAMES.inc()
 
     async def _beat(self) -> None:
         while True:
@@ -134,6 +137,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         if not hasattr(self, "subs"):
             return
         self.closing = True
+        metrics.WS_CONNECTIONS.dec()
         self._leave_all()
         for task in self.tasks:
             task.cancel()

@@ -21,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from gridmgmt import metrics
 from realtime import conf, selectors
 from realtime.scopes import Scope
 
@@ -95,6 +96,7 @@ class ScopeFeed:
         self.wake = asyncio.Event()
         self.last_frame = 0.0
         self.last_kpi = 0.0
+        self.noticed: float | None = None  # when the oldest commit notice not yet delivered arrived
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def idle(self) -> bool:
@@ -132,6 +134,9 @@ class ScopeFeed:
                 text = frame_events(self.scope, selectors.rows_coalesce(rows), kpi=kpi)
                 for member in list(self.members):
                     member.deliver(text)
+                if self.noticed is not None:
+                    metrics.FEED_DELIVERY.observe(time.monotonic() - self.noticed)
+                    self.noticed = None
                 self.cursor = rows[-1].seq
                 self.last_frame = time.monotonic()
                 if self.behind:
@@ -142,6 +147,8 @@ class ScopeFeed:
             # Nobody to send to: jump to the head so new members start from here.
             self.cursor = max(self.cursor, await read(selectors.feed_head, scope=self.scope))
             self.behind = False
+        if not self.behind:
+            self.noticed = None  # nothing of that notice is left to deliver
         joins, self.joins = self.joins, []
         for member, last in joins:
             if last is not None and last > self.cursor and self.behind:
@@ -226,6 +233,8 @@ class Hub:
         for key in (*keys, "all"):
             feed = self.feeds.get(key)
             if feed is not None:
+                if feed.noticed is None:
+                    feed.noticed = time.monotonic()
                 feed.wake.set()
 
     async def _listen(self) -> None:

@@ -13,6 +13,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from gridmgmt import metrics
 from gridmgmt.escalation import cases_escalate
 from gridmgmt.management.args import seconds_option
 from realtime.services import cameras_offline_timeout
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         while True:
             for job, describe in ((cases_escalate, _escalated), (cameras_offline_timeout, _cameras)):
                 try:
-                    report = job()
+                    report = metrics.job_run(job, name=job.__name__)
                 except Exception:
                     if loop is None:
                         raise

@@ -177,6 +177,32 @@ BUTTONS = {
 }
 
 
+# What a face tells the user once the server has taken the action: what happened and what comes next.
+DONE = {
+    "file": pgettext_lazy("action done", "已立案,等待派遣"),
+    "void": pgettext_lazy("action done", "已作废"),
+    "merge": pgettext_lazy("action done", "已合并到另一案件"),
+    "dispatch": pgettext_lazy("action done", "已派遣,等待队伍签收"),
+    "arbitrate": pgettext_lazy("action done", "已审定派遣"),
+    "accept": pgettext_lazy("action done", "已签收,请到现场处置"),
+    "send_back": pgettext_lazy("action done", "已退单,等待重新派遣"),
+    "handle": pgettext_lazy("action done", "已提交处理,等待核查"),
+    "extension_request": pgettext_lazy("action done", "已申请延时,等待审批"),
+    "self_handle": pgettext_lazy("action done", "已提交自处理,等待核查"),
+    "check_pass": pgettext_lazy("action done", "核查通过,等待结案"),
+    "check_fail": pgettext_lazy("action done", "核查不通过,已退回返工"),
+    "close": pgettext_lazy("action done", "已结案"),
+    "rate": pgettext_lazy("action done", "已评价"),
+    "reopen": pgettext_lazy("action done", "已重新打开"),
+    "archive": pgettext_lazy("action done", "已归档"),
+    "extension_approve": pgettext_lazy("action done", "已批准延时"),
+    "extension_reject": pgettext_lazy("action done", "已驳回延时"),
+    "publish": pgettext_lazy("action done", "已公开"),
+    "park": pgettext_lazy("action done", "已挂账"),
+    "resume": pgettext_lazy("action done", "已恢复办理"),
+}
+
+
 def rule_check(*, action: str, case: Case, user: User) -> None:
     """Raise the error that refuses `user` doing `action` to `case` now (role 403, state 409, guard)."""
     rule = RULES[action]
@@ -205,7 +231,7 @@ def action_allowed(*, action: str, case: Case, user: User) -> bool:
 
 def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
     """The actions `user` may take on `case` now, in RULES order, as the faces render them:
-    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger"}.
+    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"}.
     Whether the user may see the case at all is the access gate's decision, made before this."""
     return [
         {
@@ -215,6 +241,7 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
             "fields": rule.fields,
             "inputs": [i.describe(case) for i in rule.inputs],
             "danger": rule.danger,
+            "done": str(DONE[name]),
         }
         for name, rule in RULES.items()
         if action_allowed(action=name, case=case, user=user)

@@ -55,6 +55,7 @@ def joins_as_written() -> Iterator[None]:
 _CASE_DETAIL_SQL = """
 SELECT c.*,
        cat.code AS _category_code, cat.name AS _category_name, cat.name_en AS _category_name_en,
+       cat.closing_condition AS _category_closing,
        cat.parent_id AS _major_id,
        (SELECT code FROM gridmgmt_category WHERE id = cat.parent_id) AS _major_code,
        (SELECT code FROM geo_gridcell WHERE id = c.cell_id) AS _cell_code,
@@ -103,6 +104,7 @@ def case_related_attach(case: Case, *, names: dict) -> Case:
         code=n("_category_code"),
         name=n("_category_name"),
         name_en=n("_category_name_en"),
+        closing_condition=n("_category_closing"),
         parent_id=n("_major_id"),
     )
     category.parent = _partial(Category, n("_major_id"), code=n("_major_code"))

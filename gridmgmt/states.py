@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db.models import Case as CaseWhen
 from django.db.models import CharField, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from gridmgmt.models import Case
 
@@ -31,6 +32,8 @@ WARN_FRACTION = 0.75
 
 GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
 LIGHTS = (RED, YELLOW, GREEN, NONE)  # worst first
+# What each light means, in words (a face shows it next to the colour: colour alone is not enough).
+LIGHT_LABELS = {RED: _("已超时"), YELLOW: _("临近时限"), GREEN: _("时限内"), NONE: _("未计时")}
 
 
 def deadline_passed(*, deadline: datetime | None, at: datetime) -> bool:
@@ -88,5 +91,6 @@ def states_describe() -> dict:
         "open": sorted(OPEN_STATUSES),
         "clocked": sorted(CLOCKED_STATUSES),
         "lights": list(LIGHTS),
+        "lightLabels": {light: str(LIGHT_LABELS[light]) for light in LIGHTS},
         "labels": {value: str(label) for value, label in S.choices},
     }

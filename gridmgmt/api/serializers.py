@@ -15,6 +15,7 @@ from rest_framework_gis.fields import GeoJsonDict, GeometryField
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from geo.models import GridCell
+from geo.navigation import navigation_links
 from gridmgmt import access
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.names import name_localized as localized_name
@@ -80,6 +81,21 @@ class FieldsBuiltOnce:
         }
 
 
+SUMMARY_CHARS = 60
+
+
+def text_summary(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis when longer."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+class NavigationLinkSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="geo | amap | baidu")
+    label = serializers.CharField()
+    href = serializers.CharField(help_text="geo: URI (WGS-84) or a map app's link (GCJ-02)")
+
+
 # --- small nested shapes ------------------------------------------------------------------------------
 
 
@@ -103,10 +119,11 @@ class TeamBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
 
 class PhotoSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True)
 
     class Meta:
         model = CasePhoto
-        fields = ("id", "kind", "url", "width", "height", "created_at")
+        fields = ("id", "kind", "kind_label", "url", "width", "height", "created_at")
 
     def get_url(self, obj) -> str:
         return _absolute(self.context.get("request"), obj.image.url)
@@ -136,6 +153,7 @@ class ActionSerializer(serializers.Serializer):
     fields = serializers.DictField()
     inputs = ActionInputSerializer(many=True)
     danger = serializers.BooleanField()
+    done = serializers.CharField(help_text="操作成功后向用户显示的确认 (e.g. 已提交处理,等待核查)")
 
 
 class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
@@ -149,6 +167,7 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
     cell = serializers.CharField(source="cell.code", read_only=True)
     team = TeamBriefSerializer(read_only=True, allow_null=True)
     light = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
     actions = serializers.SerializerMethodField()
     serializer_field_mapping = {**GeoFeatureModelSerializer.serializer_field_mapping, PointField: PointField2D}
 
@@ -170,6 +189,7 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
             "level_label",
             "cell",
             "address",
+            "summary",
             "team",
             "deadline_at",
             "due_at",
@@ -186,6 +206,10 @@ class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
     def get_light(self, obj) -> str:
         now = self.context.get("now") or timezone.now()
         return case_light(case=obj, now=now)
+
+    def get_summary(self, obj) -> str:
+        """The description's start, for a list line (the whole text is in the detail)."""
+        return text_summary(obj.description)
 
     @extend_schema_field(ActionSerializer(many=True))
     def get_actions(self, obj) -> list[dict]:
@@ -209,6 +233,8 @@ class CaseDetailSerializer(CaseSerializer):
     duplicate_of = serializers.CharField(source="duplicate_of.code", read_only=True, default=None, allow_null=True)
     photos = PhotoSerializer(many=True, read_only=True)
     reporter = serializers.SerializerMethodField()
+    closing_condition = serializers.SerializerMethodField()
+    navigation = serializers.SerializerMethodField()
 
     class Meta(CaseSerializer.Meta):
         fields = (
@@ -235,8 +261,20 @@ class CaseDetailSerializer(CaseSerializer):
             "updated_at",
             "photos",
             "reporter",
+            "closing_condition",
+            "navigation",
         )
         read_only_fields = fields
+
+    def get_closing_condition(self, obj) -> str:
+        """The category's handling standard (结案条件): what "done" means for this case."""
+        return obj.category.closing_condition or ""
+
+    @extend_schema_field(NavigationLinkSerializer(many=True))
+    def get_navigation(self, obj) -> list[dict]:
+        """Links that open a phone's map app on the case (geo.navigation)."""
+        label = " ".join(part for part in (obj.code, obj.address) if part)
+        return navigation_links(lon=obj.point.x, lat=obj.point.y, label=label)
 
     @extend_schema_field(ReporterSerializer(allow_null=True))
     def get_reporter(self, obj) -> dict | None:

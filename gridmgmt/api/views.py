@@ -62,6 +62,7 @@ CASE_RELATED_SHOWN = (
 )
 CASE_DETAIL_RELATED_SHOWN = (
     *CASE_RELATED_SHOWN,
+    "category__closing_condition",
     "district__code",
     "street__code",
     "community__code",

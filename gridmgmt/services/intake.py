@@ -71,6 +71,7 @@ def case_code(*, day, serial: int) -> str:
 # when the WHERE clause selects the row.
 _CATEGORY_FOR_REPORT_SQL = """
 SELECT cat.id, cat.code, cat.name, cat.name_en, cat.parent_id, cat.default_urgency, cat.default_department_id,
+       cat.closing_condition,
        nextval('gridmgmt_case_code_seq') AS code_serial,
        (SELECT code FROM gridmgmt_category WHERE id = cat.parent_id) AS major_code,
        (SELECT name FROM gridmgmt_department WHERE id = cat.default_department_id) AS department_name,
@@ -107,6 +108,7 @@ def _names_shown(*, category: Category, cell: geo_selectors.CellRef) -> dict:
         "_category_code": category.code,
         "_category_name": category.name,
         "_category_name_en": category.name_en,
+        "_category_closing": category.closing_condition,
         "_major_id": category.parent_id,
         "_major_code": category.major_code,
         "_cell_code": cell.code,

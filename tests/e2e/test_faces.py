@@ -147,20 +147,20 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     phone = person(browser, url, world, user="patrol", viewport=(412, 880))
     phone_page, phone_log = open_face(phone, f"{url}/patrol/")
     phone_page.click("#tab-tasks")
-    task = phone_page.locator(f'#tasks li[data-case="{case.code}"]')
+    phone_page.locator(f'#tasks li[data-case="{case.code}"] button.gm-task-open').click()
+    task = phone_page.locator("#task")
     task.get_by_role("button", name="签收").wait_for()
-    assert shown_actions(phone_page, f'#tasks li[data-case="{case.code}"]') == ["accept", "send_back"]
+    assert shown_actions(phone_page, "#task-actions") == ["accept", "send_back"]
     task.get_by_role("button", name="签收").click()
-    phone_page.wait_for_selector(f'#tasks li[data-case="{case.code}"] button[data-action="handle"]')
-    assert shown_actions(phone_page, f'#tasks li[data-case="{case.code}"] .gm-actions') == [
-        "handle",
-        "extension_request",
-    ]
+    phone_page.wait_for_selector('#task-actions button[data-action="handle"]')
+    assert shown_actions(phone_page, "#task-actions") == ["handle", "extension_request"]
     task.get_by_role("button", name="处置反馈").click()
     form = task.locator('form[data-action="handle"]')
     form.locator('[data-input="photos"] input[type="file"]').set_input_files(jpeg_file("after.jpg", (30, 30, 200)))
     form.locator('[data-input="note"] textarea').fill("已清理")
     form.locator("button[type=submit]").click()
+    phone_page.wait_for_selector('#task-done:has-text("已提交处理,等待核查")')
+    phone_page.locator("#task-done button.gm-primary").click()
     phone_page.wait_for_function(f"!document.querySelector('#tasks li[data-case=\"{case.code}\"]')")
     case.refresh_from_db()
     assert case.status == Case.Status.HANDLED

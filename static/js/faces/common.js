@@ -258,8 +258,10 @@ export function actionButton(action, onclick, attrs = {}) {
 }
 
 /* One control for one input of an action. */
+let controlSerial = 0;
 function inputControl(input) {
-  const attrs = { name: input.name, required: input.required, "aria-label": input.label };
+  // Named by its <label for=…> (actionForm): what a screen reader and a tap on the words both reach.
+  const attrs = { name: input.name, required: input.required, id: `gm-input-${++controlSerial}` };
   switch (input.kind) {
     case "photos":
       return h("input", { ...attrs, type: "file", accept: "image/*", capture: "environment", multiple: true });
@@ -285,23 +287,28 @@ function inputControl(input) {
    ranking, a case picked from the duplicates), the browser's own check of the required ones, then
    onSubmit({fields, files}) with `fields` = the action's fixed fields + the preset + the typed values and
    `files` = [{field, name, blob}]. Returns the <form>. */
-export function actionForm(action, { preset = {}, title = "", onSubmit, onCancel } = {}) {
+export function actionForm(action, { preset = {}, title = "", submitLabel = "", onSubmit, onCancel } = {}) {
   const inputs = (action.inputs || []).filter((i) => !(i.name in preset));
   const controls = inputs.map((input) => [input, inputControl(input)]);
   const err = h("p", { class: "gm-msg", role: "alert", hidden: true });
   const form = h(
     "form",
-    { class: "gm-form gm-action-form", "data-action": action.name },
+    { class: "gm-form gm-action-form", "data-action": action.name, novalidate: true },
     title ? h("strong", { text: title }) : null,
     controls.map(([input, control]) =>
-      h("label", { "data-input": input.name, "data-kind": input.kind }, input.required ? `${input.label} *` : input.label, control),
+      h(
+        "label",
+        { "data-input": input.name, "data-kind": input.kind, for: control.id },
+        h("span", { class: "gm-label-text", text: input.label }, input.required ? h("span", { class: "gm-required", text: ` * ${t("required")}` }) : null),
+        control,
+      ),
     ),
     err,
     h(
       "div",
       { class: "gm-actions" },
-      h("button", { type: "submit", class: action.danger ? "gm-secondary" : "gm-primary", "data-danger": action.danger ? "true" : null, text: actionLabel(action) }),
-      onCancel ? h("button", { type: "button", class: "gm-secondary", "data-cancel": "", text: "×", "aria-label": "cancel", onclick: onCancel }) : null,
+      h("button", { type: "submit", class: action.danger ? "gm-secondary" : "gm-primary", "data-danger": action.danger ? "true" : null, text: submitLabel || actionLabel(action) }),
+      onCancel ? h("button", { type: "button", class: "gm-secondary", "data-cancel": "", text: t("cancel"), onclick: onCancel }) : null,
     ),
   );
   form.addEventListener("submit", (e) => {
@@ -315,13 +322,20 @@ export function actionForm(action, { preset = {}, title = "", onSubmit, onCancel
           if (problem) return say(err, problem, "error");
           files.push({ field: input.name, name: file.name || "photo.jpg", blob: file });
         }
-        if (input.required && !files.some((f) => f.field === input.name)) return say(err, t("photo_required"), "error");
+        if (input.required && !files.some((f) => f.field === input.name)) {
+          control.focus();
+          return say(err, t("input_photo_required", { label: input.label }), "error");
+        }
         continue;
       }
       const value = control.value.trim();
       if (input.required && !value) {
         control.focus();
-        return say(err, `${input.label} *`, "error");
+        return say(err, t("input_required", { label: input.label }), "error");
+      }
+      if (input.kind === "hours" && value && !(Number(value) > 0)) {
+        control.focus();
+        return say(err, t("input_hours", { label: input.label }), "error");
       }
       if (value) fields[input.name] = input.kind === "satisfaction" ? Number(value) : value;
     }

@@ -8,7 +8,7 @@
    A task's buttons are its `actions` as the server sends them (gridmgmt.rules): this page holds no role and
    no status table; an action with inputs opens a small form for them (photos, note, hours…). */
 import { RealtimeClient } from "../realtime.js";
-import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, store, t, timeText, uuid } from "./common.js";
+import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, states, store, t, timeText, uuid } from "./common.js";
 import { alerts, inbox } from "./inbox.js";
 
 const $ = (id) => document.getElementById(id);
@@ -126,6 +126,7 @@ async function flush() {
       sent += 1;
       if (r.ok) {
         await store.del("queue", entry.id);
+        if (entry.kind === "action") actionDone(entry, r.data);
       } else if (r.network || r.status >= 500 || r.status === 429) {
         entry.error = r.message;
         await store.put("queue", entry);
@@ -134,6 +135,7 @@ async function flush() {
         entry.state = "failed";
         entry.error = r.message;
         await store.put("queue", entry);
+        if (entry.kind === "action") actionRefused(entry);
       }
     }
   } finally {
@@ -232,10 +234,22 @@ $("report-form").addEventListener("submit", async (e) => {
   say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
 });
 
-/* --- my tasks --- */
+/* --- my tasks: a list to choose from, a task's detail to work on ---
+   A line says what and where (category, address or cell, the description's start) and how much time is
+   left (the light as the server computed it, with its words, and a countdown); a tap opens the detail:
+   description, photos, address and cell, the category's handling standard, navigation links, the actions
+   the server allows and the case's timeline. The map shows the task and the officer's position. */
 const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
+// The light's colour on the map (the light itself, and its words, come from the server).
+const LIGHT_COLOURS = { red: "#c0392b", yellow: "#e67e22", green: "#27ae60", none: "#2e86de" };
 let tasksLoading = false;
 let tasksAgain = false; // a reason to read again arrived while a read was running (it may predate the change)
+let taskList = []; // the features last read
+let fitted = false; // the map has been fitted on the tasks once
+let openId = null; // the task whose detail is open
+let openFeature = null;
+let openEvents = null;
+let taskPin = null;
 async function loadTasks() {
   if (tasksLoading) {
     tasksAgain = true;
@@ -261,13 +275,36 @@ async function loadTasks() {
   say($("tasks-msg"), "");
   // My team's cases and my own reports, in the statuses a field action starts from.
   const tasks = features;
+  taskList = tasks;
   $("task-count").textContent = String(tasks.length);
   $("task-count").hidden = !tasks.length;
   taskLayer.clearLayers();
-  if (!tasks.length) return $("tasks").replaceChildren(h("li", { class: "gm-muted", text: t("no_tasks") }));
+  if (!tasks.length) {
+    $("tasks").replaceChildren(h("li", { class: "gm-muted", text: t("no_tasks") }));
+    return;
+  }
   tasks.sort((a, b) => (a.properties.deadline_at || "9").localeCompare(b.properties.deadline_at || "9"));
   $("tasks").replaceChildren(...tasks.map(taskItem));
   highlight();
+  if (!fitted && !openId && !$("panel-tasks").hidden) {
+    fitted = true;
+    fitOn(tasks.map((f) => latLngOf(f)));
+  }
+}
+
+const latLngOf = (f) => L.latLng(f.geometry.coordinates[1], f.geometry.coordinates[0]);
+const idOf = (f) => f.id ?? f.properties.id;
+const lightLabel = (light) => (states.lightLabels || {})[light] || "";
+const worker = () => (here && here.how === "gps" ? L.latLng(here.lat, here.lon) : null);
+
+/* The map on these points and the officer's position (one point alone: close in on it). */
+function fitOn(points) {
+  const m = map();
+  m.invalidateSize();
+  const all = [...points, worker()].filter(Boolean);
+  if (!all.length) return;
+  if (all.length === 1) m.setView(all[0], 17);
+  else m.fitBounds(L.latLngBounds(all), { padding: [48, 48], maxZoom: 17 });
 }
 
 /* A task asked for by its code (?case= from a notification's line): the task list, scrolled to it; the mark
@@ -286,31 +323,170 @@ function highlight() {
 function openTask(code) {
   wanted = code;
   scrolled = false;
+  closeTask();
   show("tasks");
   highlight();
   return true;
 }
 
+function lightBadge(p) {
+  return h("span", { class: "gm-light", "data-light": p.light, text: lightLabel(p.light) });
+}
+function clock(p) {
+  return p.deadline_at ? h("span", { class: "gm-countdown", "data-deadline": p.deadline_at, text: countdown(p.deadline_at) }) : null;
+}
+const whereText = (p) => p.address || t("cell_only", { cell: p.cell });
+
 function taskItem(f) {
   const p = f.properties;
-  const id = f.id ?? p.id;
-  const [lon, lat] = f.geometry.coordinates;
-  L.circleMarker([lat, lon], { radius: 8, color: p.light === "red" ? "#c0392b" : "#2e86de", fillOpacity: 0.7 })
-    .bindTooltip(p.code)
+  const id = idOf(f);
+  L.circleMarker(latLngOf(f), { radius: 8, color: LIGHT_COLOURS[p.light] || LIGHT_COLOURS.none, fillOpacity: 0.7 })
+    .bindTooltip(`${p.category ? p.category.label : ""} ${p.code}`)
+    .on("click", () => openTaskDetail(id))
     .addTo(taskLayer);
-  const li = h(
+  return h(
     "li",
-    { "data-light": p.light, "data-case": p.code },
-    h("strong", { text: `${p.category && (p.category.label || p.category.name)} · ${p.status_label}` }),
-    h("span", { class: "gm-muted", text: `${p.code} ${p.address || ""}` }),
-    p.deadline_at ? h("span", { class: "gm-countdown", "data-deadline": p.deadline_at, text: countdown(p.deadline_at) }) : null,
+    { "data-light": p.light, "data-case": p.code, "data-id": String(id) },
+    h(
+      "button",
+      { type: "button", class: "gm-task-open", "aria-label": `${t("task_open")}: ${p.category ? p.category.label : ""} ${p.code}`, onclick: () => openTaskDetail(id) },
+      h("span", { class: "gm-task-head" }, h("strong", { text: p.category ? p.category.label || p.category.name : p.code }), lightBadge(p)),
+      h("span", { class: "gm-task-where", text: whereText(p) }),
+      h("span", { class: p.summary ? "gm-task-summary" : "gm-task-summary gm-muted", text: p.summary || t("no_description") }),
+      h("span", { class: "gm-task-foot" }, h("span", { class: "gm-muted", text: `${p.status_label} · ${p.code}` }), clock(p)),
+    ),
   );
-  const buttons = h("div", { class: "gm-actions" });
-  const extra = h("div", { class: "gm-form", hidden: true });
+}
+
+/* --- one task's detail --- */
+function closeTask() {
+  openId = null;
+  openFeature = null;
+  openEvents = null;
+  $("task").hidden = true;
+  $("task").replaceChildren();
+  $("tasks").hidden = false;
+  $("tasks-hint").hidden = false;
+  if (taskPin) taskPin.remove();
+  taskPin = null;
+  fitted = false; // back on the list: the map shows the tasks again on its next read
+}
+
+async function openTaskDetail(id) {
+  openId = id;
+  const listed = taskList.find((f) => idOf(f) === id);
+  openFeature = listed || null;
+  openEvents = null;
+  $("tasks").hidden = true;
+  $("tasks-hint").hidden = true;
+  $("task").hidden = false;
+  if (listed) renderTask(listed, { loading: true });
+  $("task").scrollIntoView({ block: "start" });
+  if (listed) focusTask(listed);
+  const [r, ev] = await Promise.all([api(`/api/cases/${id}/`), api(`/api/cases/${id}/events/?page_size=200`)]);
+  if (openId !== id) return; // another task was opened meanwhile
+  if (!r.ok) {
+    if (!listed) $("task").replaceChildren(backButton());
+    return say($("task-msg") || $("tasks-msg"), r.message, r.network ? "warn" : "error");
+  }
+  openFeature = r.data;
+  openEvents = ev.ok ? ev.data.results || [] : null;
+  renderTask(openFeature);
+  if (!listed) focusTask(openFeature);
+}
+
+function focusTask(f) {
+  const at = latLngOf(f);
+  if (!taskPin) taskPin = L.circleMarker(at, { radius: 13, color: "#c0392b", weight: 4, fillOpacity: 0.25 }).addTo(map());
+  else taskPin.setLatLng(at);
+  taskPin.bindTooltip(f.properties.code, { permanent: false });
+  fitOn([at]);
+}
+
+function backButton() {
+  return h("button", { type: "button", id: "task-back", class: "gm-secondary gm-back", text: `‹ ${t("task_back")}`, onclick: () => (closeTask(), loadTasks()) });
+}
+
+function section(title, ...body) {
+  return h("section", { class: "gm-task-part" }, h("h3", { text: title }), ...body);
+}
+
+function photoThumbs(photos) {
+  return h(
+    "div",
+    { class: "gm-thumbs" },
+    photos.map((photo, i) =>
+      h(
+        "button",
+        { type: "button", class: "gm-thumb-open", "data-kind": photo.kind, onclick: () => viewPhoto(photo) },
+        h("img", { src: photo.url, alt: t("photo_alt", { kind: photo.kind_label || "", n: i + 1 }), loading: "lazy" }),
+        h("span", { text: photo.kind_label || "" }),
+      ),
+    ),
+  );
+}
+function viewPhoto(photo) {
+  const dialog = $("photo-view");
+  $("photo-full").src = photo.url;
+  $("photo-full").alt = photo.kind_label || "";
+  $("photo-caption").textContent = `${photo.kind_label || ""} · ${timeText(photo.created_at)}`;
+  if (dialog.showModal) dialog.showModal();
+  else dialog.setAttribute("open", "");
+}
+$("photo-close").addEventListener("click", () => $("photo-view").close());
+$("photo-view").addEventListener("click", (e) => e.target === $("photo-view") && $("photo-view").close());
+
+function timeline(events) {
+  if (events === null) return h("p", { class: "gm-muted", text: t("task_loading") });
+  if (!events.length) return h("p", { class: "gm-muted", text: "—" });
+  const labels = states.labels || {};
+  return h(
+    "ol",
+    { class: "gm-timeline" },
+    events.map((e) =>
+      h(
+        "li",
+        { "data-type": e.type },
+        h("time", { datetime: e.at, text: timeText(e.at) }),
+        h(
+          "div",
+          {},
+          h("strong", { text: e.type_label }),
+          e.to_status && e.to_status !== e.from_status ? h("span", { class: "gm-muted", text: ` → ${labels[e.to_status] || e.to_status}` }) : null,
+          e.actor ? h("span", { class: "gm-muted", text: ` · ${e.actor}` }) : null,
+        ),
+        e.note ? h("p", { class: "gm-note", text: e.note }) : null,
+        (e.photos || []).length ? photoThumbs(e.photos) : null,
+      ),
+    ),
+  );
+}
+
+function renderTask(f, { loading = false } = {}) {
+  const p = f.properties;
+  const id = idOf(f);
+  const detail = "description" in p; // the list's shape until the detail arrives
+  const msg = h("p", { id: "task-msg", class: "gm-msg", role: "alert", hidden: true });
+  const form = h("div", { id: "task-form", class: "gm-form", hidden: true });
+  const buttons = h("div", { id: "task-actions", class: "gm-actions" });
   const where = () => (here ? { lon: here.lon.toFixed(7), lat: here.lat.toFixed(7) } : {});
-  // Queued like a report: the request to replay (url, fields, files) with its own idempotency key.
-  const act = (action, { fields, files }) =>
-    enqueue({ kind: "action", label: `${actionLabel(action)} · ${p.code}`, url: `/api/cases/${id}/${action.path}/`, fields: { ...where(), ...fields }, files });
+  // Queued like a report: the request to replay (url, fields, files) with its own idempotency key, and the
+  // words to show once the server has taken it (the action's `done`).
+  const act = (action, { fields, files }) => {
+    form.hidden = true;
+    buttons.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    say(msg, navigator.onLine ? t("submitting") : t("queued"), navigator.onLine ? "" : "warn");
+    return enqueue({
+      kind: "action",
+      label: `${actionLabel(action)} · ${p.code}`,
+      url: `/api/cases/${id}/${action.path}/`,
+      fields: { ...where(), ...fields },
+      files,
+      caseId: id,
+      code: p.code,
+      done: action.done,
+    });
+  };
   for (const action of p.actions || []) {
     buttons.append(
       actionButton(action, () => {
@@ -318,20 +494,88 @@ function taskItem(f) {
           if (action.danger && !window.confirm(t("confirm"))) return;
           return act(action, { fields: { ...(action.fields || {}) }, files: [] });
         }
-        const form = actionForm(action, {
-          onSubmit: (values) => {
-            extra.hidden = true;
-            act(action, values);
-          },
-          onCancel: () => (extra.hidden = true),
-        });
-        extra.replaceChildren(form);
-        extra.hidden = false;
+        form.replaceChildren(
+          h("h3", { text: actionLabel(action) }),
+          actionForm(action, { submitLabel: t("submit"), onSubmit: (values) => act(action, values), onCancel: () => (form.hidden = true) }),
+        );
+        form.hidden = false;
+        form.scrollIntoView({ block: "nearest" });
       }),
     );
   }
-  li.append(buttons, extra);
-  return li;
+  const photos = p.photos || [];
+  $("task").replaceChildren(
+    backButton(),
+    h(
+      "header",
+      { class: "gm-task-top", "data-light": p.light },
+      h("h2", { id: "task-title", text: p.category ? p.category.label || p.category.name : p.code }),
+      h("p", { class: "gm-muted", text: `${p.status_label} · ${p.code}` }),
+      h("p", { class: "gm-task-clock" }, lightBadge(p), clock(p)),
+    ),
+    msg,
+    section(
+      t("task_where"),
+      h(
+        "dl",
+        { class: "gm-facts" },
+        h("dt", { text: t("address") }),
+        h("dd", { id: "task-address", text: p.address || t("no_address") }),
+        h("dt", { text: t("cell") }),
+        h("dd", { id: "task-cell", text: p.cell || "—" }),
+        p.deadline_at ? [h("dt", { text: t("deadline") }), h("dd", { text: timeText(p.deadline_at) })] : null,
+        h("dt", { text: t("reported_at") }),
+        h("dd", { text: timeText(p.reported_at) }),
+      ),
+      detail && (p.navigation || []).length
+        ? h(
+            "div",
+            { class: "gm-nav", id: "task-nav" },
+            h("span", { class: "gm-nav-title", text: t("navigate") }),
+            p.navigation.map((link) => h("a", { class: "gm-nav-link", href: link.href, "data-nav": link.name, text: link.label })),
+          )
+        : null,
+    ),
+    section(t("task_description"), h("p", { id: "task-description", text: detail ? p.description || t("no_description") : p.summary || t("task_loading") })),
+    section(t("photos"), detail ? (photos.length ? photoThumbs(photos) : h("p", { class: "gm-muted", text: t("no_photos") })) : h("p", { class: "gm-muted", text: t("task_loading") })),
+    section(t("task_standard"), h("p", { id: "task-standard", text: detail ? p.closing_condition || t("no_standard") : t("task_loading") })),
+    section(t("task_actions"), (p.actions || []).length ? buttons : h("p", { class: "gm-muted", text: t("no_actions") }), form),
+    section(t("timeline"), h("div", { id: "task-timeline" }, timeline(loading ? null : openEvents))),
+  );
+}
+
+/* The server took an action: say so plainly (what was done, what comes next, the case's status now), keep
+   it on screen until dismissed, and show the task as it is now; the list then drops it if it is no longer
+   a task. */
+async function actionDone(entry, data) {
+  const p = (data && data.properties) || {};
+  $("task-done").replaceChildren(
+    h("strong", { text: `✓ ${entry.done || t("done")}` }),
+    h("span", { text: `${entry.code || p.code || ""} · ${t("status_now", { status: p.status_label || "" })}` }),
+    h(
+      "div",
+      { class: "gm-actions" },
+      openId !== null ? h("button", { type: "button", class: "gm-primary", text: t("task_back"), onclick: () => ($("task-done").hidden = true, closeTask(), loadTasks()) }) : null,
+      h("button", { type: "button", class: "gm-secondary", text: t("got_it"), onclick: () => ($("task-done").hidden = true) }),
+    ),
+  );
+  $("task-done").hidden = false;
+  if (!$("panel-tasks").hidden) $("task-done").scrollIntoView({ block: "start" });
+  if (data && openId === entry.caseId) {
+    openFeature = data;
+    renderTask(data, { loading: true });
+    say($("task-msg"), "");
+    const ev = await api(`/api/cases/${entry.caseId}/events/?page_size=200`);
+    if (openId === entry.caseId && ev.ok) {
+      openEvents = ev.data.results || [];
+      $("task-timeline").replaceChildren(timeline(openEvents));
+    }
+  }
+}
+function actionRefused(entry) {
+  if (openId !== entry.caseId || !$("task-msg")) return;
+  say($("task-msg"), t("action_failed", { reason: entry.error }), "error");
+  $("task-actions")?.querySelectorAll("button").forEach((b) => (b.disabled = false));
 }
 
 setInterval(() => document.querySelectorAll(".gm-countdown").forEach((n) => (n.textContent = countdown(n.dataset.deadline))), 30000);

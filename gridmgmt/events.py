@@ -23,6 +23,7 @@ from django.utils import timezone
 from gridmgmt import states
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.notify import notifications_write
+from gridmgmt.outbox import event_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,7 @@ def events_write(
     )
     if notify:
         notifications_write(events, envelopes)
+        event_deliveries_write(events, envelopes)  # robots and the reporter's SMS (gridmgmt.outbox)
     ids = [e.id for e in events]
     transaction.on_commit(lambda: _publish(ids))
     return events

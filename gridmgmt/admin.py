@@ -278,6 +278,11 @@ class RobotAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("area__boundary")
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "webhook_url":
+            kwargs["assume_scheme"] = "https"  # a webhook typed without a scheme is the vendor's HTTPS one
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
 
 @admin.register(NotifyPreference)
 class NotifyPreferenceAdmin(admin.ModelAdmin):

@@ -518,3 +518,37 @@ def test_deliveries_send_command_and_admin_pages(world, channels, gateway, clien
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("pending", 0)
     assert timedelta(0) <= row.next_at - row.created_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_another_sender_holds_is_skipped_not_waited_for(settings, gateway):
+    settings.SMS_GATEWAY_URL, settings.EMAIL_HOST = f"{gateway.url}/sms", ""
+    settings.NOTIFY_REPORTER_QUIET = ""
+    world = world_build()
+    case = reported(world, phone=PHONE)
+    with time_machine.travel(at(10), tick=False):
+        services.case_file(case_id=case.pk, actor=world.users[R.DISPATCHER])
+    (row,) = Delivery.objects.all()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        from django.db import connection as conn
+        from django.db import transaction
+
+        with transaction.atomic():
+            Delivery.objects.select_for_update().get(pk=row.pk)
+            locked.set()
+            release.wait(timeout=30)
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        started = time.monotonic()
+        assert outbox.deliveries_send(now=at(10, 1)).count == 0  # skipped at once, not waited for
+        assert time.monotonic() - started < 2 and gateway.requests == []
+    finally:
+        release.set()
+        holder.join()
+    assert outbox.deliveries_send(now=at(10, 2)).sent == 1 and len(gateway.requests) == 1

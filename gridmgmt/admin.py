@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from geo.admin_mixins import (
@@ -15,10 +16,14 @@ from gridmgmt.models import (
     CaseEvent,
     CasePhoto,
     Category,
+    Delivery,
+    DeliveryAttempt,
     Department,
     Notification,
+    NotifyPreference,
     Open311Client,
     PatrolTeam,
+    Robot,
     User,
     WorkCalendarDay,
 )
@@ -224,3 +229,65 @@ class Open311ClientAdmin(admin.ModelAdmin):
                 request,
                 _("%(name)s 的 api_key(仅显示这一次,请立即转交并妥善保存): %(key)s") % {"name": obj.name, "key": key},
             )
+
+
+# --- delivery outside the browser (gridmgmt.outbox) ------------------------------------------------------------
+
+
+class DeliveryAttemptInline(ReadOnlyInline):
+    model = DeliveryAttempt
+    fields = ("at", "ok", "detail", "error", "duration_ms")
+    show_change_link = False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(LargeTableAdminMixin, CaseLogAdmin):
+    """The delivery log: every message sent (or waiting, or given up) by e-mail, SMS or group robot, with each
+    attempt's answer, error and duration. View only; "retry now" puts failed messages back in the queue."""
+
+    list_display = ("id", "case", "kind", "channel", "target", "status", "attempts", "next_at", "sent_at", "last_error")
+    list_filter = ("status", "channel", "kind")
+    list_select_related = ("case",)
+    raw_id_fields = ("case", "event", "notification", "user", "robot")
+    search_fields = (*CaseLogAdmin.search_fields, "=target")
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_now"]
+
+    @admin.action(description=_("立即重试"), permissions=["view"])
+    def retry_now(self, request, queryset):
+        if not request.user.is_superuser:
+            self.message_user(request, _("只有超级管理员可以重试"), messages.ERROR)
+            return
+        n = queryset.exclude(status=Delivery.Status.SENT).update(
+            status=Delivery.Status.PENDING, next_at=timezone.now(), attempts=0
+        )
+        self.message_user(request, _("%(n)d 条消息已重新排队") % {"n": n}, messages.SUCCESS)
+
+
+@admin.register(Robot)
+class RobotAdmin(admin.ModelAdmin):
+    """Group robots (企业微信/钉钉/飞书) of a team or an area: the webhook URL the vendor gave, and the secret
+    when 「加签」 is on. An area's robot hears of escalations to that area's level."""
+
+    list_display = ("name", "vendor", "area", "team", "kinds", "is_active")
+    list_filter = ("vendor", "is_active")
+    search_fields = ("name",)
+    autocomplete_fields = ("area", "team")
+    list_select_related = ("area", "team")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("area__boundary")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "webhook_url":
+            kwargs["assume_scheme"] = "https"  # a webhook typed without a scheme is the vendor's HTTPS one
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+@admin.register(NotifyPreference)
+class NotifyPreferenceAdmin(admin.ModelAdmin):
+    """Per user or per team: which notification kinds go to which channel, and quiet hours."""
+
+    list_display = ("__str__", "user", "team", "channels", "quiet_from", "quiet_to")
+    autocomplete_fields = ("user", "team")
+    list_select_related = ("user", "team")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from gridmgmt import metrics, states
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.notify import notifications_write
+from gridmgmt.outbox import event_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
 
 log = logging.getLogger(__name__)
@@ -319,6 +320,8 @@ def events_write(
         ]
     )
     notified = notifications_write(events, envelopes) if notify else 0
+    if notify:
+        event_deliveries_write(events, envelopes)  # robots and the reporter's SMS (gridmgmt.outbox)
     ids = [e.id for e in events]
     transaction.on_commit(lambda: _publish(ids))
     if notify:  # a historical (demo) load is not traffic

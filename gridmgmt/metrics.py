@@ -15,8 +15,14 @@ from prometheus_client import Counter, Gauge, Histogram
 CASE_EVENTS = Counter("gridmgmt_case_events_total", "Case events committed, by type", ["type"])
 REPORTS = Counter("gridmgmt_reports_total", "Reports (new cases) committed, by channel", ["source"])
 NOTIFICATIONS = Counter("gridmgmt_notifications_total", "In-app notifications committed")
-JOB_RUNS = Counter("gridmgmt_job_runs_total", "Background job passes, by job and outcome", ["job", "outcome"])
-JOB_SECONDS = Histogram("gridmgmt_job_seconds", "Duration of one background job pass", ["job"])
+DELIVERY_ATTEMPTS = Counter(
+    "gridmgmt_delivery_attempts_total",
+    "Tries to send a notification outside the browser, by channel and outcome (sent, retry, failed)",
+    ["channel", "outcome"],
+)
+# Label `task`, not `job`: Prometheus's own `job` label (the scrape job) would overwrite it.
+JOB_RUNS = Counter("gridmgmt_job_runs_total", "Background job passes, by task and outcome", ["task", "outcome"])
+JOB_SECONDS = Histogram("gridmgmt_job_seconds", "Duration of one background job pass", ["task"])
 WS_CONNECTIONS = Gauge(
     "gridmgmt_ws_connections", "Open WebSocket connections on /ws/feed/", multiprocess_mode="livesum"
 )
@@ -43,9 +49,9 @@ def job_run(job: Callable, *, name: str):
     try:
         result = job()
     except Exception:
-        JOB_RUNS.labels(job=name, outcome="error").inc()
+        JOB_RUNS.labels(task=name, outcome="error").inc()
         raise
     finally:
-        JOB_SECONDS.labels(job=name).observe(perf_counter() - started)
-    JOB_RUNS.labels(job=name, outcome="ok").inc()
+        JOB_SECONDS.labels(task=name).observe(perf_counter() - started)
+    JOB_RUNS.labels(task=name, outcome="ok").inc()
     return result

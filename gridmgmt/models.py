@@ -478,3 +478,158 @@ class Open311Client(models.Model):
         if not key or len(key) > 200 or "\x00" in key:
             return None
         return cls.objects.filter(key_hash=cls.key_digest(key), is_active=True).first()
+
+
+# --- delivery outside the browser (gridmgmt.outbox, gridmgmt.senders) ------------------------------------------
+
+
+class Channel(models.TextChoices):
+    """Where a message goes besides the in-app inbox. E-mail and SMS need the operator's settings (README,
+    "Notifications and delivery"); the robots are `Robot` rows."""
+
+    EMAIL = "email", _("电子邮件")
+    SMS = "sms", _("短信")
+    WECOM = "wecom", _("企业微信群机器人")
+    DINGTALK = "dingtalk", _("钉钉群机器人")
+    FEISHU = "feishu", _("飞书群机器人")
+
+
+class Robot(models.Model):
+    """A work-chat group robot (群机器人) of a team or of an area, set up by the operator: the webhook URL the
+    vendor gave when the robot was added to the group, and its signing secret where the robot has one
+    (钉钉/飞书 「加签」). An area's robot hears of the escalations to that area's level (and of the other
+    kinds it lists for cases in the area); a team's robot of the kinds it lists for its team's cases."""
+
+    VENDORS = (Channel.WECOM, Channel.DINGTALK, Channel.FEISHU)
+
+    name = models.CharField(_("名称"), max_length=100)
+    vendor = models.CharField(_("类型"), max_length=10, choices=[(c.value, c.label) for c in VENDORS])
+    webhook_url = models.URLField(_("Webhook 地址"), max_length=500)
+    secret = models.CharField(
+        _("加签密钥"), max_length=200, blank=True, help_text=_("钉钉/飞书机器人开启「加签」时填写")
+    )
+    area = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("区域"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(
+        PatrolTeam, verbose_name=_("队伍"), null=True, blank=True, on_delete=models.CASCADE, related_name="robots"
+    )
+    kinds = models.JSONField(
+        _("通知类型"),
+        default=list,
+        blank=True,
+        help_text=_('发送哪些类型,如 ["escalated", "dispatched"];为空时区域机器人只发升级督办,队伍机器人只发新任务'),
+    )
+    is_active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("群机器人")
+        verbose_name_plural = _("群机器人")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(area__isnull=True, team__isnull=False) | Q(area__isnull=False, team__isnull=True),
+                name="robot_area_xor_team",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotifyPreference(models.Model):
+    """Which notification kinds go to which channel, and quiet hours, for one user or one team (a user's own
+    preference wins over the team's, field by field; with neither, settings.NOTIFY_DEFAULT_CHANNELS)."""
+
+    user = models.OneToOneField(
+        User, verbose_name=_("用户"), null=True, blank=True, on_delete=models.CASCADE, related_name="notify_preference"
+    )
+    team = models.OneToOneField(
+        PatrolTeam, verbose_name=_("队伍"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    channels = models.JSONField(
+        _("渠道"),
+        default=dict,
+        blank=True,
+        help_text=_('通知类型 → 渠道列表,如 {"dispatched": ["sms"], "escalated": ["email", "sms"]};未列出的类型用默认'),
+    )
+    quiet_from = models.TimeField(_("免打扰开始"), null=True, blank=True)
+    quiet_to = models.TimeField(_("免打扰结束"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("通知偏好")
+        verbose_name_plural = _("通知偏好")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=True, team__isnull=False) | Q(user__isnull=False, team__isnull=True),
+                name="notifypreference_user_xor_team",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user or self.team)
+
+
+class Delivery(models.Model):
+    """The outbox: one message to send on one channel to one target, written in the transaction of the event it
+    tells of (gridmgmt.outbox), so none is lost and — unique per event, kind, channel and target — none is
+    written twice by a retried or replayed event. `deliveries_send` sends it off the request path."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("失败")
+
+    event = models.ForeignKey(CaseEvent, verbose_name=_("事件"), on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="+")
+    notification = models.ForeignKey(
+        Notification, verbose_name=_("通知"), null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    user = models.ForeignKey(
+        User, verbose_name=_("接收人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    robot = models.ForeignKey(
+        Robot, verbose_name=_("群机器人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(_("类型"), max_length=32)
+    channel = models.CharField(_("渠道"), max_length=10, choices=Channel.choices)
+    target = models.CharField(_("发送对象"), max_length=254, help_text=_("邮箱、手机号或 robot:<id>"))
+    subject = models.CharField(_("标题"), max_length=200, blank=True)
+    body = models.TextField(_("内容"))
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    next_at = models.DateTimeField(_("下次发送时间"))
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+    last_error = models.TextField(_("最近错误"), blank=True)
+
+    class Meta:
+        verbose_name = _("消息投递")
+        verbose_name_plural = _("消息投递")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "kind", "channel", "target"], name="delivery_once_per_target")
+        ]
+        indexes = [
+            # The sender's scan: pending rows by due time (a small partial index).
+            models.Index(fields=["next_at"], condition=Q(status="pending"), name="delivery_pending_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.target}: {self.subject or self.body[:40]}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending a delivery: when, whether it went, the error, how long the call took."""
+
+    delivery = models.ForeignKey(Delivery, verbose_name=_("投递"), on_delete=models.CASCADE, related_name="tries")
+    at = models.DateTimeField(_("时间"))
+    ok = models.BooleanField(_("成功"))
+    detail = models.CharField(_("结果"), max_length=200, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+    duration_ms = models.PositiveIntegerField(_("耗时(毫秒)"))
+
+    class Meta:
+        verbose_name = _("投递记录")
+        verbose_name_plural = _("投递记录")
+        ordering = ["id"]

@@ -14,7 +14,8 @@ writer's transaction: one INSERT … SELECT … ON CONFLICT DO NOTHING per batch
 of recipients, so notifications commit (or roll back) with their event, and a rule that fires again on a
 retried or replayed event stores nothing twice (unique user, event, kind). Each stored notification also
 writes one `notification.created` feed row in scope `user:<id>` (realtime/PROTOCOL.md), with the user's
-unread count, so every open face of that user hears of it after commit.
+unread count, so every open face of that user hears of it after commit. The same transaction writes the
+messages that go out by e-mail, SMS or group robot (gridmgmt.outbox: the user's channels and quiet hours).
 
 Titles and texts are written in the recipient's terms ("your team", "please accept"), in the site language.
 """
@@ -32,6 +33,7 @@ from django.utils.translation import gettext as _
 
 from gridmgmt import access
 from gridmgmt.models import Case, CaseEvent, Notification, User
+from gridmgmt.outbox import Stored, notification_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
 
 E = CaseEvent.Type
@@ -58,7 +60,7 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, str]:
+def notification_words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, str]:
     """(title, text) of a notification of `kind` about `event`; `env` is the event's feed envelope (the case
     right after the event, with its category and team names)."""
     code, what = env["code"], f"{env['category_name']} · {env['address'] or ''}".rstrip(" ·")
@@ -145,13 +147,15 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
             params[key].append(value)
 
     escalations: list[tuple[CaseEvent, tuple[str, str]]] = []
+    said: dict[tuple[int, str], tuple[str, str]] = {}  # (event id, kind) → words, for the outbox
     with translation.override(settings.LANGUAGE_CODE):
         for event, env in zip(events, envelopes, strict=True):
             rule = RULES.get(event.type)
             if rule is None:
                 continue
             codes[event.id] = env["code"]
-            words = _words(kind=rule.kind, event=event, env=env)
+            words = notification_words(kind=rule.kind, event=event, env=env)
+            said[(event.id, rule.kind)] = words
             if rule.team and event.team_id_copy is not None:
                 add(event, rule.kind, words, team=event.team_id_copy)
             if rule.area_roles:
@@ -188,6 +192,13 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
                     },
                 )
                 for pk, user_id, case_id, event_id, kind, title, created_at, unread in stored
+            ]
+        )
+        by_id = {e.id: e for e in events}
+        notification_deliveries_write(
+            [
+                Stored(pk, user_id, by_id[event_id], kind, title, said[(event_id, kind)][1])
+                for pk, user_id, _case_id, event_id, kind, title, _at, _unread in stored
             ]
         )
         keys = sorted({f"user:{row[1]}" for row in stored})

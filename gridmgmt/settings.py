@@ -336,3 +336,40 @@ SUPPORT_ONCE_SECONDS = int(os.environ.get("SUPPORT_ONCE_DAYS", "365")) * 86400
 # Camera heartbeats (POST /api/camera-heartbeats/): a camera whose last heartbeat is older than this many seconds
 # is marked offline by `manage.py cameras_timeout` (also run on every `cases_escalate` pass). 0: no timeout.
 CAMERA_OFFLINE_AFTER = int(os.environ.get("CAMERA_OFFLINE_AFTER", "180"))
+
+# --- Notifications outside the browser (README, "Notifications and delivery") --------------------------------
+# Each channel is off until the operator configures it. E-mail: Django's SMTP backend, on when EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "gridmgmt@localhost")
+# Every network call of a delivery (SMTP, the SMS gateway, the robots) gives up after this many seconds.
+NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "10"))
+EMAIL_TIMEOUT = NOTIFY_TIMEOUT_SECONDS
+# SMS: a government SMS gateway's HTTP API, on when SMS_GATEWAY_URL is set. {phone} and {text} in the URL and in
+# SMS_GATEWAY_BODY are replaced, escaped for where they stand (URL-quoted in the URL, JSON-escaped in a JSON body,
+# form-encoded in a form body). Success: a 2xx answer whose body matches the regular expression
+# SMS_GATEWAY_SUCCESS (empty: any 2xx). SMS_GATEWAY_HEADERS: a JSON object of extra headers (e.g. a token).
+SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_METHOD = os.environ.get("SMS_GATEWAY_METHOD", "POST").upper()
+SMS_GATEWAY_CONTENT_TYPE = os.environ.get("SMS_GATEWAY_CONTENT_TYPE", "application/json")
+SMS_GATEWAY_BODY = os.environ.get("SMS_GATEWAY_BODY", '{"mobile": "{phone}", "content": "{text}"}')
+SMS_GATEWAY_HEADERS = os.environ.get("SMS_GATEWAY_HEADERS", "")
+SMS_GATEWAY_SUCCESS = os.environ.get("SMS_GATEWAY_SUCCESS", "")
+SMS_SIGNATURE = os.environ.get("SMS_SIGNATURE", "")  # e.g. 【浦东城运】, put before every text
+# A user with no preference of their own or of their team gets these channels (those configured, and only
+# where the user has an address: e-mail, phone). Empty: in-app only unless a preference says otherwise.
+NOTIFY_DEFAULT_CHANNELS = env_list("NOTIFY_DEFAULT_CHANNELS", "email,sms")
+# Reporters who left a phone number get an SMS when their case is filed, closed and reopened (SMS configured).
+NOTIFY_REPORTER_SMS = env_bool("NOTIFY_REPORTER_SMS", True)
+NOTIFY_REPORTER_QUIET = os.environ.get("NOTIFY_REPORTER_QUIET", "21:00-08:00")  # residents' quiet hours; "" none
+# Retries: the n-th failure waits NOTIFY_RETRY_SECONDS × 2^(n-1) (at most NOTIFY_RETRY_MAX_SECONDS); after
+# NOTIFY_MAX_ATTEMPTS tries a delivery is marked failed.
+NOTIFY_RETRY_SECONDS = float(os.environ.get("NOTIFY_RETRY_SECONDS", "60"))
+NOTIFY_RETRY_MAX_SECONDS = float(os.environ.get("NOTIFY_RETRY_MAX_SECONDS", "3600"))
+NOTIFY_MAX_ATTEMPTS = int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "6"))
+# The public site's address, for the tracking link in the reporter's SMS (e.g. https://grid.example.org).
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")

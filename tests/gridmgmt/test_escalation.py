@@ -180,9 +180,9 @@ def test_missing_or_empty_area_alerts_the_next_level_up(world):
 
 def test_run_is_set_based_with_bounded_queries(world, django_assert_max_num_queries):
     cases = [handling_case(world) for _ in range(6)]
-    with time_machine.travel(at(15, 1), tick=False), django_assert_max_num_queries(6 + len(cases)):
+    with time_machine.travel(at(15, 1), tick=False), django_assert_max_num_queries(9 + len(cases)):
         # savepoint, select+lock, supervisors, one UPDATE, one INSERT per event (event_append), one bulk
-        # INSERT of all alerts, release
+        # INSERT of all alerts, release; the outbox: a savepoint, the active robots, its release
         report = escalation.cases_escalate()
     assert report.count == 6 and report.alerts == 12
     assert set(Case.objects.filter(pk__in=[c.pk for c in cases]).values_list("level", flat=True)) == {1}
@@ -231,6 +231,7 @@ def test_loop_mode_runs_repeatedly_survives_a_failed_run_and_stops_on_sigterm(mo
     import os
     import signal
 
+    from gridmgmt.management import loop
     from gridmgmt.management.commands import cases_escalate as command
 
     calls = []
@@ -244,7 +245,7 @@ def test_loop_mode_runs_repeatedly_survives_a_failed_run_and_stops_on_sigterm(mo
         return escalation.EscalationReport(now=at(10), escalated=(), alerts=0)
 
     monkeypatch.setattr(command, "cases_escalate", fake)
-    monkeypatch.setattr(command, "close_old_connections", lambda: None)
+    monkeypatch.setattr(loop, "close_old_connections", lambda: None)
     previous = signal.getsignal(signal.SIGTERM)
     out = io.StringIO()
     try:

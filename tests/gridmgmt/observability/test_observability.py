@@ -1,5 +1,6 @@
 """/healthz, /readyz, /metrics and the request log context, against the real database and Redis."""
 
+import io
 import json
 import logging
 
@@ -156,3 +157,19 @@ def test_an_anonymous_request_logs_no_user(client, db, access_records):
     (record,) = access_records
     assert record.user_id is None
     assert record.route == "healthz"
+
+
+def test_each_background_pass_is_counted_by_task(db):
+    from django.core.management import call_command
+    from prometheus_client import REGISTRY
+
+    def runs(task):
+        return REGISTRY.get_sample_value("gridmgmt_job_runs_total", {"task": task, "outcome": "ok"}) or 0
+
+    before = {task: runs(task) for task in ("cases_escalate", "cameras_offline_timeout", "deliveries_send")}
+    call_command("cases_escalate", stdout=io.StringIO())
+    assert {task: runs(task) - n for task, n in before.items()} == {
+        "cases_escalate": 1,
+        "cameras_offline_timeout": 1,
+        "deliveries_send": 1,
+    }

@@ -29,6 +29,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.gis.geos import Point
 from django.core.management import call_command, get_commands
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
@@ -37,7 +38,7 @@ from gridmgmt.errors import DomainError
 from gridmgmt.escalation import cases_escalate
 from gridmgmt.events import case_envelope, event_build, events_write
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, Department, PatrolTeam, User, WorkCalendarDay
-from gridmgmt.rules import RULES, rule_check
+from gridmgmt.rules import RULES, rule_check, statuses_actionable
 from gridmgmt.services import moves
 from gridmgmt.services.intake import case_code
 from gridmgmt.states import OPEN_STATUSES, overdue_q
@@ -201,6 +202,7 @@ def generate_demo_data(
         ("teams", lambda: generate_teams(district=district, count=scale.teams, seed=seed, now=now)),
         ("users", lambda: generate_demo_users(district=district)),
         ("cases", lambda: generate_cases(district=district, count=scale.cases, days=scale.days, seed=seed, now=now)),
+        ("patrol login", lambda: demo_patrol_team_pick(district=district)),
     ]
     return [_run(name=name, fn=fn, out=out) for name, fn in steps]
 
@@ -653,6 +655,21 @@ def generate_demo_users(*, district: AdminArea) -> StepResult:
         )
     User.objects.bulk_create(rows)
     return StepResult("users", created=len(rows), detail=", ".join(u.username for u in missing))
+
+
+def demo_patrol_team_pick(*, district: AdminArea, enough: int = 3) -> StepResult:
+    """Put the `patrol` login in the team with the most tasks now, so its phone shows work when the demo opens
+    (the histories are random: the first team by code may have nothing open today)."""
+    tasks = Case.objects.filter(district=district, status__in=statuses_actionable(roles=access.FIELD_ROLES))
+    login = User.objects.filter(username="patrol", role=User.Role.PATROL).first()
+    if login is None or tasks.filter(team_id=login.team_id).count() >= enough:
+        return StepResult("patrol login", skipped=True, detail="the patrol login's team has tasks")
+    busiest = tasks.exclude(team=None).values("team").annotate(n=Count("pk")).order_by("-n", "team").first()
+    if busiest is None:
+        return StepResult("patrol login", skipped=True, detail="no team has tasks")
+    team = PatrolTeam.objects.get(pk=busiest["team"])
+    User.objects.filter(pk=login.pk).update(team=team, department=team.department)
+    return StepResult("patrol login", created=-1, detail=f"patrol → {team.code} ({busiest['n']} tasks)")
 
 
 # --------------------------------------------------------------------------------------------- cases

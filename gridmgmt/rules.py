@@ -229,6 +229,11 @@ def action_allowed(*, action: str, case: Case, user: User) -> bool:
     return rule.guard is None or rule.guard(case, user) is None
 
 
+def statuses_actionable(*, roles) -> frozenset:
+    """The statuses some action of `roles` starts from (for FIELD_ROLES: the patrol phone's task list)."""
+    return frozenset(s for rule in RULES.values() if rule.roles & roles for s in rule.sources)
+
+
 def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
     """The actions `user` may take on `case` now, in RULES order, as the faces render them:
     {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"}.

@@ -27,7 +27,7 @@ from gridmgmt import access, clients
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
-from gridmgmt.rules import RULES
+from gridmgmt.rules import RULES, statuses_actionable
 from gridmgmt.states import OPEN_STATUSES, states_describe
 
 R = User.Role
@@ -318,7 +318,7 @@ def _statuses_joined(statuses) -> str:
 
 def _patrol_task_statuses() -> str:
     """The phone's task list: the statuses a field action starts from (gridmgmt.rules: accept, handle…)."""
-    return _statuses_joined({s for rule in RULES.values() if rule.roles & access.FIELD_ROLES for s in rule.sources})
+    return _statuses_joined(statuses_actionable(roles=access.FIELD_ROLES))
 
 
 @staff_face(PATROL_ROLES)

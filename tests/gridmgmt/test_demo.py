@@ -12,12 +12,15 @@ import pytest
 from django.contrib.gis.geos import MultiPolygon, Polygon
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test import override_settings
 
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
 from gridmgmt import demo
+from gridmgmt.access import FIELD_ROLES
 from gridmgmt.escalation import cases_escalate
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
+from gridmgmt.rules import statuses_actionable
 from gridmgmt.workcalendar import limit_add
 from realtime.models import FeedEvent
 from tests.geodata import make_square_district
@@ -138,7 +141,7 @@ def _scalar(sql: str) -> int:
 
 
 def test_requested_counts(generated, tiny_district, media):
-    assert {s.name: s.created for s in generated} == {
+    assert {s.name: s.created for s in generated if s.name != "patrol login"} == {
         "photos": 30, "cameras": SCALE.cameras, "components": SCALE.components, "teams": SCALE.teams,
         "users": len(demo.DEMO_USERS), "cases": SCALE.cases,
     }  # fmt: skip
@@ -147,6 +150,15 @@ def test_requested_counts(generated, tiny_district, media):
     assert PatrolTeam.objects.count() == SCALE.teams
     assert Case.objects.count() == SCALE.cases
     assert len(list((media / demo.PHOTO_DIR).glob("*.jpg"))) == 30
+
+
+def test_the_patrol_login_opens_on_a_team_with_tasks(generated):
+    # A demo whose patrol phone shows an empty list teaches nothing: the login joins the busiest team.
+    tasks = Case.objects.filter(status__in=statuses_actionable(roles=FIELD_ROLES)).exclude(team=None)
+    busiest = tasks.values("team").annotate(n=Count("pk")).order_by("-n").first()
+    login = User.objects.get(username="patrol")
+    assert tasks.filter(team=login.team_id).count() >= min(3, busiest["n"])
+    assert login.department_id == login.team.department_id
 
 
 def test_points_lie_in_their_cells(generated):

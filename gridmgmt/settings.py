@@ -308,3 +308,11 @@ SUPPORT_ONCE_SECONDS = int(os.environ.get("SUPPORT_ONCE_DAYS", "365")) * 86400
 # Camera heartbeats (POST /api/camera-heartbeats/): a camera whose last heartbeat is older than this many seconds
 # is marked offline by `manage.py cameras_timeout` (also run on every `cases_escalate` pass). 0: no timeout.
 CAMERA_OFFLINE_AFTER = int(os.environ.get("CAMERA_OFFLINE_AFTER", "180"))
+# Street loudspeakers (gridmgmt/loudspeakers.py). A call waits for the speakers' answers in the request, in
+# parallel, for at most this many seconds (speakers are on the intranet and answer in milliseconds; a dispatcher
+# needs the outcome at once): keep it short.
+SPEAKER_TIMEOUT_SECONDS = float(os.environ.get("SPEAKER_TIMEOUT_SECONDS", "3"))
+SPEAKER_NEAR_M = int(os.environ.get("SPEAKER_NEAR_M", "150"))  # a cell's speakers: within this distance of it
+SPEAKER_CALL_MAX = int(os.environ.get("SPEAKER_CALL_MAX", "20"))  # speakers one call reaches at most
+SPEAKER_ESPEAK = os.environ.get("SPEAKER_ESPEAK", "espeak-ng")  # for speakers that take an audio file
+SPEAKER_VOICE = os.environ.get("SPEAKER_VOICE", "cmn")  # espeak-ng's Mandarin voice

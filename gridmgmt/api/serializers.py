@@ -20,7 +20,7 @@ from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, Us
 from gridmgmt.names import name_localized as localized_name
 from gridmgmt.phones import phone_mask
 from gridmgmt.photos import MAX_PHOTOS
-from gridmgmt.rules import case_actions_allowed
+from gridmgmt.rules import case_actions_allowed, speaker_call_allowed
 from gridmgmt.states import case_light
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -209,6 +209,7 @@ class CaseDetailSerializer(CaseSerializer):
     duplicate_of = serializers.CharField(source="duplicate_of.code", read_only=True, default=None, allow_null=True)
     photos = PhotoSerializer(many=True, read_only=True)
     reporter = serializers.SerializerMethodField()
+    speaker_call = serializers.SerializerMethodField()
 
     class Meta(CaseSerializer.Meta):
         fields = (
@@ -235,8 +236,14 @@ class CaseDetailSerializer(CaseSerializer):
             "updated_at",
             "photos",
             "reporter",
+            "speaker_call",
         )
         read_only_fields = fields
+
+    def get_speaker_call(self, obj) -> bool:
+        """Whether the caller may speak about this case through the street loudspeakers now (gridmgmt.rules)."""
+        request = self.context.get("request")
+        return request is not None and speaker_call_allowed(user=request.user, case=obj)
 
     @extend_schema_field(ReporterSerializer(allow_null=True))
     def get_reporter(self, obj) -> dict | None:

@@ -1,4 +1,4 @@
-/* The street loudspeaker form (街头语音呼叫喇叭), shared by the desk and the wall: which speakers (the chosen
+/* The street loudspeaker form, shared by the desk and the wall: which speakers (the chosen
    one, or all near a cell), what to say (a category's preset, or typed words), how many times; it posts to
    /api/speaker-calls/ and shows what each speaker answered. Whether this user may call at all is the server's
    answer (the page config's `speakers.call`, a case's `speaker_call`); refused or failed calls show the

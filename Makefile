@@ -22,7 +22,7 @@ PROD_ENV := DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.t
             SECURE_HSTS_SECONDS=3600 SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https NUM_PROXIES=1
 
 APT_PKGS := postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal32 libgeos-c1v5 libproj25 \
-            redis-server chromium fonts-wqy-microhei
+            redis-server chromium fonts-wqy-microhei espeak-ng
 
 help:
 	@echo "make demo   - install, start PostGIS + Redis, migrate, load the Pudong demo, serve on $(HOST):$(PORT)"

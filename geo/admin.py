@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from geo.admin_mixins import LargeTableAdminMixin, OfflineGISModelAdmin, RelatedOnlyLightFilter
-from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
+from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid, Speaker
+from geo.services import speaker_locate
 
 # Boundaries are large multipolygons: never drag them into a list or an autocomplete answer.
 _AREA_FKS = ("district", "street", "community")
@@ -57,6 +58,24 @@ class CameraAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
     autocomplete_fields = ("district",)
     list_select_related = ("district", "cell")
     changelist_defer = ("district__boundary", "cell__geom", "cell__center")
+
+
+@admin.register(Speaker)
+class SpeakerAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
+    """Street loudspeakers: placed on the map; the cell and district follow from the location on save."""
+
+    list_display = ("code", "name", "gateway", "is_active", "district", "cell", "camera")
+    list_filter = ("gateway", "is_active", ("district", RelatedOnlyLightFilter))
+    search_fields = ("code", "name")
+    raw_id_fields = ("camera",)
+    readonly_fields = ("cell", "district")
+    fields = ("code", "name", "location", "cell", "district", "camera", "gateway", "url", "is_active")
+    list_select_related = ("district", "cell", "camera")
+    changelist_defer = ("district__boundary", "cell__geom", "cell__center", "camera__location")
+
+    def save_model(self, request, obj, form, change):
+        speaker_locate(speaker=obj)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Component)

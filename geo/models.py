@@ -148,6 +148,48 @@ class Camera(models.Model):
         return f"{self.name} ({self.code})"
 
 
+class Speaker(models.Model):
+    """街头语音呼叫喇叭: an IP loudspeaker on a pole, often beside a camera, through which the command centre speaks
+    to the street (Zhoupu answers what it sees on screen "through street voice-call loudspeakers"). Its cell is
+    located from its position by geo.selectors.cell_locate (geo.services.speaker_locate)."""
+
+    class Gateway(models.TextChoices):
+        # Most IP speakers read text aloud with their own TTS; the others play an audio file they are sent.
+        TEXT_JSON = "text_json", _("文本 (JSON)")
+        TEXT_FORM = "text_form", _("文本 (表单)")
+        AUDIO_WAV = "audio_wav", _("音频 (WAV, 本地合成)")
+
+    code = models.CharField(_("编号"), max_length=32, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    location = models.PointField(_("位置"), srid=4326)
+    cell = models.ForeignKey(
+        GridCell, verbose_name=_("所在网格"), null=True, blank=True, on_delete=models.SET_NULL, related_name="speakers"
+    )
+    district = models.ForeignKey(
+        AdminArea, verbose_name=_("区"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    camera = models.ForeignKey(
+        Camera,
+        verbose_name=_("相邻摄像头"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="speakers",
+        help_text=_("装在同一杆上或旁边的摄像头(可选)"),
+    )
+    gateway = models.CharField(_("接入方式"), max_length=16, choices=Gateway.choices, default=Gateway.TEXT_JSON)
+    url = models.URLField(_("喇叭接口地址"), max_length=500, help_text=_("接收喊话的 HTTP 地址 (POST)"))
+    is_active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("街头喇叭")
+        verbose_name_plural = _("街头喇叭")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
 class Component(models.Model):
     """部件: a fixed public asset. Its departments are the basis of dispatch routing."""
 

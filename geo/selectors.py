@@ -5,6 +5,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import BooleanField, FloatField, QuerySet
+from django.db.models.expressions import RawSQL
+
+from geo.models import Speaker
 
 # Below this zoom a tile would hold tens of thousands of cells; the map shows areas instead.
 CELL_TILE_MIN_ZOOM = 13
@@ -109,6 +113,28 @@ def cell_locate(*, lon: float, lat: float) -> CellRef | None:
         cur.execute(_LOCATE_SQL, (lon, lat))
         row = cur.fetchone()
     return CellRef(*row) if row else None
+
+
+_CELL_GEOM = "(SELECT geom FROM geo_gridcell WHERE id = %s)"
+# Degrees that span at least 1 m east–west up to ~63° latitude: the bounding-box prefilter of speakers_near.
+_DEG_PER_M = 1 / 50_000
+
+
+def speakers_near(*, speakers: QuerySet[Speaker], cell_id: int, radius_m: float, limit: int) -> list[Speaker]:
+    """The active speakers of `speakers` within `radius_m` metres of a cell (0: inside it), nearest first, at most
+    `limit`, each with `distance_m`. One statement: a bounding-box `&&` on the spatial index of the location,
+    then ST_DWithin / ST_Distance on geography (metres)."""
+    within = RawSQL(
+        f"geo_speaker.location && ST_Expand({_CELL_GEOM}, %s) "
+        f"AND ST_DWithin(geo_speaker.location::geography, {_CELL_GEOM}::geography, %s)",
+        [cell_id, radius_m * _DEG_PER_M, cell_id, radius_m],
+        output_field=BooleanField(),
+    )
+    distance = RawSQL(
+        f"ST_Distance(geo_speaker.location::geography, {_CELL_GEOM}::geography)", [cell_id], output_field=FloatField()
+    )
+    qs = speakers.filter(within, is_active=True).annotate(distance_m=distance).order_by("distance_m", "code")
+    return list(qs[:limit])
 
 
 @dataclass(frozen=True)

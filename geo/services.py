@@ -14,7 +14,8 @@ from pyproj import Transformer
 
 from geo.coords import DATUM_TO_WGS84, transform_geometry
 from geo.grid import CELL_MAX_M2, SLIVER_M2, Region, grid_bounds, grid_generate
-from geo.models import UTM_SRID, AdminArea, GridCell, ResponsibilityGrid
+from geo.models import UTM_SRID, AdminArea, GridCell, ResponsibilityGrid, Speaker
+from geo.selectors import cell_locate
 
 BUNDLED_BOUNDARIES = Path(__file__).resolve().parent / "data" / "shanghai_boundaries_gcj02.geojson"
 _TO_WGS84 = Transformer.from_crs(UTM_SRID, 4326, always_xy=True)
@@ -353,3 +354,13 @@ def _respgrid_link_cells(*, district_id: int) -> None:
             """,
             [district_id],
         )
+
+
+def speaker_locate(*, speaker: Speaker) -> Speaker:
+    """Put a speaker in the cell (and district) its location falls in, by the one locate rule
+    (geo.selectors.cell_locate: a point on an edge goes to the smallest code); outside every cell: none.
+    The caller saves it (the admin form, the demo)."""
+    ref = cell_locate(lon=speaker.location.x, lat=speaker.location.y)
+    speaker.cell_id = ref.id if ref else None
+    speaker.district_id = ref.district_id if ref else None
+    return speaker

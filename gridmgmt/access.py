@@ -8,8 +8,8 @@ from django.contrib.gis.geos import Point
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import Http404
 
-from geo.models import AdminArea, GridCell
-from gridmgmt.models import Case, CasePhoto, Category, PatrolTeam, User
+from geo.models import AdminArea, GridCell, Speaker
+from gridmgmt.models import Case, CasePhoto, Category, PatrolTeam, SpeakerCall, User
 from gridmgmt.names import language_is_english
 from gridmgmt.states import OPEN_STATUSES
 
@@ -23,6 +23,7 @@ LEADERS = frozenset({R.SHIFT_LEADER, R.ADMIN})  # close, arbitrate, extensions, 
 CHECKERS = frozenset({R.INSPECTOR, R.ADMIN})  # 核查 on site
 FIELD_ROLES = frozenset({R.PATROL})  # accept, handle, send back, self-handle
 SUPERVISOR_ROLES = frozenset({R.INSPECTOR, R.SHIFT_LEADER, R.ADMIN})  # alerted when a case escalates to their area
+SPEAKER_CALLERS = DISPATCHERS  # speak to the street through the loudspeakers (gridmgmt.rules.speaker_call_check)
 
 
 # Which face (page) each role may open, and where each role lands after logging in.
@@ -148,6 +149,30 @@ def cells_visible(*, user: User) -> QuerySet[GridCell]:
 
 def cell_access(*, user: User, cell_id: int) -> GridCell:
     return _one_or_404(cells_visible(user=user), {"pk": cell_id}, "网格不存在 (cell not found)")
+
+
+def speakers_visible(*, user: User) -> QuerySet[Speaker]:
+    """Street loudspeakers: staff see those of their area (by the speaker's cell, like cases); nobody else any."""
+    qs = Speaker.objects.all()
+    if (gated := _gate(user, qs)) is not None:
+        return gated
+    if user.role not in STAFF_ROLES:
+        return qs.none()
+    return qs.filter(area_filter(user, prefix="cell__"))
+
+
+def speaker_access(*, user: User, speaker_id: int) -> Speaker:
+    return _one_or_404(speakers_visible(user=user), {"pk": speaker_id}, "喇叭不存在 (speaker not found)")
+
+
+def speaker_calls_visible(*, user: User) -> QuerySet[SpeakerCall]:
+    """The loudspeaker call log: staff, by the area each call was made in."""
+    qs = SpeakerCall.objects.all()
+    if (gated := _gate(user, qs)) is not None:
+        return gated
+    if user.role not in STAFF_ROLES:
+        return qs.none()
+    return qs.filter(area_filter(user))
 
 
 # --- the public view ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from gridmgmt.models import (
     Open311Client,
     PatrolTeam,
     Robot,
+    SpeakerCall,
     User,
     WorkCalendarDay,
 )
@@ -77,6 +78,7 @@ class CategoryAdmin(admin.ModelAdmin):
         ),
         (_("立案与结案"), {"fields": ("filing_condition", "closing_condition", "default_department", "auto_dispatch")}),
         (_("疑似重复"), {"fields": ("duplicate_radius_m", "duplicate_window_hours")}),
+        (_("街头喇叭"), {"fields": ("speaker_preset",)}),
     )
 
 
@@ -208,6 +210,18 @@ class NotificationAdmin(CaseLogAdmin):
     list_select_related = ("user", "case")
     raw_id_fields = ("user", "case", "event")
     search_fields = (*CaseLogAdmin.search_fields, "user__username")
+
+
+@admin.register(SpeakerCall)
+class SpeakerCallAdmin(CaseLogAdmin):
+    """The loudspeaker call log (gridmgmt.services.speakers writes it): who, when, which speakers, what, outcome."""
+
+    list_display = ("id", "at", "actor", "case", "text", "repeat", "outcome")
+    list_filter = ("outcome",)
+    list_select_related = ("actor", "case")
+    raw_id_fields = ("actor", "case", "cell", "preset", "speakers")
+    search_fields = (*CaseLogAdmin.search_fields, "text", "actor__username")
+    changelist_defer = ("case__point", "case__description")
 
 
 @admin.register(Open311Client)

@@ -32,7 +32,8 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid
+from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid, Speaker
+from geo.services import speaker_locate
 from gridmgmt import access, events
 from gridmgmt.errors import DomainError
 from gridmgmt.escalation import cases_escalate
@@ -61,6 +62,7 @@ class DemoError(Exception):
 @dataclass(frozen=True)
 class DemoScale:
     cameras: int = 2000
+    speakers: int = 160  # beside that many cameras (at most one each)
     components: int = 5000
     teams: int = 60
     cases: int = 20_000
@@ -203,6 +205,7 @@ def generate_demo_data(
         ("users", lambda: generate_demo_users(district=district)),
         ("cases", lambda: generate_cases(district=district, count=scale.cases, days=scale.days, seed=seed, now=now)),
         ("patrol login", lambda: demo_patrol_team_pick(district=district)),
+        ("speakers", lambda: generate_speakers(district=district, count=scale.speakers, seed=seed)),
     ]
     return [_run(name=name, fn=fn, out=out) for name, fn in steps]
 
@@ -429,6 +432,50 @@ def generate_cameras(*, district: AdminArea, count: int, seed: int, now: datetim
         created = cur.rowcount
     offline = statuses.count(Camera.Status.OFFLINE)
     return StepResult("cameras", created=created, detail=f"{offline} offline")
+
+
+# --------------------------------------------------------------------------------------------- speakers
+# Where the demo's speakers listen: `manage.py speakers_simulate` (default port) answers like an IP speaker.
+SPEAKER_URL = "http://127.0.0.1:8765/speakers/{code}"
+# Most IP speakers read text with their own TTS; some only play audio files.
+SPEAKER_GATEWAYS = {Speaker.Gateway.TEXT_JSON: 70, Speaker.Gateway.TEXT_FORM: 15, Speaker.Gateway.AUDIO_WAV: 15}
+
+
+def generate_speakers(*, district: AdminArea, count: int, seed: int) -> StepResult:
+    """Street loudspeakers (街头语音呼叫喇叭) on the poles of `count` cameras, 4–12 m from the camera, each located
+    to its cell by the one locate rule (geo.services.speaker_locate). Speakers go where the trouble is: first
+    beside the cameras that reported a case still open, then beside random others."""
+    prefix = f"{district.code}-SPK-"
+    existing = Speaker.objects.filter(code__startswith=prefix).count()
+    if existing:
+        return StepResult("speakers", skipped=True, detail=f"{existing} already exist")
+    rng = random.Random(seed * 31 + 7)
+    cameras = list(
+        Camera.objects.filter(district=district, cell__isnull=False)
+        .order_by("id")
+        .values_list("id", "name", "location")
+    )
+    busy = set(
+        Case.objects.filter(camera__district=district, status__in=OPEN_STATUSES).values_list("camera", flat=True)
+    )
+    first = [c for c in cameras if c[0] in busy][:count]
+    rest = [c for c in cameras if c[0] not in busy]
+    picks = sorted(first + rng.sample(rest, min(count - len(first), len(rest))), key=lambda c: c[0])
+    gateways = _weighted(rng, SPEAKER_GATEWAYS, len(picks))
+    speakers = []
+    for i, ((camera_id, camera_name, at), gateway) in enumerate(zip(picks, gateways, strict=True), start=1):
+        metres, bearing = rng.uniform(4, 12), rng.uniform(0, 2 * math.pi)
+        lat = at.y + metres * math.cos(bearing) / 111_320
+        lon = at.x + metres * math.sin(bearing) / (111_320 * math.cos(math.radians(at.y)))
+        code = f"{prefix}{i:04d}"
+        speaker = Speaker(
+            code=code, name=f"{camera_name} 喇叭", location=Point(lon, lat, srid=4326), camera_id=camera_id,
+            gateway=gateway, url=SPEAKER_URL.format(code=code),
+        )  # fmt: skip
+        speakers.append(speaker_locate(speaker=speaker))
+    Speaker.objects.bulk_create(speakers)
+    audio = sum(1 for s in speakers if s.gateway == Speaker.Gateway.AUDIO_WAV)
+    return StepResult("speakers", created=len(speakers), detail=f"beside cameras, {audio} audio")
 
 
 # --------------------------------------------------------------------------------------------- components

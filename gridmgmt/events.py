@@ -116,6 +116,12 @@ def merged_data(*, duplicate_of: Case) -> dict:
     return {"duplicate_of": duplicate_of.code}
 
 
+def speaker_called_data(*, call_id: int, speakers: list[str], repeat: int, outcome: str, delivered: int) -> dict:
+    """喇叭喊话: a message spoken through street loudspeakers about the case (the text is the event's note);
+    the call log row (`call`), the speakers' codes, how many heard it. No state change."""
+    return {"call": call_id, "speakers": speakers, "repeat": repeat, "outcome": outcome, "delivered": delivered}
+
+
 def no_data() -> dict:
     """voided, check_passed, extension_rejected, parked, archived: the event row says it all."""
     return {}

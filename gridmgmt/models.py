@@ -76,6 +76,14 @@ class Category(models.Model):
     auto_dispatch = models.BooleanField(
         _("立案后自动派遣"), default=False, db_default=False, help_text=_("立案后直接派给排名第一的队伍")
     )
+    speaker_preset = models.CharField(
+        _("喇叭喊话预设"),
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("街头喇叭对该类问题的标准喊话,例如违章停车:请立即驶离,违停将被处罚"),
+    )
     is_active = models.BooleanField(_("启用"), default=True)
 
     class Meta:
@@ -331,6 +339,7 @@ class CaseEvent(models.Model):
         REOPENED = "reopened", _("重新打开")
         ARCHIVED = "archived", _("归档")
         PUBLISHED = "published", _("公开")
+        SPEAKER_CALLED = "speaker_called", _("喇叭喊话")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)
@@ -438,6 +447,60 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+SPEAKER_REPEAT_MAX = 5  # a message is played at most this many times per call
+
+
+class SpeakerCall(models.Model):
+    """The call log of the street loudspeakers: one row per message sent (who, when, to which speakers, what,
+    how it went). A call that names a case also writes a `speaker_called` event on the case's timeline."""
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered", _("已送达")
+        PARTIAL = "partial", _("部分送达")
+        FAILED = "failed", _("失败")
+
+    actor = models.ForeignKey(User, verbose_name=_("操作人"), on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
+    case = models.ForeignKey(
+        Case, verbose_name=_("案件"), null=True, blank=True, on_delete=models.PROTECT, related_name="speaker_calls"
+    )
+    cell = models.ForeignKey(
+        "geo.GridCell", verbose_name=_("网格"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The area the call was made in (from its cell): the log is scoped like cases (gridmgmt.access).
+    district = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("区"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    street = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("街镇"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    community = models.ForeignKey(
+        "geo.AdminArea", verbose_name=_("社区"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    text = models.CharField(_("喊话内容"), max_length=200)
+    preset = models.ForeignKey(
+        Category, verbose_name=_("预设类别"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    repeat = models.PositiveSmallIntegerField(_("播放次数"), default=1)
+    speakers = models.ManyToManyField("geo.Speaker", verbose_name=_("喇叭"), related_name="calls")
+    outcome = models.CharField(_("结果"), max_length=10, choices=Outcome.choices)
+    # Per speaker: [{"speaker": code, "ok": bool, "detail": "...", "ms": 12}] — what each gateway answered.
+    results = models.JSONField(_("各喇叭结果"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("喇叭喊话记录")
+        verbose_name_plural = _("喇叭喊话记录")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(repeat__gte=1, repeat__lte=SPEAKER_REPEAT_MAX), name="speakercall_repeat_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.text[:20]}"
 
 
 class Open311Client(models.Model):

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from gridmgmt.access import CHECKERS, DISPATCHERS, FIELD_ROLES, LEADERS, PUBLIC_TEXT_SOURCES, role_effective
+from gridmgmt.access import (
+    CHECKERS,
+    DISPATCHERS,
+    FIELD_ROLES,
+    LEADERS,
+    PUBLIC_TEXT_SOURCES,
+    SPEAKER_CALLERS,
+    role_effective,
+)
 from gridmgmt.errors import DomainError, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
 from gridmgmt.states import DONE_STATUSES, OPEN_STATUSES
@@ -251,6 +259,33 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
         for name, rule in RULES.items()
         if action_allowed(action=name, case=case, user=user)
     ]
+
+
+# --- street loudspeakers (街头语音呼叫喇叭) ------------------------------------------------------------------
+# Not a workflow transition (a call changes no state, so it is not in RULES): who may speak to the street, and
+# about which cases. The API asks here; the faces are told the answer (a case's `speaker_call`, the wall's config).
+
+SPEAKER_CALL_STATUSES = OPEN_STATUSES  # a call about a case is about one that is still somebody's work
+
+
+def speaker_call_check(*, user: User, case: Case | None = None) -> None:
+    """Raise the error that refuses `user` a loudspeaker call (about `case`, when one is named)."""
+    role = role_effective(user)
+    if role not in SPEAKER_CALLERS:
+        raise RoleNotAllowed(_("角色「%(role)s」不能使用街头喇叭喊话") % {"role": User.Role(role).label})
+    if case is not None and case.status not in SPEAKER_CALL_STATUSES:
+        raise TransitionNotAllowed(
+            _("案件当前状态为「%(status)s」,不能喇叭喊话") % {"status": Case.Status(case.status).label},
+            code="not_open",
+        )
+
+
+def speaker_call_allowed(*, user: User, case: Case | None = None) -> bool:
+    try:
+        speaker_call_check(user=user, case=case)
+    except DomainError:
+        return False
+    return True
 
 
 # --- reporting -------------------------------------------------------------------------------------------

@@ -373,3 +373,11 @@ NOTIFY_RETRY_MAX_SECONDS = float(os.environ.get("NOTIFY_RETRY_MAX_SECONDS", "360
 NOTIFY_MAX_ATTEMPTS = int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "6"))
 # The public site's address, for the tracking link in the reporter's SMS (e.g. https://grid.example.org).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+# Street loudspeakers (gridmgmt/loudspeakers.py). A call waits for the speakers' answers in the request, in
+# parallel, for at most this many seconds (speakers are on the intranet and answer in milliseconds; a dispatcher
+# needs the outcome at once): keep it short.
+SPEAKER_TIMEOUT_SECONDS = float(os.environ.get("SPEAKER_TIMEOUT_SECONDS", "3"))
+SPEAKER_NEAR_M = int(os.environ.get("SPEAKER_NEAR_M", "150"))  # a cell's speakers: within this distance of it
+SPEAKER_CALL_MAX = int(os.environ.get("SPEAKER_CALL_MAX", "20"))  # speakers one call reaches at most
+SPEAKER_ESPEAK = os.environ.get("SPEAKER_ESPEAK", "espeak-ng")  # for speakers that take an audio file
+SPEAKER_VOICE = os.environ.get("SPEAKER_VOICE", "cmn")  # espeak-ng's Mandarin voice

@@ -33,3 +33,15 @@ def _cache_isolated(settings):
     keys = list(client.scan_iter(match=f"{prefix}:*"))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture
+def receivers():
+    """receivers(n, status=…, delay=…) → n running stand-ins for street loudspeakers (tests/receivers.py)."""
+    from tests.receivers import receivers_running
+
+    make, servers = receivers_running()
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()

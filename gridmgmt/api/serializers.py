@@ -21,7 +21,7 @@ from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, Us
 from gridmgmt.names import name_localized as localized_name
 from gridmgmt.phones import phone_mask
 from gridmgmt.photos import MAX_PHOTOS
-from gridmgmt.rules import case_actions_allowed
+from gridmgmt.rules import case_actions_allowed, speaker_call_allowed
 from gridmgmt.states import case_light
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -235,6 +235,7 @@ class CaseDetailSerializer(CaseSerializer):
     reporter = serializers.SerializerMethodField()
     closing_condition = serializers.SerializerMethodField()
     navigation = serializers.SerializerMethodField()
+    speaker_call = serializers.SerializerMethodField()
 
     class Meta(CaseSerializer.Meta):
         fields = (
@@ -263,6 +264,7 @@ class CaseDetailSerializer(CaseSerializer):
             "reporter",
             "closing_condition",
             "navigation",
+            "speaker_call",
         )
         read_only_fields = fields
 
@@ -275,6 +277,11 @@ class CaseDetailSerializer(CaseSerializer):
         """Links that open a phone's map app on the case (geo.navigation)."""
         label = " ".join(part for part in (obj.code, obj.address) if part)
         return navigation_links(lon=obj.point.x, lat=obj.point.y, label=label)
+
+    def get_speaker_call(self, obj) -> bool:
+        """Whether the caller may speak about this case through the street loudspeakers now (gridmgmt.rules)."""
+        request = self.context.get("request")
+        return request is not None and speaker_call_allowed(user=request.user, case=obj)
 
     @extend_schema_field(ReporterSerializer(allow_null=True))
     def get_reporter(self, obj) -> dict | None:

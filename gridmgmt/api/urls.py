@@ -4,13 +4,15 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import auth, kpis, notifications, public, views
+from gridmgmt.api import auth, kpis, notifications, public, speakers, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("cells", views.CellViewSet, basename="cell")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
+router.register("speakers", speakers.SpeakerViewSet, basename="speaker")
+router.register("speaker-calls", speakers.SpeakerCallViewSet, basename="speaker-call")
 
 app_name = "api"
 urlpatterns = [

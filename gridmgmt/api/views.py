@@ -4,6 +4,7 @@ service, and render; every rule (roles, states, deadlines) is in `gridmgmt.servi
 import functools
 import re
 
+from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
@@ -21,10 +22,12 @@ from rest_framework.views import APIView
 
 from geo.coords import point_parse
 from geo.models import GridCell
+from geo.selectors import speakers_near
 from gridmgmt import access, clients, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
+from gridmgmt.api.speakers import SpeakerSerializer
 from gridmgmt.errors import InvalidInput, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, Category, PatrolTeam, User
 
@@ -261,6 +264,24 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         ranked = selectors.dispatch_candidates(case=case, limit=limit)
         data = {"case": case.code, "results": ranked}
         return Response(s.CandidatesSerializer(data).data)
+
+    # --- street loudspeakers ---
+
+    @extend_schema(
+        summary="案件网格及附近的街头喇叭 (按距离; 喊话会送到这些喇叭)",
+        responses={200: OpenApiResponse(description="GeoJSON FeatureCollection, 每个喇叭含 distance_m"), 404: None},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="speakers", pagination_class=None, filter_backends=[])
+    def speakers(self, request, pk=None):
+        case = access.case_access(user=request.user, case_id=_case_id(pk))
+        near = speakers_near(
+            speakers=access.speakers_visible(user=request.user).select_related("cell", "camera"),
+            cell_id=case.cell_id,
+            radius_m=settings.SPEAKER_NEAR_M,
+            limit=settings.SPEAKER_CALL_MAX,
+        )
+        return Response(SpeakerSerializer(near, many=True).data)
 
     # --- timeline ---
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
-from geo.models import Camera
+from geo.models import Camera, Speaker
 from geo.selectors import serial_queries
 from gridmgmt import access
 from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
@@ -170,6 +170,14 @@ def wall_teams(*, teams: QuerySet[PatrolTeam]) -> list[list]:
     return [[pk, code, name, status, round(lat, 6), round(lon, 6)] for pk, code, name, status, lat, lon in rows]
 
 
+def wall_speakers(*, speakers: QuerySet[Speaker]) -> list[list]:
+    """[[lat, lon, id, code, name, active, cell id]] of the street loudspeakers the user may see."""
+    rows = speakers.order_by("code").values_list(
+        _y("location"), _x("location"), "id", "code", "name", "is_active", "cell_id"
+    )
+    return [[round(lat, 6), round(lon, 6), *rest] for lat, lon, *rest in rows]
+
+
 SNAPSHOT_PARTS = ("kpis", "cells", "heat", "cameras", "ticker")
 
 
@@ -183,8 +191,8 @@ def snapshot_render(data: dict) -> str:
     return f"{body[:-1]}, {spliced}}}" if body != "{}" else f"{{{spliced}}}"
 
 
-# Asked for by name only: the viewport's cases (needs a bbox) and the teams' positions.
-EXTRA_PARTS = ("cases", "teams")
+# Asked for by name only: the viewport's cases (needs a bbox), the teams' positions, the loudspeakers.
+EXTRA_PARTS = ("cases", "teams", "speakers")
 
 
 def wall_snapshot(
@@ -195,9 +203,11 @@ def wall_snapshot(
     now: datetime | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     teams: QuerySet[PatrolTeam] | None = None,
+    speakers: QuerySet[Speaker] | None = None,
 ) -> dict:
     """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs and cell counts as events
-    arrive. "cases" (with `bbox`) and "teams" (with `teams`) are the wall's other start-up reads."""
+    arrive. "cases" (with `bbox`), "teams" (with `teams`) and "speakers" (with `speakers`) are the wall's other
+    start-up reads."""
     now = now or timezone.now()
     parts = set(SNAPSHOT_PARTS) if not parts else parts & {*SNAPSHOT_PARTS, *EXTRA_PARTS}
     # Short reads, several requests at once on few cores: no parallel workers (geo.selectors.serial_queries).
@@ -220,6 +230,8 @@ def wall_snapshot(
             data["cases"] = wall_viewport_cases(cases=cases, bbox=bbox, now=now)
         if "teams" in parts and teams is not None:
             data["teams"] = wall_teams(teams=teams)
+        if "speakers" in parts and speakers is not None:
+            data["speakers"] = wall_speakers(speakers=speakers)
         return data
 
 

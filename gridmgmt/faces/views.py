@@ -25,9 +25,9 @@ from geo.models import AdminArea, GridCell
 from geo.selectors import CELL_TILE_MIN_ZOOM
 from gridmgmt import access, clients
 from gridmgmt.faces import maps, selectors
-from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
+from gridmgmt.models import SPEAKER_REPEAT_MAX, Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
-from gridmgmt.rules import RULES, statuses_actionable
+from gridmgmt.rules import RULES, speaker_call_allowed, statuses_actionable
 from gridmgmt.states import OPEN_STATUSES, states_describe
 
 R = User.Role
@@ -202,6 +202,18 @@ JS_MESSAGES = {
     "inbox_unread": gettext_lazy("%(n)s 条未读通知"),
     "alerts_on": gettext_lazy("已开启提醒"),
     "alerts_denied": gettext_lazy("浏览器不允许通知:请在浏览器设置中允许本站通知。"),
+    # The street loudspeaker form (static/js/faces/speakers.js) of the desk and the wall.
+    "speaker_target": gettext_lazy("喇叭"),
+    "speaker_preset": gettext_lazy("喊话内容"),
+    "speaker_typed": gettext_lazy("自定义内容…"),
+    "speaker_text": gettext_lazy("喊话文字"),
+    "speaker_repeat": gettext_lazy("播放次数"),
+    "speaker_send": gettext_lazy("喊话"),
+    "speaker_sending": gettext_lazy("正在喊话…"),
+    "speaker_none": gettext_lazy("该网格附近没有可用的喇叭"),
+    "speaker_all_near": gettext_lazy("本网格及附近全部喇叭(%(n)s 个)"),
+    "speaker_this": gettext_lazy("仅此喇叭"),
+    "speaker_cell": gettext_lazy("此喇叭所在网格及附近全部喇叭"),
 }
 
 
@@ -215,6 +227,17 @@ def _page_config(request: HttpRequest, **extra) -> dict:
         # Open/clocked statuses, lights and labels: the page reads them here, never from a copy of its own.
         "states": states_describe(),
         **extra,
+    }
+
+
+def _speakers(user: User) -> dict:
+    """The loudspeaker form's start-up data: whether this user may call at all (gridmgmt.rules), the categories'
+    preset words (data on each category), the bound on repeats."""
+    presets = Category.objects.exclude(speaker_preset="").filter(is_active=True).order_by("code")
+    return {
+        "call": speaker_call_allowed(user=user),
+        "presets": [{"code": c.code, "name": name_localized(c), "text": c.speaker_preset} for c in presets],
+        "repeatMax": SPEAKER_REPEAT_MAX,
     }
 
 
@@ -387,6 +410,7 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         scope=f"district:{district.pk}" if district else "all",
         eventLabels={k: str(v) for k, v in CaseEvent.Type.choices},
         inbox=_inbox(request, case_href=_case_href(request.user)),
+        speakers=_speakers(request.user),
     )
     return render(request, "faces/wall.html", context)
 
@@ -395,7 +419,7 @@ def wall_page(request: HttpRequest) -> HttpResponse:
 @staff_face(WALL_ROLES)
 def wall_snapshot(request: HttpRequest) -> HttpResponse:
     """The wall's start-up state (?only=a,b to pick parts; "cases" with ?bbox= is the viewport's open cases,
-    "teams" the teams' positions); afterwards it follows the real-time feed."""
+    "teams" the teams' positions, "speakers" the street loudspeakers); afterwards it follows the real-time feed."""
     district = _district(request.user)
     parts = {p for p in request.GET.get("only", "").split(",") if p}
     bbox = None
@@ -410,6 +434,7 @@ def wall_snapshot(request: HttpRequest) -> HttpResponse:
         parts=parts,
         bbox=bbox,
         teams=access.teams_visible(user=request.user) if "teams" in parts else None,
+        speakers=access.speakers_visible(user=request.user) if "speakers" in parts else None,
     )
     return HttpResponse(selectors.snapshot_render(data), content_type="application/json")
 
@@ -447,6 +472,7 @@ def dispatch_page(request: HttpRequest) -> HttpResponse:
         user={"id": user.id, "name": user.username},
         urgencies=[[value, str(label)] for value, label in Case.Urgency.choices],
         inbox=_inbox(request, case_href=_case_href(user)),
+        speakers=_speakers(user),
     )
     return render(request, "faces/dispatch.html", context)
 

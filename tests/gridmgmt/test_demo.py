@@ -143,7 +143,7 @@ def _scalar(sql: str) -> int:
 def test_requested_counts(generated, tiny_district, media):
     assert {s.name: s.created for s in generated if s.name != "patrol login"} == {
         "photos": 30, "cameras": SCALE.cameras, "components": SCALE.components, "teams": SCALE.teams,
-        "users": len(demo.DEMO_USERS), "cases": SCALE.cases,
+        "users": len(demo.DEMO_USERS), "cases": SCALE.cases, "speakers": min(SCALE.speakers, SCALE.cameras),
     }  # fmt: skip
     assert Camera.objects.filter(code__startswith=f"{DISTRICT}-CAM-").count() == SCALE.cameras
     assert Component.objects.count() == SCALE.components

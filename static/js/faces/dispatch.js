@@ -7,6 +7,7 @@
 import { RealtimeClient } from "../realtime.js";
 import { actionBody, actionButton, actionForm, actionLabel, api, countdown, h, map as leafletMap, say, t, timeText } from "./common.js";
 import { inbox } from "./inbox.js";
+import { speakerConfig, speakerForm } from "./speakers.js";
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
@@ -83,6 +84,7 @@ function showCase(f) {
   loadCandidates(f);
   loadDuplicates(f);
   loadTimeline(current.id);
+  loadSpeakers(f);
 }
 
 /* --- actions --- */
@@ -215,6 +217,35 @@ async function loadDuplicates(f) {
       );
     }),
   );
+}
+
+/* --- street loudspeakers: the speakers in/near the case's cell on the map, and the call form (shown when the
+   server says this user may call about this case now: `speaker_call`) --- */
+
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+async function loadSpeakers(f) {
+  const p = f.properties;
+  const id = current.id;
+  $("d-speakers-box").hidden = !p.speaker_call;
+  $("d-speakers").replaceChildren();
+  if (!p.speaker_call) return;
+  const r = await api(`/api/cases/${id}/speakers/`);
+  if (!current || current.id !== id) return; // another case was picked meanwhile
+  const near = r.ok ? r.data.features : [];
+  for (const s of near) {
+    const [lon, lat] = s.geometry.coordinates;
+    const html = `<div class="gm-spk" data-speaker="${esc(s.properties.code)}" title="${esc(s.properties.name)}"></div>`;
+    L.marker([lat, lon], { icon: L.divIcon({ className: "", html, iconSize: null }), keyboard: false }).addTo(overlay);
+  }
+  const targets = near.length
+    ? [
+        { label: t("speaker_all_near", { n: near.length }), body: {} },
+        ...near.map((s) => ({ label: `${s.properties.name} · ${Math.round(s.properties.distance_m)} m`, body: { speaker: s.id } })),
+      ]
+    : [];
+  const code = p.category && p.category.code;
+  const preset = speakerConfig.presets.some((x) => x.code === code) ? code : "";
+  $("d-speakers").replaceChildren(speakerForm({ targets, base: { case: id }, preset, onSent: () => loadTimeline(id) }));
 }
 
 async function loadTimeline(id) {

@@ -6,8 +6,9 @@
    reload, and the snapshot is loaded again). Which statuses are open and how the lights rank come from
    the server (the page config's `states`, and each case envelope's `open` and `light`). */
 import { RealtimeClient } from "../realtime.js";
-import { api, config, fitDistrict, h, map as leafletMap, states } from "./common.js";
+import { api, config, fitDistrict, h, map as leafletMap, states, t } from "./common.js";
 import { inbox } from "./inbox.js";
+import { speakerConfig, speakerForm } from "./speakers.js";
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
@@ -198,6 +199,31 @@ async function loadTeams() {
   }
 }
 
+/* --- street loudspeakers: a marker each; a click opens the call form for this speaker or its cell (when the
+   server says this user may call: config.speakers.call), else just names it --- */
+const speakersLayer = L.layerGroup().addTo(map);
+async function loadSpeakers() {
+  const r = await api(`${config.snapshot}?only=speakers`);
+  if (!r.ok) return;
+  speakersLayer.clearLayers();
+  for (const [lat, lon, id, code, name, active, cell] of r.data.speakers) {
+    const attrs = `data-speaker="${esc(code)}" data-active="${active === true}" title="${esc(name)} (${esc(code)})"`;
+    const m = L.marker([lat, lon], { icon: icon("gm-spk", attrs), keyboard: false, zIndexOffset: 500 });
+    if (speakerConfig.call) m.on("click", () => openSpeaker({ id, code, name, cell }));
+    else m.bindPopup(`<strong>${esc(name)}</strong><br>${esc(code)}`);
+    speakersLayer.addLayer(m);
+  }
+  state.speakers = r.data.speakers.length;
+}
+function openSpeaker(s) {
+  $("speak-title").textContent = `${s.name} (${s.code})`;
+  const targets = [{ label: t("speaker_this"), body: { speaker: s.id } }];
+  if (s.cell) targets.push({ label: t("speaker_cell"), body: { cell: s.cell } });
+  $("speak-body").replaceChildren(speakerForm({ targets }));
+  $("speak-panel").hidden = false;
+}
+$("speak-close").addEventListener("click", () => ($("speak-panel").hidden = true));
+
 /* --- the live feed: /ws/feed/ through static/js/realtime.js (seq, replay on reconnect, reload) --- */
 const labels = config.eventLabels || {};
 let refreshTimer = null;
@@ -292,9 +318,11 @@ document.querySelectorAll('input[name="shade"]').forEach((r) =>
 const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));
 toggle("layer-cameras", cameras);
 toggle("layer-teams", teams);
+toggle("layer-speakers", speakersLayer);
 toggle("layer-heat", heat);
 setInterval(() => ($("clock").textContent = new Date().toLocaleString("zh-CN", { hour12: false })), 1000);
 
 fitDistrict(20);
 startFeed();
 setInterval(loadTeams, 60000); // positions arrive on the feed; this only picks up new or renamed teams
+loadSpeakers();

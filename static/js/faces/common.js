@@ -211,7 +211,8 @@ export function locationPin(onChange) {
   const m = map();
   function place(latlng, how, pan) {
     if (!marker) {
-      marker = L.marker(latlng, { draggable: true, autoPan: true, title: "pin" }).addTo(m);
+      // Named in the page's language: with Leaflet's keyboard support the pin is a focusable button.
+      marker = L.marker(latlng, { draggable: true, autoPan: true, title: t("pin"), alt: t("pin") }).addTo(m);
       marker.on("dragend", () => onChange(marker.getLatLng(), "pin"));
     } else marker.setLatLng(latlng);
     if (pan) m.setView(latlng, Math.max(m.getZoom(), 16));
@@ -301,7 +302,7 @@ export function actionForm(action, { preset = {}, title = "", onSubmit, onCancel
       "div",
       { class: "gm-actions" },
       h("button", { type: "submit", class: action.danger ? "gm-secondary" : "gm-primary", "data-danger": action.danger ? "true" : null, text: actionLabel(action) }),
-      onCancel ? h("button", { type: "button", class: "gm-secondary", "data-cancel": "", text: "×", "aria-label": "cancel", onclick: onCancel }) : null,
+      onCancel ? h("button", { type: "button", class: "gm-secondary", "data-cancel": "", text: "×", "aria-label": t("cancel"), onclick: onCancel }) : null,
     ),
   );
   form.addEventListener("submit", (e) => {

@@ -161,6 +161,25 @@ class _MetricScale(MacroElement):
     )
 
 
+class _ZoomControl(MacroElement):
+    """Leaflet's zoom buttons with their names in the page's language (Leaflet's own are "Zoom in"/"Zoom out"
+    on every page; the buttons show only + and −, so the name is all a screen reader has)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            L.control.zoom({zoomInTitle: {{ this.zoom_in|tojson }}, zoomOutTitle: {{ this.zoom_out|tojson }}})
+                .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self.zoom_in = str(_("放大"))
+        self.zoom_out = str(_("缩小"))
+
+
 class _ExposeMap(MacroElement):
     """`window.gridmgmtMap = <the L.map>` so page scripts (and browser tests) can reach the map."""
 
@@ -202,6 +221,7 @@ def new_map(
         maxZoom=max_zoom,
         # Without it Leaflet takes the largest minZoom of the layers (13 for the cell grid) for the map's.
         minZoom=0,
+        zoom_control=False,  # _ZoomControl: the same buttons, named in the page's language
     )
     if basemap:
         folium.TileLayer(
@@ -214,6 +234,7 @@ def new_map(
             overlay=False,
             control=False,
         ).add_to(m)
+    _ZoomControl().add_to(m)
     _MetricScale().add_to(m)
     _Attribution([data_attribution(), *attributions]).add_to(m)
     _ExposeMap().add_to(m)

@@ -211,7 +211,8 @@ export function locationPin(onChange) {
   const m = map();
   function place(latlng, how, pan) {
     if (!marker) {
-      marker = L.marker(latlng, { draggable: true, autoPan: true, title: "pin" }).addTo(m);
+      // Named in the page's language: with Leaflet's keyboard support the pin is a focusable button.
+      marker = L.marker(latlng, { draggable: true, autoPan: true, title: t("pin"), alt: t("pin") }).addTo(m);
       marker.on("dragend", () => onChange(marker.getLatLng(), "pin"));
     } else marker.setLatLng(latlng);
     if (pan) m.setView(latlng, Math.max(m.getZoom(), 16));

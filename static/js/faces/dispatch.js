@@ -37,12 +37,17 @@ function renderQueue() {
       const p = f.properties;
       const [lon, lat] = f.geometry.coordinates;
       L.circleMarker([lat, lon], { radius: 5, color: "#7f8c8d", fillOpacity: 0.6 }).on("click", () => select(f.id)).addTo(queueLayer);
+      // The row is one button (Enter and Space open it, a screen reader names it); a click anywhere on the row too.
       return h(
         "li",
-        { "data-light": p.light, "data-case": p.code, "aria-selected": String(current && current.id === f.id), tabindex: 0, onclick: () => select(f.id), onkeydown: (e) => e.key === "Enter" && select(f.id) },
-        h("strong", { text: `${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` }),
-        h("span", { class: "gm-muted", text: `${p.code} · ${p.source_label}` }),
-        p.deadline_at ? h("span", { text: countdown(p.deadline_at) }) : null,
+        { "data-light": p.light, "data-case": p.code, "aria-current": current && current.id === f.id ? "true" : null, onclick: () => select(f.id) },
+        h(
+          "button",
+          { type: "button", class: "gm-queue-open" },
+          h("strong", { text: `${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` }),
+          h("span", { class: "gm-muted", text: `${p.code} · ${p.source_label}` }),
+          p.deadline_at ? h("span", { text: countdown(p.deadline_at) }) : null,
+        ),
       );
     }),
   );
@@ -59,7 +64,10 @@ async function select(id) {
   const r = await api(`/api/cases/${id}/`);
   if (!r.ok) return say($("queue-msg"), r.message, "error");
   current = { id, feature: r.data, version: r.data.properties.version };
-  document.querySelectorAll("#queue li").forEach((li) => li.setAttribute("aria-selected", String(li.dataset.case === r.data.properties.code)));
+  document.querySelectorAll("#queue li").forEach((li) => {
+    if (li.dataset.case === r.data.properties.code) li.setAttribute("aria-current", "true");
+    else li.removeAttribute("aria-current");
+  });
   showCase(r.data);
 }
 

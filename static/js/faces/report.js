@@ -118,7 +118,7 @@ async function checkDuplicates() {
           {},
           h("span", { text: `${d.code} · ${d.category_label || d.category?.label || d.category || ""} · ${d.status_label || ""}` }),
           d.distance_m !== undefined ? h("span", { class: "gm-muted", text: ` ${Math.round(d.distance_m)} m` }) : null,
-          h("button", { type: "button", class: "gm-secondary", "data-code": d.code, onclick: () => support(d.code), text: "+1" }),
+          h("button", { type: "button", class: "gm-secondary", "data-code": d.code, "aria-label": t("support_this", { code: d.code }), onclick: () => support(d.code), text: "+1" }),
         ),
       ),
     ),

@@ -173,12 +173,10 @@ JS_MESSAGES = {
     # Action forms (common.js actionForm): every input labelled, a clear reason when one is missing.
     "required": gettext_lazy("必填"),
     "submit": gettext_lazy("提交"),
-    "cancel": gettext_lazy("取消"),
     "input_required": gettext_lazy("请填写「%(label)s」。"),
     "input_photo_required": gettext_lazy("请添加「%(label)s」。"),
     "input_hours": gettext_lazy("「%(label)s」须为大于 0 的数字。"),
     # The patrol phone's task list and task detail.
-    "task_open": gettext_lazy("查看任务"),
     "task_back": gettext_lazy("返回任务列表"),
     "task_loading": gettext_lazy("正在读取…"),
     "task_where": gettext_lazy("位置与时限"),

@@ -250,10 +250,14 @@ def test_axe_patrol(browser, live_server_url, world, lang, check):
     page.wait_for_function("document.getElementById('loc-status').textContent.trim().length > 0")
     page.wait_for_selector("#task-count:not([hidden])")
     check(page, f"/patrol/ report tab ({lang})", f"patrol_{lang}")
-    # The task list, with the dispatched task and its buttons.
+    # The task list with the dispatched task; then the task opened (its detail, actions and timeline).
     page.click("#tab-tasks")
-    page.wait_for_selector(f'#tasks li[data-case="{code}"] button[data-action]')
+    page.wait_for_selector(f'#tasks li[data-case="{code}"] button.gm-task-open')
     check(page, f"/patrol/ tasks tab ({lang})", f"patrol_tasks_{lang}")
+    page.locator(f'#tasks li[data-case="{code}"] button.gm-task-open').click()
+    page.wait_for_selector("#task-timeline ol li")
+    page.wait_for_selector("#task-actions button[data-action]")
+    check(page, f"/patrol/ task detail ({lang})", f"patrol_task_{lang}")
     page.click("#tab-queue")
     page.wait_for_selector("#panel-queue:not([hidden])")
     check(page, f"/patrol/ queue tab ({lang})", f"patrol_queue_{lang}")

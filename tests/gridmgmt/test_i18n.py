@@ -16,7 +16,7 @@ from tests.gridmgmt.api.conftest import api_world_build, report
 
 R = User.Role
 LOCALE = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES"
-_STRING = re.compile(r'^(msgctxt|msgid|msgstr) "(.*)"$|^"(.*)"$')
+_STRING = re.compile(r'^(msgctxt|msgid|msgid_plural|msgstr|msgstr\[\d+\]) "(.*)"$|^"(.*)"$')
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
 
@@ -25,7 +25,8 @@ def _unquote(text: str) -> str:
 
 
 def po_entries(path: Path) -> list[dict]:
-    """Entries of a .po file as {"flags", "msgctxt", "msgid", "msgstr"}; obsolete (#~) entries are skipped."""
+    """Entries of a .po file as {"flags", "msgctxt", "msgid", "msgstr"}; obsolete (#~) entries are skipped. A
+    plural entry also has "msgid_plural" and "msgstr[0]", "msgstr[1]"…, and its "msgstr" is the first form."""
     entries, entry, key = [], None, None
     for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
         if not line.strip():
@@ -44,6 +45,9 @@ def po_entries(path: Path) -> list[dict]:
                 entry[key] = _unquote(match.group(2))
             else:
                 entry[key] += _unquote(match.group(3))
+    for entry in entries:
+        if "msgstr[0]" in entry:
+            entry["msgstr"] = entry["msgstr[0]"]
     return entries
 
 
@@ -77,7 +81,18 @@ def test_compiled_catalogue_matches_the_po(catalogue):
     with (LOCALE / "django.mo").open("rb") as fh:
         compiled = gettext.GNUTranslations(fh)._catalog
     key = lambda e: f"{e['msgctxt']}\x04{e['msgid']}" if "msgctxt" in e else e["msgid"]  # noqa: E731
-    assert [_label(e) for e in catalogue if compiled.get(key(e)) != e["msgstr"]] == []
+    # GNU gettext keys a plural entry's forms as (msgid, n).
+    forms = lambda e: [e[f"msgstr[{n}]"] for n in range(9) if f"msgstr[{n}]" in e]  # noqa: E731
+    stale = [
+        _label(e)
+        for e in catalogue
+        if (
+            [compiled.get((key(e), n)) for n in range(len(forms(e)))] != forms(e)
+            if "msgid_plural" in e
+            else compiled.get(key(e)) != e["msgstr"]
+        )
+    ]
+    assert stale == []
 
 
 # --- user paths ---------------------------------------------------------------------------------------------

@@ -349,7 +349,8 @@ function taskItem(f) {
     { "data-light": p.light, "data-case": p.code, "data-id": String(id) },
     h(
       "button",
-      { type: "button", class: "gm-task-open", "aria-label": `${t("task_open")}: ${p.category ? p.category.label : ""} ${p.code}`, onclick: () => openTaskDetail(id) },
+      // No aria-label: the visible lines (category, light, place, summary, status and code) are the button's name.
+      { type: "button", class: "gm-task-open", onclick: () => openTaskDetail(id) },
       h("span", { class: "gm-task-head" }, h("strong", { text: p.category ? p.category.label || p.category.name : p.code }), lightBadge(p)),
       h("span", { class: "gm-task-where", text: whereText(p) }),
       h("span", { class: p.summary ? "gm-task-summary" : "gm-task-summary gm-muted", text: p.summary || t("no_description") }),

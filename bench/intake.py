@@ -10,7 +10,9 @@ Runs against its own database, `<DATABASE_URL's name>_bench`, loaded once with `
    as a ratio (target ≤ 1.5×), and the same lookup written with the ORM (`GridCell.objects.filter(
    geom__covers=…)`), for the record: it is why `cell_locate` stays hand-written;
 3. reports/s through HTTP with the same ~200 KB photo on both paths, from `--clients` concurrent client
-   threads, each path on its own uvicorn server with 2 workers: the product's `POST /api/cases/` (its own
+   threads (one keep-alive `http.client` connection each, the multipart body around the photo built once:
+   the client shares the 2 cores with both servers, so it is kept cheap, the same for both paths), each path
+   on its own uvicorn server with 2 workers: the product's `POST /api/cases/` (its own
    settings, token authentication) and the naive baseline of `bench/intake_naive.py` (`POST
    /bench/naive/cases/`, with `bench/intake_naive_settings.py`: Django's and DRF's defaults, so a new
    PostgreSQL connection per request and session authentication; a DRF ModelSerializer create, `save()` per
@@ -24,6 +26,7 @@ Runs against its own database, `<DATABASE_URL's name>_bench`, loaded once with `
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import os
 import random
@@ -274,17 +277,34 @@ def _credentials(user) -> dict[str, dict[str, str]]:
     }
 
 
+BOUNDARY = uuid.uuid4().hex
+MULTIPART_HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def _multipart(*, fields: dict | None = None, files: dict | None = None, last: bool = False) -> bytes:
+    """multipart/form-data parts (as a browser or `requests` sends them); `last` closes the body."""
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (fields or {}).items()
+    ]
+    for name, (filename, content_type, content) in (files or {}).items():
+        head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        parts.append(f"{head}Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n")
+    if last:
+        parts.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(parts)
+
+
 def bench_http(n: int, rounds: int, clients: int, db_url: str) -> dict:
     """`rounds` alternating rounds of `n` reports on each path, each on its own server: reports/s per path,
     the ratio, and each server's CPU per report."""
-    import requests
-
     from gridmgmt.models import User
 
     headers = _credentials(User.objects.get(username="patrol"))
     warm_n = clients * 5
     points = _points((n * rounds + warm_n) * len(PATHS), seed=3)
     photo = _photo_200kb()
+    photo_part = _multipart(files={"photos": ("photo.jpg", "image/jpeg", photo)}, last=True)
     # Production settings on loopback HTTP, as behind a proxy that terminates TLS.
     env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR"}
     env.update(ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="0")
@@ -297,24 +317,29 @@ def bench_http(n: int, rounds: int, clients: int, db_url: str) -> dict:
         lock = threading.Lock()
         queue = list(batch)
         statuses: dict[int, int] = {}
-        url = servers[name][1] + PATHS[name]
+        address = urllib.parse.urlsplit(servers[name][1])
 
         def worker() -> None:
-            session = requests.Session()
+            # The client shares the 2 cores with both servers, so it is kept cheap, the same for both paths: one
+            # keep-alive connection per thread, http.client, the multipart body around the photo built once.
+            conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
             while True:
                 with lock:
                     if not queue:
+                        conn.close()
                         return
                     lon, lat = queue.pop()
-                r = session.post(
-                    url,
-                    data={"category": "E0404", "lon": lon, "lat": lat, "description": "bench"},
-                    files={"photos": ("photo.jpg", photo, "image/jpeg")},
-                    headers={**headers[name], "Idempotency-Key": uuid.uuid4().hex},
-                    timeout=60,
+                body = _multipart(fields={"category": "E0404", "lon": lon, "lat": lat, "description": "bench"})
+                conn.request(
+                    "POST",
+                    PATHS[name],
+                    body=body + photo_part,
+                    headers={**headers[name], **MULTIPART_HEADERS, "Idempotency-Key": uuid.uuid4().hex},
                 )
+                response = conn.getresponse()
+                response.read()
                 with lock:
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
         threads = [threading.Thread(target=worker) for _ in range(clients)]

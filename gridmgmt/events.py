@@ -206,19 +206,22 @@ def _light_or_null(*, case: Case, at: datetime) -> str | None:
 
 # --- writing ----------------------------------------------------------------------------------------------
 
-# Subscribers called after commit with the committed event ids (the realtime app registers one).
-_after_commit: list[Callable[[list[int]], None]] = []
+# Subscribers called after commit with the committed event ids, their feed rows and, when one row was
+# written, its seq (the realtime app registers one).
+_after_commit: list[Callable[..., None]] = []
 
 
-def events_subscribe(fn: Callable[[list[int]], None]) -> None:
+def events_subscribe(fn: Callable[..., None]) -> None:
+    """`fn(ids, *, rows, seq)`: after each commit of events `ids`, with their feed rows (same order) and the
+    seq of the row when there is one (else None: the subscriber reads the seqs if it needs them)."""
     if fn not in _after_commit:
         _after_commit.append(fn)
 
 
-def _publish(ids: list[int]) -> None:
+def _publish(ids: list[int], rows: list[FeedRow], seq: int | None) -> None:
     for fn in _after_commit:
         try:
-            fn(ids)
+            fn(ids, rows=rows, seq=seq)
         except Exception:  # a failed push must never fail or undo the write; screens catch up from the log
             log.exception("event publish failed for %s", ids)
 
@@ -313,23 +316,23 @@ def events_write(
             through.objects.bulk_create([through(caseevent_id=events[i].id, casephoto_id=p) for i, p in pairs])
     if envelopes is None:
         envelopes = case_envelopes(events)
-    feed_rows_write(
-        [
-            FeedRow(
-                type=FEED_TYPES.get(event.type, "case.updated"),
-                at=event.at,
-                case_event_id=event.id,
-                data=envelope,
-                **event_scope_ids(event),
-            )
-            for event, envelope in zip(events, envelopes, strict=True)
-        ]
-    )
-    notified = notifications_write(events, envelopes) if notify else 0
+    rows = [
+        FeedRow(
+            type=FEED_TYPES.get(event.type, "case.updated"),
+            at=event.at,
+            case_event_id=event.id,
+            data=envelope,
+            **event_scope_ids(event),
+        )
+        for event, envelope in zip(events, envelopes, strict=True)
+    ]
+    seq = feed_rows_write(rows)
+    notified = 0
     if notify:
+        notified = notifications_write(events, envelopes)
         event_deliveries_write(events, envelopes)  # robots and the reporter's SMS (gridmgmt.outbox)
     ids = [e.id for e in events]
-    transaction.on_commit(lambda: _publish(ids))
+    transaction.on_commit(lambda: _publish(ids, rows, seq))
     if notify:  # a historical (demo) load is not traffic
         types = [e.type for e in events]
         sources = [e.case.source for e in events if e.type == CaseEvent.Type.REPORTED]

@@ -101,7 +101,6 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request latency by view (README, "Observability")
     "gridmgmt.observability.requestlog.RequestContextMiddleware",  # request id + user id on every log record
     "django.middleware.security.SecurityMiddleware",
-    "gridmgmt.badinput.NulRefusalMiddleware",  # %00 in a path or query: 400, not a 500 from PostgreSQL
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,7 +196,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "gridmgmt.api.authentication.TokenAuthentication",  # DRF's, its lookup one statement
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -319,7 +318,14 @@ REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 # database. Locked per (username, address) after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES;
 # `manage.py axes_reset` lifts every lock. The "login" rate above bounds attempts per address over all names.
 INSTALLED_APPS += ["axes"]
-MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: turns a lockout into our 429
+MIDDLEWARE += [
+    # %00 in a path or query: 400 before any view runs, not a 500 from PostgreSQL. Innermost on purpose: it is
+    # sync-only, so under ASGI Django runs every middleware above it as plain sync calls in the request's one
+    # thread. Second in the list it split the chain, and each of Django's middlewares inside it ran each hook
+    # through its own thread hop (sync_to_async): ~3 ms of CPU per request (bench/intake.py, issue 8).
+    "gridmgmt.badinput.NulRefusalMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into our 429
+]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

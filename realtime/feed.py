@@ -33,10 +33,12 @@ class FeedRow:
     case_event_id: int | None = None
 
 
-def feed_rows_write(rows: list[FeedRow]) -> None:
-    """Append `rows` to the log in the caller's transaction (seq is drawn by the database, in this order)."""
+def feed_rows_write(rows: list[FeedRow]) -> int | None:
+    """Append `rows` to the log in the caller's transaction (seq is drawn by the database, in this order).
+    Returns the seq of a single row (the common case: one event, one change) for the after-commit notice;
+    None for several rows (the notice then reads them back)."""
     if not rows:
-        return
+        return None
     params = [
         (
             r.type,
@@ -52,13 +54,17 @@ def feed_rows_write(rows: list[FeedRow]) -> None:
         for r in rows
     ]
     with connection.cursor() as cur:
+        if len(params) == 1:  # the common case (one event, one change): its seq comes back with the INSERT
+            cur.execute(_INSERT + " RETURNING seq", params[0])
+            return cur.fetchone()[0]
         if len(params) < COPY_FROM:
             cur.executemany(_INSERT, params)
-            return
+            return None
         # Bulk loads (the demo): COPY; the BEFORE INSERT trigger draws seq for each row all the same.
         with cur.copy(f"COPY realtime_feedevent ({_COLUMNS}) FROM STDIN") as copy:
             for row in params:
                 copy.write_row(row)
+    return None
 
 
 def _round(value: float) -> float:

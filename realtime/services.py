@@ -26,7 +26,7 @@ from gridmgmt import access
 from gridmgmt.errors import InvalidInput, RoleNotAllowed
 from gridmgmt.models import PatrolTeam, User
 from realtime import conf
-from realtime.feed import camera_status_row, feed_rows_write, team_position_row, team_status_row
+from realtime.feed import FeedRow, camera_status_row, feed_rows_write, team_position_row, team_status_row
 from realtime.models import FeedEvent
 from realtime.scopes import scope_keys
 
@@ -88,17 +88,22 @@ def feed_notify(*, keys: list[str], seq: int = 0) -> None:
         _notifier.put(keys, seq)
 
 
-def case_events_published(ids: list[int]) -> None:
-    """events_subscribe hook: runs after the commit of case events `ids`."""
-    rows = FeedEvent.objects.filter(case_event_id__in=ids).values_list(
-        "seq", "district_id", "street_id", "community_id", "team_id"
-    )
+def case_events_published(ids: list[int], *, rows: list[FeedRow], seq: int | None) -> None:
+    """events_subscribe hook: runs after the commit of case events `ids`, with their feed rows. One event's
+    row came back from its INSERT with its seq (no read: 0.4 ms of CPU and a query per report); the seqs of
+    several are read."""
+    if seq is None:
+        scoped = FeedEvent.objects.filter(case_event_id__in=ids).values_list(
+            "seq", "district_id", "street_id", "community_id", "team_id"
+        )
+    else:
+        scoped = [(seq, r.district_id, r.street_id, r.community_id, r.team_id) for r in rows]
     keys: list[str] = []
-    seq = 0
-    for s, district, street, community, team in rows:
-        seq = max(seq, s)
+    top = 0
+    for s, district, street, community, team in scoped:
+        top = max(top, s)
         keys += scope_keys(district_id=district, street_id=street, community_id=community, team_id=team)
-    feed_notify(keys=keys, seq=seq)
+    feed_notify(keys=keys, seq=top)
 
 
 def _team_keys(team: PatrolTeam) -> list[str]:

@@ -187,6 +187,11 @@ STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+# Photos are answered by gridmgmt.media (access checked per request, DEBUG or not). Behind nginx the view only
+# decides and nginx sends the file: `X-Accel-Redirect: /protected-media/<path>` (an `internal` location
+# aliased to MEDIA_ROOT, deploy/nginx/gridmgmt.conf). Off: the process streams the file itself.
+MEDIA_ACCEL_REDIRECT = env_bool("MEDIA_ACCEL_REDIRECT", False)
+MEDIA_ACCEL_PREFIX = "/protected-media/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024

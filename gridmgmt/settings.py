@@ -182,9 +182,15 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles"))
 # The ASGI app serves /static/ itself (intranet demo, tests); turn off when nginx serves collectstatic output.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+if not SERVE_STATIC:
+    # nginx serves collectstatic's output: content-hashed names, cached for a year (gridmgmt/staticstorage.py).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "gridmgmt.staticstorage.HashedStaticStorage"},
+    }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 # Photos are answered by gridmgmt.media (access checked per request, DEBUG or not). Behind nginx the view only

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv audit services db demo-data demo serve test deploy-check stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check stop lint fmt bench screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -22,11 +22,12 @@ PROD_ENV := DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.t
             SECURE_HSTS_SECONDS=3600 SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https NUM_PROXIES=1
 
 APT_PKGS := postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal32 libgeos-c1v5 libproj25 \
-            redis-server chromium fonts-wqy-microhei espeak-ng
+            redis-server chromium fonts-wqy-microhei espeak-ng nginx openssl
 
 help:
 	@echo "make demo   - install, start PostGIS + Redis, migrate, load the Pudong demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - the same set-up, then the whole test suite"
+	@echo "make prod-check - deploy/'s nginx + two workers over HTTPS under var/prod-check/, smoke-tested, torn down"
 	@echo "make stop   - stop the private PostgreSQL and Redis started under var/"
 	@echo "make lint   - ruff check + format check"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (part of make test)"
@@ -77,6 +78,7 @@ serve: db
 test: services audit
 	$(PY) manage.py check --fail-level WARNING
 	$(MAKE) --no-print-directory deploy-check
+	$(MAKE) --no-print-directory prod-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -84,6 +86,13 @@ test: services audit
 ## Django's deployment checks under the production environment above (part of make test).
 deploy-check: venv
 	$(PROD_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+
+## deploy/ as production runs it, on this machine: Debian's nginx (HTTPS, HTTP/2, a self-signed certificate) in
+## front of two uvicorn workers with DEBUG off, on the private PostgreSQL (a test database of its own) and Redis,
+## everything under var/prod-check/ on free high ports; a smoke scenario through it, then all of it stopped, even
+## on failure (tests/prod_check/; part of make test). The system's nginx service is never touched.
+prod-check: services
+	TEST_DB_NAME=$${TEST_DB_NAME:-test_gridmgmt}_prodcheck $(VENV)/bin/pytest tests/prod_check --prod-check
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -293,6 +293,23 @@ def case_public_view(case: Case) -> PublicCase:
     )
 
 
+def photo_access(*, user: User, name: str) -> None:
+    """May `user` see the stored photo file `name` (a path under MEDIA_ROOT)? Raises Http404 when not — a photo
+    out of scope looks like one that does not exist. One file may back several photos (the demo shares a
+    pool): seeing any of them is enough. Signed-in users see every photo of the cases they may see
+    (cases_visible, as the case API shows them); anyone, signed in or not, sees the photos the public view of
+    a public case shows (cases_public + case_public_view: "after" photos, "before" photos of public words)."""
+    photos = CasePhoto.objects.filter(image=name)
+    if user.is_authenticated and photos.filter(case__in=cases_visible(user=user)).exists():
+        return
+    url = CasePhoto._meta.get_field("image").storage.url(name)
+    public = cases_public_related(cases_public().filter(pk__in=photos.values("case_id"))).order_by("pk")
+    for case in public.iterator(chunk_size=50):
+        if any(shown.url == url for shown in case_public_view(case).photos):
+            return
+    raise Http404("照片不存在 (photo not found)")
+
+
 def distance_public_m(distance_m: float) -> int:
     """A distance as the public sees it (measured to the cell centre), rounded to DISTANCE_STEP_M."""
     return round(float(distance_m) / DISTANCE_STEP_M) * DISTANCE_STEP_M

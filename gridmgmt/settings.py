@@ -181,11 +181,22 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles"))
 # The ASGI app serves /static/ itself (intranet demo, tests); turn off when nginx serves collectstatic output.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+if not SERVE_STATIC:
+    # nginx serves collectstatic's output: content-hashed names, cached for a year (gridmgmt/staticstorage.py).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "gridmgmt.staticstorage.HashedStaticStorage"},
+    }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+# Photos are answered by gridmgmt.media (access checked per request, DEBUG or not). Behind nginx the view only
+# decides and nginx sends the file: `X-Accel-Redirect: /protected-media/<path>` (an `internal` location
+# aliased to MEDIA_ROOT, deploy/nginx/gridmgmt.conf). Off: the process streams the file itself.
+MEDIA_ACCEL_REDIRECT = env_bool("MEDIA_ACCEL_REDIRECT", False)
+MEDIA_ACCEL_PREFIX = "/protected-media/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024

@@ -1,14 +1,16 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from gridmgmt import media
 from gridmgmt.observability import views as observability
 
 urlpatterns = [
     path("healthz", observability.healthz, name="healthz"),
     path("readyz", observability.readyz, name="readyz"),
     path("metrics", observability.metrics, name="metrics"),
+    # Photos: each request passes the access gate, DEBUG or not (gridmgmt/media.py).
+    path(settings.MEDIA_URL.lstrip("/") + "<path:path>", media.media_serve, name="media"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     # Channel intake (camera alarms, 12345 orders) before the generic REST API under the same prefix.
@@ -20,7 +22,5 @@ urlpatterns = [
     path("", include("geo.urls")),
     path("", include("gridmgmt.web_urls")),
 ]
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 handler404 = "gridmgmt.badinput.not_found"  # JSON under /api/ and /realtime/ (gridmgmt/badinput.py)

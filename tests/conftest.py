@@ -5,6 +5,22 @@ import uuid
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--prod-check", action="store_true", help="run tests/prod_check (nginx + workers over HTTPS: make prod-check)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    # The production smoke check runs in `make prod-check` only (make test calls it once, before the suite).
+    if config.getoption("--prod-check"):
+        return
+    skip = pytest.mark.skip(reason="production smoke check: run by `make prod-check` (--prod-check)")
+    for item in items:
+        if "prod_check" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     # Uploaded photos go to a per-test directory, never into var/media.
@@ -15,7 +31,7 @@ def _media_root(settings, tmp_path):
 def _fast_password_hasher(request, settings):
     # PBKDF2 at Django's default cost takes ~0.5 s per user; in-process tests don't need it. Browser and
     # live-server tests keep the default, since their server process only knows the default hashers.
-    if not any(part in request.node.nodeid for part in ("e2e/", "realtime/")):
+    if not any(part in request.node.nodeid for part in ("e2e/", "realtime/", "prod_check/")):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

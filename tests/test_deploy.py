@@ -1,0 +1,28 @@
+"""deploy/ stays in step with the code: the environment file lists every variable the settings read, and
+nginx's body cap admits the largest report the app accepts."""
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+
+from gridmgmt.photos import MAX_BYTES, MAX_PHOTOS
+
+ROOT = Path(__file__).resolve().parents[1]
+READS = re.compile(r"""(?:os\.environ\.get|os\.environ\[|env_bool|env_list|_knob)\(?\s*["']([A-Z][A-Z0-9_]+)["']""")
+
+
+def test_environment_file_lists_every_setting_read():
+    read = set()
+    for source in ("gridmgmt/settings.py", "realtime/conf.py"):
+        read |= set(READS.findall((ROOT / source).read_text()))
+    assert {"SECRET_KEY", "RT_BATCH_MS", "THROTTLE_LOGIN"} <= read  # the pattern still finds them
+    listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", (ROOT / "deploy/gridmgmt.env").read_text(), re.M))
+    assert read - listed == set()
+
+
+def test_nginx_body_cap_admits_the_largest_report():
+    conf = (ROOT / "deploy/nginx/gridmgmt.conf").read_text()
+    cap = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1)) * 2**20
+    assert cap >= MAX_BYTES * MAX_PHOTOS + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert cap <= 2 * (MAX_BYTES * MAX_PHOTOS + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)

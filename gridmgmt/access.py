@@ -153,12 +153,7 @@ def cell_access(*, user: User, cell_id: int) -> GridCell:
 
 def speakers_visible(*, user: User) -> QuerySet[Speaker]:
     """Street loudspeakers: staff see those of their area (by the speaker's cell, like cases); nobody else any."""
-    qs = Speaker.objects.all()
-    if (gated := _gate(user, qs)) is not None:
-        return gated
-    if user.role not in STAFF_ROLES:
-        return qs.none()
-    return qs.filter(area_filter(user, prefix="cell__"))
+    return _staff_area_scoped(user, Speaker.objects.all(), prefix="cell__")
 
 
 def speaker_access(*, user: User, speaker_id: int) -> Speaker:
@@ -167,12 +162,16 @@ def speaker_access(*, user: User, speaker_id: int) -> Speaker:
 
 def speaker_calls_visible(*, user: User) -> QuerySet[SpeakerCall]:
     """The loudspeaker call log: staff, by the area each call was made in."""
-    qs = SpeakerCall.objects.all()
+    return _staff_area_scoped(user, SpeakerCall.objects.all())
+
+
+def _staff_area_scoped(user: User, qs: QuerySet, *, prefix: str = "") -> QuerySet:
+    """Rows of the staff member's area (reached through `prefix`); unrestricted users all; nobody else any."""
     if (gated := _gate(user, qs)) is not None:
         return gated
     if user.role not in STAFF_ROLES:
         return qs.none()
-    return qs.filter(area_filter(user))
+    return qs.filter(area_filter(user, prefix=prefix))
 
 
 # --- the public view ------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from geo.models import AdminArea, GridCell
 from gridmgmt import notify, outbox, services
 from gridmgmt.models import Case, CaseEvent, Delivery, DeliveryAttempt, Notification, NotifyPreference, Robot, User
 from tests.factories import DistrictFactory, UserFactory
+from tests.locks import row_locked_elsewhere
 from tests.world import jpeg, world_build
 
 S, E, R, K = Case.Status, CaseEvent.Type, User.Role, Notification.Kind
@@ -529,26 +530,8 @@ def test_a_row_another_sender_holds_is_skipped_not_waited_for(settings, gateway)
     with time_machine.travel(at(10), tick=False):
         services.case_file(case_id=case.pk, actor=world.users[R.DISPATCHER])
     (row,) = Delivery.objects.all()
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        from django.db import connection as conn
-        from django.db import transaction
-
-        with transaction.atomic():
-            Delivery.objects.select_for_update().get(pk=row.pk)
-            locked.set()
-            release.wait(timeout=30)
-        conn.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert locked.wait(timeout=10)
+    with row_locked_elsewhere(Delivery.objects.all(), row.pk):
         started = time.monotonic()
         assert outbox.deliveries_send(now=at(10, 1)).count == 0  # skipped at once, not waited for
         assert time.monotonic() - started < 2 and gateway.requests == []
-    finally:
-        release.set()
-        holder.join()
     assert outbox.deliveries_send(now=at(10, 2)).sent == 1 and len(gateway.requests) == 1

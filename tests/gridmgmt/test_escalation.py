@@ -4,7 +4,6 @@ supervisors are alerted, one event per step; cases not in breach, parked or alre
 from __future__ import annotations
 
 import io
-import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +16,7 @@ from gridmgmt import escalation, services
 from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.states import case_light
 from tests.factories import DistrictFactory, UserFactory
+from tests.locks import row_locked_elsewhere
 from tests.world import jpeg, world_build
 
 S, E, R, L = Case.Status, CaseEvent.Type, User.Role, Case.Level
@@ -192,26 +192,8 @@ def test_run_is_set_based_with_bounded_queries(world, django_assert_max_num_quer
 def test_a_case_locked_by_someone_else_is_skipped_not_waited_for():
     world = world_build()
     case = handling_case(world)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        from django.db import connection as conn
-        from django.db import transaction
-
-        with transaction.atomic():
-            Case.objects.select_for_update().get(pk=case.pk)
-            locked.set()
-            release.wait(timeout=30)
-        conn.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert locked.wait(timeout=30)
+    with row_locked_elsewhere(Case.objects.all(), case.pk):
         assert run(at(15, 1)).count == 0  # returns at once instead of blocking on the lock
-    finally:
-        release.set()
-        holder.join(timeout=30)
     assert run(at(15, 2)).escalated == ((case.pk, L.COMMUNITY),)
 
 

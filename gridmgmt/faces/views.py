@@ -173,7 +173,6 @@ JS_MESSAGES = {
     # Action forms (common.js actionForm): every input labelled, a clear reason when one is missing.
     "required": gettext_lazy("必填"),
     "submit": gettext_lazy("提交"),
-    "cancel": gettext_lazy("取消"),
     "input_required": gettext_lazy("请填写「%(label)s」。"),
     "input_photo_required": gettext_lazy("请添加「%(label)s」。"),
     "input_hours": gettext_lazy("「%(label)s」须为大于 0 的数字。"),

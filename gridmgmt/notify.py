@@ -7,7 +7,10 @@
   rule (`gridmgmt.access.area_filter`: a user bound to the case's district, street or community, or to the
   city above the district; staff bound to no area, and superusers, see every case);
 - `level_supervisors`: the supervisors of the new level, exactly as `gridmgmt.escalation.level_supervisors`
-  decides (属地兜底 included).
+  decides (属地兜底 included);
+- `urged_party`: the party a 督办 (urge) pressed, as its event recorded it (`gridmgmt.events.urged_data`): the
+  members of the case's team when a team held it (dispatched, handling), else the dispatchers (role dispatcher)
+  of the case's area.
 
 The actor of an event is never told of their own action. `events_write` calls `notifications_write` in the
 writer's transaction: one INSERT … SELECT … ON CONFLICT DO NOTHING per batch of events, whatever the number
@@ -47,7 +50,10 @@ class Rule:
     team: bool = False
     area_roles: frozenset[str] = frozenset()
     level_supervisors: bool = False
+    urged_party: bool = False
 
+
+URGED_DISPATCHER_ROLES = frozenset({User.Role.DISPATCHER})  # an urge not on a team presses the area's dispatchers
 
 # event type → (kind, who is told). Arbitration (审定) assigns a team like a dispatch does.
 RULES: dict[str, Rule] = {
@@ -57,6 +63,7 @@ RULES: dict[str, Rule] = {
     E.ESCALATED: Rule(K.ESCALATED, level_supervisors=True),
     E.EXTENSION_REQUESTED: Rule(K.EXTENSION_REQUESTED, area_roles=frozenset({User.Role.SHIFT_LEADER})),
     E.REOPENED: Rule(K.REOPENED, team=True, area_roles=frozenset({User.Role.INSPECTOR})),
+    E.URGED: Rule(K.URGED, urged_party=True),
 }
 
 
@@ -85,6 +92,11 @@ def notification_words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, 
         return _("延时申请 %(code)s") % {"code": code}, _("%(team)s申请延时 %(hours)s 小时:%(note)s") % {
             "team": env["team_name"] or "",
             "hours": event.data.get("hours", ""),
+            "note": note,
+        }
+    if kind == K.URGED:
+        return _("督办 %(code)s") % {"code": code}, _("%(what)s:指挥中心督办,请抓紧办理。%(note)s") % {
+            "what": what,
             "note": note,
         }
     return _("%(code)s 被重新打开") % {"code": code}, _("%(what)s:%(note)s") % {"what": what, "note": note}
@@ -162,6 +174,13 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
                 add(event, rule.kind, words, roles=",".join(sorted(rule.area_roles)))
             if rule.level_supervisors:
                 escalations.append((event, words))
+            if rule.urged_party:
+                from gridmgmt.events import URGED_PARTY, URGED_TEAM  # events imports this module
+
+                if event.data.get(URGED_PARTY) == URGED_TEAM and event.team_id_copy is not None:
+                    add(event, rule.kind, words, team=event.team_id_copy)
+                else:
+                    add(event, rule.kind, words, roles=",".join(sorted(URGED_DISPATCHER_ROLES)))
     if escalations:
         from gridmgmt.escalation import level_supervisors  # escalation writes events: imported when used
 

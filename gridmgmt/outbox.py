@@ -103,14 +103,16 @@ def quiet_until(*, at: datetime, quiet_from: dtime | None, quiet_to: dtime | Non
 
 @dataclass(frozen=True)
 class Stored:
-    """A notification just stored by gridmgmt.notify, with its words."""
+    """A notification just stored by gridmgmt.notify, with its words. `event` is None for a notification about no
+    case (cameras gone offline); `at` is then when it was written."""
 
     id: int
     user_id: int
-    event: CaseEvent
+    event: CaseEvent | None
     kind: str
     title: str
     text: str
+    at: datetime | None = None
 
 
 def _insert(rows: list[Delivery]) -> None:
@@ -177,15 +179,15 @@ def _notification_rows_write(stored: Sequence[Stored]) -> None:
         if not pairs:
             continue
         quiet_from, quiet_to = user_quiet(own=own, team=team)
-        at = s.event.at
+        at = s.event.at if s.event is not None else s.at
         next_at = at if s.kind == K.ESCALATED else quiet_until(at=at, quiet_from=quiet_from, quiet_to=quiet_to)
         for channel, address in pairs:
             body = s.text if channel == Channel.EMAIL else f"{s.title}:{s.text}"
             rows.append(
                 Delivery(
-                    event=s.event, case_id=s.event.case_id, notification_id=s.id, user_id=user.id, kind=s.kind,
-                    channel=channel, target=address[:254], subject=s.title[:200], body=body, next_at=next_at,
-                    created_at=at,
+                    event=s.event, case_id=s.event.case_id if s.event else None, notification_id=s.id,
+                    user_id=user.id, kind=s.kind, channel=channel, target=address[:254], subject=s.title[:200],
+                    body=body, next_at=next_at, created_at=at,
                 )
             )  # fmt: skip
     _insert(rows)

@@ -16,7 +16,7 @@ from tests.gridmgmt.api.conftest import api_world_build, report
 
 R = User.Role
 LOCALE = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES"
-_STRING = re.compile(r'^(msgctxt|msgid|msgstr) "(.*)"$|^"(.*)"$')
+_STRING = re.compile(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?) "(.*)"$|^"(.*)"$')
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
 
@@ -40,7 +40,7 @@ def po_entries(path: Path) -> list[dict]:
             match = _STRING.match(line)
             assert match, f"unparsed .po line: {line!r}"
             if match.group(1):
-                key = match.group(1)
+                key = "msgstr" if match.group(1) == "msgstr[0]" else match.group(1)  # a plural's first form
                 entry[key] = _unquote(match.group(2))
             else:
                 entry[key] += _unquote(match.group(3))
@@ -77,7 +77,8 @@ def test_compiled_catalogue_matches_the_po(catalogue):
     with (LOCALE / "django.mo").open("rb") as fh:
         compiled = gettext.GNUTranslations(fh)._catalog
     key = lambda e: f"{e['msgctxt']}\x04{e['msgid']}" if "msgctxt" in e else e["msgid"]  # noqa: E731
-    assert [_label(e) for e in catalogue if compiled.get(key(e)) != e["msgstr"]] == []
+    key_of = lambda e: (key(e), 0) if "msgid_plural" in e else key(e)  # noqa: E731 (plurals: by form)
+    assert [_label(e) for e in catalogue if compiled.get(key_of(e)) != e["msgstr"]] == []
 
 
 # --- user paths ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from geo.models import AdminArea
-from gridmgmt import access
+from gridmgmt import access, metrics
 from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.outbox import Stored, notification_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
@@ -337,7 +337,9 @@ def cameras_offline_notify(*, cameras: Sequence[CameraGone], at, timeout: bool) 
     notification_deliveries_write(
         [Stored(n.id, n.user_id, None, n.kind, n.title, text, at=at) for n, (_t, text) in zip(rows, words, strict=True)]
     )
-    return len(rows)
+    stored = len(rows)
+    transaction.on_commit(lambda: metrics.events_count(types=(), report_sources=(), notifications=stored))
+    return stored
 
 
 # --- reads and marks for the inbox API ---------------------------------------------------------------------

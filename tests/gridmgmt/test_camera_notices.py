@@ -146,3 +146,15 @@ def test_the_outbox_delivers_it_like_any_other_kind(world, settings):
         assert Delivery.objects.get().status == Delivery.Status.SENT
     finally:
         gateway.close()
+
+
+def test_the_notices_are_counted_after_commit(world, settings, django_capture_on_commit_callbacks):
+    from gridmgmt.metrics import NOTIFICATIONS
+
+    settings.CAMERA_OFFLINE_AFTER = 180
+    now = timezone.now()
+    stale("CAM-1", "CAM-2", "CAM-3", now=now)
+    before = NOTIFICATIONS._value.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        cameras_offline_timeout(now=now)
+    assert NOTIFICATIONS._value.get() == before + 4

@@ -19,7 +19,7 @@ R = User.Role
 # compares role names (the browser is sent the actions a user may take, not the roles).
 STAFF_ROLES = frozenset({R.DISPATCHER, R.INSPECTOR, R.SHIFT_LEADER, R.WALL, R.ADMIN})
 DISPATCHERS = frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.ADMIN})  # file, void, dispatch, merge
-LEADERS = frozenset({R.SHIFT_LEADER, R.ADMIN})  # close, arbitrate, extensions, park
+LEADERS = frozenset({R.SHIFT_LEADER, R.ADMIN})  # close, arbitrate, extensions, park, urge (督办)
 CHECKERS = frozenset({R.INSPECTOR, R.ADMIN})  # 核查 on site
 FIELD_ROLES = frozenset({R.PATROL})  # accept, handle, send back, self-handle
 SUPERVISOR_ROLES = frozenset({R.INSPECTOR, R.SHIFT_LEADER, R.ADMIN})  # alerted when a case escalates to their area

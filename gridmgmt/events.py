@@ -122,6 +122,18 @@ def speaker_called_data(*, call_id: int, speakers: list[str], repeat: int, outco
     return {"call": call_id, "speakers": speakers, "repeat": repeat, "outcome": outcome, "delivered": delivered}
 
 
+URGED_PARTY = "party"  # urged: who was pressed — URGED_TEAM (the case's team) or URGED_DISPATCHERS (its area's)
+URGED_TEAM, URGED_DISPATCHERS = "team", "dispatchers"
+
+
+def urged_data(*, team: PatrolTeam | None) -> dict:
+    """督办: the party urged — the team holding the case, or (none holding it) the dispatchers of its area. The
+    urge's words are the event's note, which the service requires. No state change."""
+    if team is not None:
+        return {URGED_PARTY: URGED_TEAM, TEAM: team.code}
+    return {URGED_PARTY: URGED_DISPATCHERS}
+
+
 def no_data() -> dict:
     """voided, check_passed, extension_rejected, parked, archived: the event row says it all."""
     return {}

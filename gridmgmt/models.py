@@ -246,6 +246,11 @@ class Case(models.Model):
     tracking_token_hash = models.CharField(
         _("跟踪令牌摘要"), max_length=64, blank=True, default="", db_default="", editable=False
     )
+    # sha256 of a second token, issued for the link in the "closed" SMS (gridmgmt.outbox); "" = none yet. The
+    # reporter's own token (above) stays valid: either one lets them follow, rate or reopen the case.
+    sms_token_hash = models.CharField(
+        _("短信令牌摘要"), max_length=64, blank=True, default="", db_default="", editable=False
+    )
     supporters = models.PositiveIntegerField(_("附议人数"), default=0)
     satisfaction = models.PositiveSmallIntegerField(_("满意度"), null=True, blank=True)
     reported_at = models.DateTimeField(_("上报时间"), db_index=True)
@@ -340,6 +345,7 @@ class CaseEvent(models.Model):
         ARCHIVED = "archived", _("归档")
         PUBLISHED = "published", _("公开")
         SPEAKER_CALLED = "speaker_called", _("喇叭喊话")
+        URGED = "urged", _("督办")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)
@@ -422,10 +428,17 @@ class Notification(models.Model):
         ESCALATED = "escalated", _("升级督办")
         EXTENSION_REQUESTED = "extension_requested", _("延时申请")
         REOPENED = "reopened", _("重新打开")
+        URGED = "urged", _("督办")
+        CAMERAS_OFFLINE = "cameras_offline", _("摄像头离线")
 
     user = models.ForeignKey(User, verbose_name=_("接收人"), on_delete=models.CASCADE, related_name="notifications")
-    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="notifications")
-    event = models.ForeignKey(CaseEvent, verbose_name=_("事件"), on_delete=models.PROTECT, related_name="+")
+    # Empty for a notification that is about no case (cameras gone offline: gridmgmt.notify.notifications_send).
+    case = models.ForeignKey(
+        Case, verbose_name=_("案件"), null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    event = models.ForeignKey(
+        CaseEvent, verbose_name=_("事件"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     kind = models.CharField(_("类型"), max_length=24, choices=Kind.choices)
     title = models.CharField(_("标题"), max_length=200)
     text = models.TextField(_("内容"), blank=True)
@@ -643,8 +656,13 @@ class Delivery(models.Model):
         SENT = "sent", _("已发送")
         FAILED = "failed", _("失败")
 
-    event = models.ForeignKey(CaseEvent, verbose_name=_("事件"), on_delete=models.PROTECT, related_name="+")
-    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.CASCADE, related_name="+")
+    # Both empty for the delivery of a notification about no case (its `notification` says what it is).
+    event = models.ForeignKey(
+        CaseEvent, verbose_name=_("事件"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    case = models.ForeignKey(
+        Case, verbose_name=_("案件"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     notification = models.ForeignKey(
         Notification, verbose_name=_("通知"), null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
@@ -671,7 +689,13 @@ class Delivery(models.Model):
         verbose_name_plural = _("消息投递")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["event", "kind", "channel", "target"], name="delivery_once_per_target")
+            models.UniqueConstraint(fields=["event", "kind", "channel", "target"], name="delivery_once_per_target"),
+            # A notification about no case (no event) goes once per channel and target.
+            models.UniqueConstraint(
+                fields=["notification", "channel", "target"],
+                condition=Q(event__isnull=True),
+                name="delivery_once_per_notification_target",
+            ),
         ]
         indexes = [
             # The sender's scan: pending rows by due time (a small partial index).

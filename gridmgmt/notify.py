@@ -7,7 +7,10 @@
   rule (`gridmgmt.access.area_filter`: a user bound to the case's district, street or community, or to the
   city above the district; staff bound to no area, and superusers, see every case);
 - `level_supervisors`: the supervisors of the new level, exactly as `gridmgmt.escalation.level_supervisors`
-  decides (属地兜底 included).
+  decides (属地兜底 included);
+- `urged_party`: the party a 督办 (urge) pressed, as its event recorded it (`gridmgmt.events.urged_data`): the
+  members of the case's team when a team held it (dispatched, handling), else the dispatchers (role dispatcher)
+  of the case's area.
 
 The actor of an event is never told of their own action. `events_write` calls `notifications_write` in the
 writer's transaction: one INSERT … SELECT … ON CONFLICT DO NOTHING per batch of events, whatever the number
@@ -16,6 +19,9 @@ retried or replayed event stores nothing twice (unique user, event, kind). Each 
 writes one `notification.created` feed row in scope `user:<id>` (realtime/PROTOCOL.md), with the user's
 unread count, so every open face of that user hears of it after commit. The same transaction writes the
 messages that go out by e-mail, SMS or group robot (gridmgmt.outbox: the user's channels and quiet hours).
+
+Cameras gone offline tell the centre too, though no case is concerned: `cameras_offline_notify`, called where
+cameras change status (realtime.services), writes one notification per person per pass with no case or event.
 
 Titles and texts are written in the recipient's terms ("your team", "please accept"), in the site language.
 """
@@ -27,11 +33,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from gridmgmt import access
+from geo.models import AdminArea
+from gridmgmt import access, metrics
 from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.outbox import Stored, notification_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
@@ -47,7 +55,10 @@ class Rule:
     team: bool = False
     area_roles: frozenset[str] = frozenset()
     level_supervisors: bool = False
+    urged_party: bool = False
 
+
+URGED_DISPATCHER_ROLES = frozenset({User.Role.DISPATCHER})  # an urge not on a team presses the area's dispatchers
 
 # event type → (kind, who is told). Arbitration (审定) assigns a team like a dispatch does.
 RULES: dict[str, Rule] = {
@@ -57,6 +68,7 @@ RULES: dict[str, Rule] = {
     E.ESCALATED: Rule(K.ESCALATED, level_supervisors=True),
     E.EXTENSION_REQUESTED: Rule(K.EXTENSION_REQUESTED, area_roles=frozenset({User.Role.SHIFT_LEADER})),
     E.REOPENED: Rule(K.REOPENED, team=True, area_roles=frozenset({User.Role.INSPECTOR})),
+    E.URGED: Rule(K.URGED, urged_party=True),
 }
 
 
@@ -85,6 +97,11 @@ def notification_words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, 
         return _("延时申请 %(code)s") % {"code": code}, _("%(team)s申请延时 %(hours)s 小时:%(note)s") % {
             "team": env["team_name"] or "",
             "hours": event.data.get("hours", ""),
+            "note": note,
+        }
+    if kind == K.URGED:
+        return _("督办 %(code)s") % {"code": code}, _("%(what)s:指挥中心督办,请抓紧办理。%(note)s") % {
+            "what": what,
             "note": note,
         }
     return _("%(code)s 被重新打开") % {"code": code}, _("%(what)s:%(note)s") % {"what": what, "note": note}
@@ -118,9 +135,9 @@ WITH t AS (
     WHERE u.is_active AND r.user_id IS DISTINCT FROM r.actor_id
     ORDER BY r.event_id, r.kind, r.user_id
     ON CONFLICT (user_id, event_id, kind) DO NOTHING
-    RETURNING id, user_id, case_id, event_id, kind, title, created_at
+    RETURNING id, user_id, case_id, event_id, kind, title, text, created_at
 )
-SELECT ins.id, ins.user_id, ins.case_id, ins.event_id, ins.kind, ins.title, ins.created_at,
+SELECT ins.id, ins.user_id, ins.case_id, ins.event_id, ins.kind, ins.title, ins.text, ins.created_at,
        (SELECT count(*) FROM gridmgmt_notification n WHERE n.user_id = ins.user_id AND n.read_at IS NULL)
        + row_number() OVER (PARTITION BY ins.user_id ORDER BY ins.id) AS unread
 FROM ins ORDER BY ins.id
@@ -162,6 +179,13 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
                 add(event, rule.kind, words, roles=",".join(sorted(rule.area_roles)))
             if rule.level_supervisors:
                 escalations.append((event, words))
+            if rule.urged_party:
+                from gridmgmt.events import URGED_PARTY, URGED_TEAM  # events imports this module
+
+                if event.data.get(URGED_PARTY) == URGED_TEAM and event.team_id_copy is not None:
+                    add(event, rule.kind, words, team=event.team_id_copy)
+                else:
+                    add(event, rule.kind, words, roles=",".join(sorted(URGED_DISPATCHER_ROLES)))
     if escalations:
         from gridmgmt.escalation import level_supervisors  # escalation writes events: imported when used
 
@@ -175,35 +199,48 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
         cur.execute(_INSERT, params)
         stored = cur.fetchall()
     if stored:
-        feed_rows_write(
+        _feed_rows(
             [
-                FeedRow(
-                    type=FEED_TYPE,
-                    at=created_at,
-                    user_id=user_id,
-                    data={
-                        "id": pk,
-                        "kind": kind,
-                        "case_id": case_id,
-                        "code": codes[event_id],
-                        "title": title,
-                        "created_at": created_at.isoformat(),
-                        "unread": unread,
-                    },
-                )
-                for pk, user_id, case_id, event_id, kind, title, created_at, unread in stored
+                (pk, user_id, kind, case_id, codes[event_id], title, text, created_at, unread)
+                for pk, user_id, case_id, event_id, kind, title, text, created_at, unread in stored
             ]
         )
         by_id = {e.id: e for e in events}
         notification_deliveries_write(
             [
                 Stored(pk, user_id, by_id[event_id], kind, title, said[(event_id, kind)][1])
-                for pk, user_id, _case_id, event_id, kind, title, _at, _unread in stored
+                for pk, user_id, _case_id, event_id, kind, title, _text, _at, _unread in stored
             ]
         )
-        keys = sorted({f"user:{row[1]}" for row in stored})
-        transaction.on_commit(lambda: _wake(keys))
     return len(stored)
+
+
+def _feed_rows(rows: list[tuple]) -> None:
+    """One `notification.created` feed row per stored notification, in its user's scope (realtime/PROTOCOL.md);
+    `rows`: (id, user id, kind, case id or None, case code or None, title, text, created at, unread count). The
+    users' open faces are woken after commit."""
+    feed_rows_write(
+        [
+            FeedRow(
+                type=FEED_TYPE,
+                at=created_at,
+                user_id=user_id,
+                data={
+                    "id": pk,
+                    "kind": kind,
+                    "case_id": case_id,
+                    "code": code,
+                    "title": title,
+                    "text": text,
+                    "created_at": created_at.isoformat(),
+                    "unread": unread,
+                },
+            )
+            for pk, user_id, kind, case_id, code, title, text, created_at, unread in rows
+        ]
+    )
+    keys = sorted({f"user:{row[1]}" for row in rows})
+    transaction.on_commit(lambda: _wake(keys))
 
 
 def _wake(keys: list[str]) -> None:
@@ -220,6 +257,89 @@ def notifications_replay(*, event_ids: Sequence[int]) -> int:
     events = list(CaseEvent.objects.filter(pk__in=event_ids, type__in=list(RULES)).select_related("case"))
     with transaction.atomic():
         return notifications_write(events, case_envelopes(events))
+
+
+# --- notifications about no case: cameras gone offline ---------------------------------------------------------
+
+CAMERA_WATCHERS = frozenset({User.Role.DISPATCHER, User.Role.SHIFT_LEADER})  # told when cameras go offline
+CAMERAS_LISTED = 20  # a notice names at most this many cameras, then "…等 N 个"
+
+
+@dataclass(frozen=True)
+class CameraGone:
+    """A camera that has just gone offline, with the area ids of its cell (as its feed row carries them)."""
+
+    code: str
+    name: str
+    district_id: int | None
+    street_id: int | None
+    community_id: int | None
+
+
+def _cameras_words(cameras: Sequence[CameraGone], *, timeout: bool) -> tuple[str, str]:
+    shown = "、".join(f"{c.code} {c.name}".strip() for c in cameras[:CAMERAS_LISTED])
+    if len(cameras) > CAMERAS_LISTED:
+        shown = _("%(shown)s 等 %(n)s 个") % {"shown": shown, "n": len(cameras)}
+    title = _("%(n)s 个摄像头离线") % {"n": len(cameras)}
+    if timeout:
+        return title, _("%(cameras)s:超过规定时间没有心跳,已标记离线,请检查设备或视频平台。") % {"cameras": shown}
+    return title, _("%(cameras)s:视频平台报告离线,请检查设备。") % {"cameras": shown}
+
+
+def cameras_offline_notify(*, cameras: Sequence[CameraGone], at, timeout: bool) -> int:
+    """Tell the centre of cameras that have just gone offline together (one timeout pass, one heartbeat), in the
+    caller's transaction: each active dispatcher and shift leader (CAMERA_WATCHERS) with one of the cameras in
+    their area — by the access gate's area rule, as for a case (district, street or community of the camera's
+    cell, or the city above; bound to no area: every camera) — gets ONE notification naming the cameras of their
+    area, with its feed row and its deliveries (gridmgmt.outbox, like any other kind). It has no case and no
+    event. The caller writes it once per status change, so a second pass, which changes nothing, tells nobody.
+    Returns how many notifications were stored."""
+    if not cameras:
+        return 0
+    districts = {c.district_id for c in cameras} - {None}
+    parents = dict(AdminArea.objects.filter(pk__in=districts).exclude(parent=None).values_list("id", "parent_id"))
+    areas = {a for c in cameras for a in (c.district_id, c.street_id, c.community_id)} - {None}
+    watchers = list(
+        User.objects.filter(is_active=True, role__in=list(CAMERA_WATCHERS))
+        .filter(Q(area__isnull=True) | Q(area_id__in=areas | set(parents.values())))
+        .order_by("id")
+        .only("id", "area_id")
+    )
+    rows: list[Notification] = []
+    words: list[tuple[str, str]] = []
+    with translation.override(settings.LANGUAGE_CODE):
+        for user in watchers:
+            mine = [
+                c
+                for c in cameras
+                if user.area_id is None
+                or user.area_id in (c.district_id, c.street_id, c.community_id, parents.get(c.district_id))
+            ]
+            if not mine:
+                continue
+            title, text = _cameras_words(mine, timeout=timeout)
+            words.append((title, text))
+            rows.append(
+                Notification(user_id=user.id, kind=K.CAMERAS_OFFLINE, title=title[:200], text=text, created_at=at)
+            )
+    if not rows:
+        return 0
+    Notification.objects.bulk_create(rows)
+    unread = dict(
+        Notification.objects.filter(user__in=[n.user_id for n in rows], read_at__isnull=True)
+        .values("user")
+        .annotate(n=Count("id"))
+        .values_list("user", "n")
+    )
+    _feed_rows(
+        [(n.id, n.user_id, n.kind, None, None, n.title, n.text, n.created_at, unread.get(n.user_id, 1)) for n in rows]
+    )
+    notification_deliveries_write(
+        [Stored(n.id, n.user_id, None, n.kind, n.title, text, at=at) for n, (_t, text) in zip(rows, words, strict=True)]
+    )
+    stored = len(rows)
+    transaction.on_commit(lambda: metrics.events_count(types=(), report_sources=(), notifications=stored))
+    return stored
 
 
 # --- reads and marks for the inbox API ---------------------------------------------------------------------

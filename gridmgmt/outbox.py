@@ -12,7 +12,8 @@ Writing (in the case write's transaction, called by `gridmgmt.events.events_writ
   that lists other kinds gets those for cases in its area, a team robot the kinds it lists (default: new
   tasks) for its team's cases.
 - **The reporter** who left a phone number gets an SMS when the case is filed, closed (with the public tracking
-  link, settings.PUBLIC_BASE_URL) and reopened — only with SMS configured and settings.NOTIFY_REPORTER_SMS.
+  link, settings.PUBLIC_BASE_URL, carrying a token of its own — gridmgmt.tokens — with which the reporter rates
+  the case from the phone) and reopened — only with SMS configured and settings.NOTIFY_REPORTER_SMS.
   The text holds only what the public view shows (gridmgmt.access): the case code, the category's public
   name (none for a sensitive category) and the state.
 - **Quiet hours**: a message written inside the recipient's quiet hours waits until they end (`next_at`);
@@ -46,7 +47,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from gridmgmt import access, metrics, senders
+from gridmgmt import access, metrics, senders, tokens
 from gridmgmt.models import (
     Case,
     CaseEvent,
@@ -103,14 +104,16 @@ def quiet_until(*, at: datetime, quiet_from: dtime | None, quiet_to: dtime | Non
 
 @dataclass(frozen=True)
 class Stored:
-    """A notification just stored by gridmgmt.notify, with its words."""
+    """A notification just stored by gridmgmt.notify, with its words. `event` is None for a notification about no
+    case (cameras gone offline); `at` is then when it was written."""
 
     id: int
     user_id: int
-    event: CaseEvent
+    event: CaseEvent | None
     kind: str
     title: str
     text: str
+    at: datetime | None = None
 
 
 def _insert(rows: list[Delivery]) -> None:
@@ -177,15 +180,15 @@ def _notification_rows_write(stored: Sequence[Stored]) -> None:
         if not pairs:
             continue
         quiet_from, quiet_to = user_quiet(own=own, team=team)
-        at = s.event.at
+        at = s.event.at if s.event is not None else s.at
         next_at = at if s.kind == K.ESCALATED else quiet_until(at=at, quiet_from=quiet_from, quiet_to=quiet_to)
         for channel, address in pairs:
             body = s.text if channel == Channel.EMAIL else f"{s.title}:{s.text}"
             rows.append(
                 Delivery(
-                    event=s.event, case_id=s.event.case_id, notification_id=s.id, user_id=user.id, kind=s.kind,
-                    channel=channel, target=address[:254], subject=s.title[:200], body=body, next_at=next_at,
-                    created_at=at,
+                    event=s.event, case_id=s.event.case_id if s.event else None, notification_id=s.id,
+                    user_id=user.id, kind=s.kind, channel=channel, target=address[:254], subject=s.title[:200],
+                    body=body, next_at=next_at, created_at=at,
                 )
             )  # fmt: skip
     _insert(rows)
@@ -215,7 +218,9 @@ def _robots_for(event: CaseEvent, kind: str, robots: list[Robot]) -> list[Robot]
     return chosen
 
 
-def _reporter_text(*, event: CaseEvent, case: Case) -> str:
+def _reporter_text(*, event: CaseEvent, case: Case, token: str | None = None) -> str:
+    """The reporter's SMS about `event`; a "closed" one links to the tracking page with `token` (the SMS's own
+    token, gridmgmt.tokens), with which the reporter may rate the case (or say it is not fixed) from the phone."""
     name = "" if case.category.is_sensitive else access.category_public_name(case.category)
     what = _("您反映的问题(编号%(code)s%(name)s)") % {"code": case.code, "name": f",{name}" if name else ""}
     if event.type == E.FILED:
@@ -223,7 +228,8 @@ def _reporter_text(*, event: CaseEvent, case: Case) -> str:
     if event.type == E.CLOSED:
         text = what + _("已办结。")
         if settings.PUBLIC_BASE_URL:
-            text += _("查看结果并评价:%(url)s") % {"url": f"{settings.PUBLIC_BASE_URL}/report/track/{case.code}"}
+            url = f"{settings.PUBLIC_BASE_URL}/report/track/{case.code}" + (f"?token={token}" if token else "")
+            text += _("查看结果并评价:%(url)s") % {"url": url}
         return text
     return what + _("已重新打开,我们将再次处置。")
 
@@ -271,10 +277,17 @@ def _event_rows_write(events: Sequence[CaseEvent], ruled: list, reporter: bool) 
                 phone = (event.case.reporter_phone or "").strip()
                 if event.type not in REPORTER_KINDS or not phone:
                     continue
+                kind = REPORTER_KINDS[event.type]
+                token = None
+                if event.type == E.CLOSED and settings.PUBLIC_BASE_URL:
+                    once = {"event": event, "kind": kind, "channel": Channel.SMS, "target": phone}
+                    if Delivery.objects.filter(**once).exists():
+                        continue  # written already (a replay): a new token now would void the one that SMS carries
+                    token = tokens.sms_token_issue(case=event.case)
                 rows.append(
                     Delivery(
-                        event=event, case_id=event.case_id, kind=REPORTER_KINDS[event.type], channel=Channel.SMS,
-                        target=phone, body=_reporter_text(event=event, case=event.case),
+                        event=event, case_id=event.case_id, kind=kind, channel=Channel.SMS,
+                        target=phone, body=_reporter_text(event=event, case=event.case, token=token),
                         next_at=quiet_until(at=event.at, quiet_from=quiet[0], quiet_to=quiet[1]), created_at=event.at,
                     )
                 )  # fmt: skip

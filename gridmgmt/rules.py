@@ -27,7 +27,7 @@ from gridmgmt.access import (
 )
 from gridmgmt.errors import DomainError, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
-from gridmgmt.states import DONE_STATUSES, OPEN_STATUSES
+from gridmgmt.states import CLOCKED_STATUSES, DONE_STATUSES, OPEN_STATUSES
 
 S = Case.Status
 E = CaseEvent.Type
@@ -108,6 +108,7 @@ _GROUNDS = Input("note", "text", gettext_lazy("理由"), required=True)
 _FAILURE = Input("note", "text", gettext_lazy("原因"), required=True)
 _HOURS = Input("hours", "hours", gettext_lazy("延长工作小时"), required=True)
 _HOTLINE_REPLY = Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline)
+_URGE_NOTE = Input("note", "text", gettext_lazy("督办意见"), required=True)
 _SATISFACTION = Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True)
 
 
@@ -155,6 +156,8 @@ RULES: dict[str, Rule] = {
     "publish":           _rule({*OPEN_STATUSES, *DONE_STATUSES}, DISPATCHERS, E.PUBLISHED, pgettext_lazy("workflow action", "公开"), "publish", _NOTE, guard=_not_published),
     "park":              _rule({S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING}, LEADERS, E.PARKED, pgettext_lazy("workflow action", "挂账"), "park", _REASON, danger=True),
     "resume":            _rule({S.PARKED},               LEADERS,     E.RESUMED,    pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
+    # 督办: the command centre presses whoever holds a running clock (services.moves.urged_party); no state change.
+    "urge":              _rule(CLOCKED_STATUSES,         LEADERS,     E.URGED,      pgettext_lazy("workflow action", "督办"), "urge", _URGE_NOTE),
 }
 # fmt: on
 
@@ -182,6 +185,7 @@ BUTTONS = {
     "publish": pgettext_lazy("button", "公开"),
     "park": pgettext_lazy("button", "挂账"),
     "resume": pgettext_lazy("button", "恢复"),
+    "urge": pgettext_lazy("button", "督办"),
 }
 
 
@@ -208,6 +212,7 @@ DONE = {
     "publish": pgettext_lazy("action done", "已公开"),
     "park": pgettext_lazy("action done", "已挂账"),
     "resume": pgettext_lazy("action done", "已恢复办理"),
+    "urge": pgettext_lazy("action done", "已督办,责任方已收到通知"),
 }
 
 

@@ -25,6 +25,7 @@ from geo.models import Camera
 from gridmgmt import access
 from gridmgmt.errors import InvalidInput, RoleNotAllowed
 from gridmgmt.models import PatrolTeam, User
+from gridmgmt.notify import CameraGone, cameras_offline_notify
 from realtime import conf
 from realtime.feed import FeedRow, camera_status_row, feed_rows_write, team_position_row, team_status_row
 from realtime.models import FeedEvent
@@ -162,8 +163,13 @@ def _camera_row(**kwargs):
     return row
 
 
-def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None = None) -> Camera:
-    """A video platform reports a camera online/offline (the intake authenticates the platform)."""
+def camera_status_set(
+    *, camera_id: int, status: str, seen_at: datetime | None = None, notify: bool = True
+) -> CameraGone | None:
+    """A video platform reports a camera online/offline (the intake authenticates the platform). Returns the
+    camera as `CameraGone` when this call turned it offline, else None. With `notify` (the default) the centre is
+    told of it (gridmgmt.notify.cameras_offline_notify); a caller changing several cameras at once (a heartbeat)
+    passes False and tells of them together."""
     if status not in Camera.Status.values:
         raise InvalidInput(_("未知的摄像头状态: %(s)s") % {"s": status}, field="status")
     with transaction.atomic():
@@ -176,6 +182,7 @@ def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None =
         if status == Camera.Status.ONLINE:
             camera.last_seen_at = seen_at or timezone.now()
         camera.save(update_fields=["status", "last_seen_at"])
+        gone = None
         if changed:
             cell = camera.cell
             ids = {
@@ -183,12 +190,15 @@ def camera_status_set(*, camera_id: int, status: str, seen_at: datetime | None =
                 "street_id": cell.street_id if cell else None,
                 "community_id": cell.community_id if cell else None,
             }
-            feed_rows_write([_camera_row(camera=camera, from_status=from_status, at=timezone.now(), **ids)])
-            # Telling the centre of a camera gone offline (the notification inbox, issue 12 item 1) belongs here and
-            # in `cameras_offline_timeout`: the two places a camera changes status, each in its transaction.
+            now = timezone.now()
+            feed_rows_write([_camera_row(camera=camera, from_status=from_status, at=now, **ids)])
             keys = scope_keys(**ids)
             transaction.on_commit(lambda: feed_notify(keys=keys))
-    return camera
+            if status == Camera.Status.OFFLINE:
+                gone = CameraGone(code=camera.code, name=camera.name, **ids)
+                if notify:
+                    cameras_offline_notify(cameras=[gone], at=now, timeout=False)
+    return gone
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,8 @@ RETURNING c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location),
 def cameras_offline_timeout(*, now: datetime | None = None, after: float | None = None) -> CameraTimeoutReport:
     """Mark offline every online camera whose last heartbeat is older than `after` seconds
     (settings.CAMERA_OFFLINE_AFTER): one UPDATE … RETURNING, then one `camera.status` feed row per camera, in
-    the same transaction. A camera never heard from (`last_seen_at` empty) is not watched. A second run finds
+    the same transaction, with one notification per centre user for the whole pass (gridmgmt.notify). A camera
+    never heard from (`last_seen_at` empty) is not watched. A second run finds
     nothing to do; a heartbeat that commits first keeps its camera online (the UPDATE re-checks its row)."""
     now = now or timezone.now()
     after = settings.CAMERA_OFFLINE_AFTER if after is None else after
@@ -233,8 +244,15 @@ def cameras_offline_timeout(*, now: datetime | None = None, after: float | None 
             feed.append(_camera_row(camera=camera, from_status=Camera.Status.ONLINE, at=now, **ids))
             keys.update(scope_keys(**ids))
         feed_rows_write(feed)
-        # Where an offline camera should tell the centre (gridmgmt.notify, issue 12 item 1): here, from `rows`, in
-        # this transaction, so a retried run (which finds nothing) never notifies twice; and in camera_status_set.
+        # The centre is told in this transaction, once for the whole pass (one notification per person, naming
+        # the cameras of their area): a retried run finds nothing to change and tells nobody again.
+        cameras_offline_notify(
+            cameras=[
+                CameraGone(code=r[1], name=r[2], district_id=r[5], street_id=r[6], community_id=r[7]) for r in rows
+            ],
+            at=now,
+            timeout=True,
+        )
         if keys:
             transaction.on_commit(lambda: feed_notify(keys=sorted(keys)))
     return CameraTimeoutReport(now=now, offline=[r[1] for r in rows])

@@ -19,9 +19,10 @@ ERRORS = {
 
 
 class NotificationSerializer(serializers.ModelSerializer):
-    case_id = serializers.IntegerField(read_only=True)
-    case_code = serializers.CharField(source="case.code", read_only=True)
-    event_id = serializers.IntegerField(read_only=True)
+    # null for a notification about no case (cameras gone offline: kind "cameras_offline").
+    case_id = serializers.IntegerField(read_only=True, allow_null=True)
+    case_code = serializers.CharField(source="case.code", read_only=True, allow_null=True)
+    event_id = serializers.IntegerField(read_only=True, allow_null=True)
     read = serializers.SerializerMethodField()
 
     class Meta:

@@ -4,17 +4,18 @@
 The token is random per case (secrets.token_urlsafe), returned once in the report's response and stored only as
 its sha256 (Case.tracking_token_hash): nothing derives it from the code or the SECRET_KEY, and a database
 reader cannot use it. A replay of the report by the same client (same idempotency scope) gets a fresh token,
-which replaces the first. Anonymous reports are attributed to one inactive system account with the resident
+which replaces the first. The link in the "closed" SMS carries a second token (Case.sms_token_hash), accepted
+wherever the tracking token is (gridmgmt.tokens).
+
+Anonymous reports are attributed to one inactive system account with the resident
 role, so the same workflow services (which require an actor who can see the case) serve them; that account
 can never log in.
 """
 
 import hashlib
-import secrets
 
 from django.conf import settings
 from django.http import Http404
-from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -28,27 +29,9 @@ from gridmgmt.api.views import idempotency_key_get
 from gridmgmt.errors import RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, User
 from gridmgmt.states import OPEN_STATUSES
+from gridmgmt.tokens import tracking_token_check, tracking_token_issue
 
 PUBLIC_REPORTER = "public-reporter"
-
-
-def tracking_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def tracking_token_issue(*, case: Case) -> str:
-    """A new random token for the case (replacing any earlier one): returned once, stored hashed."""
-    token = secrets.token_urlsafe(24)
-    case.tracking_token_hash = tracking_token_hash(token)
-    Case.objects.filter(pk=case.pk).update(tracking_token_hash=case.tracking_token_hash)
-    return token
-
-
-def tracking_token_check(*, case: Case, token: str | None) -> bool:
-    """The token given at report time for this case (constant-time; a case without a token accepts none)."""
-    if not token or not case.tracking_token_hash or len(token) > 128:
-        return False
-    return constant_time_compare(case.tracking_token_hash, tracking_token_hash(token))
 
 
 def idempotency_scope_get(request) -> str:

@@ -364,6 +364,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def publish(self, request, case_id, d):
         return services.case_publish(case_id=case_id, actor=request.user, note=d["note"])
 
+    @_workflow_action(s.NoteInput, "督办 (值班长;须填写督办意见 note)")
+    def urge(self, request, case_id, d):
+        return services.case_urge(case_id=case_id, actor=request.user, note=d["note"])
+
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):
         return services.case_extension_request(

@@ -23,6 +23,7 @@ from geo.models import Camera
 from gridmgmt import access, services
 from gridmgmt.errors import InvalidInput, NotFound, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import CameraSystem, Case, CaseEvent, User
+from gridmgmt.notify import cameras_offline_notify
 from gridmgmt.photos import MAX_BYTES
 from gridmgmt.states import OPEN_STATUSES
 from realtime.services import camera_status_set
@@ -292,9 +293,10 @@ def heartbeat_parse(*, online=None, offline=None, cameras=None) -> dict[str, str
 def camera_heartbeat_receive(*, system: CameraSystem, statuses: dict[str, str], now=None) -> HeartbeatResult:
     """A camera system says which of its cameras are online (and, optionally, offline). Cameras reported online
     get `last_seen_at = now`; each camera whose status differs goes through `camera_status_set` (one feed row per
-    change). Cameras it does not name are left alone: their heartbeat stops, and `cameras_offline_timeout` marks
-    them offline after CAMERA_OFFLINE_AFTER. Codes outside the system's district are reported back as unknown,
-    like absent ones; when none is known, NotFound."""
+    change); the centre gets one notification per person for the cameras this heartbeat turned offline. Cameras it
+    does not name are left alone: their heartbeat stops, and `cameras_offline_timeout` marks them offline after
+    CAMERA_OFFLINE_AFTER. Codes outside the system's district are reported back as unknown, like absent ones; when
+    none is known, NotFound."""
     now = now or timezone.now()
     in_scope = Camera.objects.filter(code__in=list(statuses)).filter(
         Q(district_id=system.district_id) | Q(district__isnull=True, cell__district_id=system.district_id)
@@ -312,10 +314,14 @@ def camera_heartbeat_receive(*, system: CameraSystem, statuses: dict[str, str], 
             )
         seen_ids = [i for i, code, _status in rows if statuses[code] == Camera.Status.ONLINE]
         Camera.objects.filter(pk__in=seen_ids).update(last_seen_at=now)
+        gone = []
         for camera_id, code, status in sorted(rows, key=lambda r: r[1]):
             if statuses[code] != status:
-                camera_status_set(camera_id=camera_id, status=statuses[code], seen_at=now)
+                went = camera_status_set(camera_id=camera_id, status=statuses[code], seen_at=now, notify=False)
+                gone += [went] if went is not None else []
                 changed.append({"camera": code, "from_status": status, "status": statuses[code]})
+        # The cameras this heartbeat says went offline: one notification per centre user for all of them.
+        cameras_offline_notify(cameras=gone, at=now, timeout=False)
     return HeartbeatResult(seen=len(rows), changed=changed, unknown=unknown)
 
 

@@ -30,6 +30,7 @@ from gridmgmt.services.workflow import (
     case_resume,
     case_self_handle,
     case_send_back,
+    case_urge,
     case_void,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "case_self_handle",
     "case_send_back",
     "case_support",
+    "case_urge",
     "case_void",
     "category_resolve",
     "ownership_evidence",

@@ -214,3 +214,18 @@ def move_merge(case: Case, *, at: datetime, target: Case) -> Move:
     case.closed_at = at
     stage_start(case, now=at, deadline=None)
     return Move(S.CLOSED, events.merged_data(duplicate_of=target))
+
+
+# The statuses in which a team holds the case (the clock is the team's): an urge presses that team; in the other
+# clocked statuses (filed, sent back) the clock is the dispatchers'.
+TEAM_HELD_STATUSES = frozenset({S.DISPATCHED, S.HANDLING})
+
+
+def urged_party(case: Case) -> PatrolTeam | None:
+    """Whom an urge presses: the case's team while it holds the case, else None (the area's dispatchers)."""
+    return case.team if case.status in TEAM_HELD_STATUSES and case.team_id else None
+
+
+def move_urge(case: Case, *, at: datetime) -> Move:
+    """督办: nothing about the case changes; the event names who was pressed (gridmgmt.notify tells them)."""
+    return Move(case.status, events.urged_data(team=urged_party(case)))

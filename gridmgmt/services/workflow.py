@@ -337,3 +337,14 @@ def case_publish(*, case_id: int, actor: User, note: str = "") -> Case:
         return Change.of(moves.move_publish(case, at=now), note=note)
 
     return _transition(action="publish", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_urge(*, case_id: int, actor: User, note: str) -> Case:
+    """督办: a shift leader presses the party whose clock is running — the team holding the case, else the
+    area's dispatchers (gridmgmt.notify tells them); a note is required. No state change."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        text = _require(note, field="note", message=_("督办必须填写督办意见"))
+        return Change.of(moves.move_urge(case, at=now), note=text)
+
+    return _transition(action="urge", case_id=case_id, actor=actor, effect=effect)

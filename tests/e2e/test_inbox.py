@@ -166,3 +166,39 @@ def test_mark_all_read_and_english(browser, live_server_url, world):
     page.wait_for_selector("#inbox-count", state="hidden")
     assert page.locator('#inbox-list li[data-read="false"]').count() == 0
     assert not Notification.objects.filter(user=world.users[R.PATROL], read_at__isnull=True).exists()
+
+
+def test_a_camera_offline_notice_reaches_the_desk_live_and_links_nowhere(browser, live_server_url, world, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from geo.models import Camera
+    from realtime.services import cameras_offline_timeout
+    from tests.factories import CameraFactory
+
+    settings.CAMERA_OFFLINE_AFTER = 180
+    url = live_server_url
+    cameras = [
+        CameraFactory(code=f"CAM-{i}", name=f"路口{i}", cell=world.cells[i], district=world.district) for i in (1, 2)
+    ]
+    Camera.objects.filter(pk__in=[c.pk for c in cameras]).update(
+        status=Camera.Status.ONLINE, last_seen_at=timezone.now() - timedelta(minutes=10)
+    )
+    desk = person(browser, url, world, user="dispatcher", viewport=(1600, 900))
+    page = live_face(desk, f"{url}/dispatch/", scopes=1)
+    before = page.url
+
+    assert cameras_offline_timeout().offline == ["CAM-1", "CAM-2"]
+    badge_within(page, 1)
+    page.click("#inbox-toggle")
+    line = page.locator('#inbox-list li[data-kind="cameras_offline"]')
+    assert line.get_attribute("data-read") == "false" and line.locator("a").count() == 0
+    assert "2 个摄像头离线" in line.inner_text()
+    assert "CAM-1 路口1、CAM-2 路口2" in line.inner_text()  # the live row carries the text
+    screenshot(page, "inbox_dispatch_cameras_offline")
+    line.locator("button").click()
+    page.wait_for_selector("#inbox-count", state="hidden")
+    assert page.url == before  # nothing to open
+    assert page.locator('#inbox-list li[data-kind="cameras_offline"]').get_attribute("data-read") == "true"
+    assert Notification.objects.get(user=world.users[R.DISPATCHER]).read_at is not None

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -289,9 +290,11 @@ def test_reporter_gets_sms_when_filed_closed_and_reopened_with_nothing_private(w
         services.case_reopen(case_id=case.pk, actor=u[R.SHIFT_LEADER], reason="居民反映仍未清理")
     outbox.deliveries_send(now=at(10, 1))  # the reopen also e-mails the community's inspector
     texts = [b["content"] for b in gateway.bodies()]
-    assert texts == [
+    link = f"https://grid.example.org/report/track/{case.code}?token="
+    assert texts[1].startswith(f"您反映的问题(编号{case.code},乱堆物堆料)已办结。查看结果并评价:{link}")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", texts[1].removeprefix(texts[1][: texts[1].index(link) + len(link)]))
+    assert texts[::2] == [
         f"您反映的问题(编号{case.code},乱堆物堆料)已立案受理,我们将尽快处置。",
-        f"您反映的问题(编号{case.code},乱堆物堆料)已办结。查看结果并评价:https://grid.example.org/report/track/{case.code}",
         f"您反映的问题(编号{case.code},乱堆物堆料)已重新打开,我们将再次处置。",
     ]
     assert {b["mobile"] for b in gateway.bodies()} == {PHONE}
@@ -535,3 +538,61 @@ def test_a_row_another_sender_holds_is_skipped_not_waited_for(settings, gateway)
         assert outbox.deliveries_send(now=at(10, 1)).count == 0  # skipped at once, not waited for
         assert time.monotonic() - started < 2 and gateway.requests == []
     assert outbox.deliveries_send(now=at(10, 2)).sent == 1 and len(gateway.requests) == 1
+
+
+# --- the reporter rates from the "closed" SMS ------------------------------------------------------------------
+
+
+def test_the_closed_sms_link_lets_the_reporter_rate_and_the_original_token_still_works(world, channels, gateway):
+    from rest_framework.test import APIClient
+
+    from gridmgmt.tokens import tracking_token_check
+
+    anonymous = APIClient()
+    lon, lat = world.centre()
+    answer = anonymous.post(
+        "/api/public/reports/",
+        {"category": world.category.code, "lon": lon, "lat": lat, "description": "垃圾", "reporter_phone": PHONE},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    code, original = answer.json()["code"], answer.json()["tracking_token"]
+    case = Case.objects.get(code=code)
+    u = world.users
+    with time_machine.travel(at(10), tick=False):
+        services.case_file(case_id=case.pk, actor=u[R.DISPATCHER])
+        services.case_dispatch(case_id=case.pk, actor=u[R.DISPATCHER], team_id=world.team.pk)
+        services.case_accept(case_id=case.pk, actor=u[R.PATROL])
+        services.case_handle(case_id=case.pk, actor=u[R.PATROL], photos=[jpeg()])
+        services.case_check(case_id=case.pk, actor=u[R.INSPECTOR], passed=True)
+        services.case_close(case_id=case.pk, actor=u[R.SHIFT_LEADER])
+    # A replay of the close's deliveries writes no second SMS and keeps the token that SMS carries.
+    closed = case.events.get(type=E.CLOSED)
+    outbox.event_deliveries_write([closed], [{}])
+    assert Delivery.objects.filter(kind="reporter_closed").count() == 1
+    outbox.deliveries_send(now=at(10, 1))
+
+    (text,) = [b["content"] for b in gateway.bodies() if "已办结" in b["content"]]
+    url = urlsplit(re.search(r"https://\S+", text).group(0))
+    assert (url.netloc, url.path) == ("grid.example.org", f"/report/track/{code}")
+    (sms_token,) = parse_qs(url.query)["token"]
+    assert sms_token != original
+    case.refresh_from_db()
+    assert case.sms_token_hash == hashlib.sha256(sms_token.encode()).hexdigest()
+    assert case.sms_token_hash != case.tracking_token_hash  # the original is kept, not replaced
+
+    # The page the link opens works with it (the tracking page reads ?token=).
+    assert anonymous.get(f"/report/track/{code}?token={sms_token}").status_code == 200
+    rate = f"/api/public/cases/{code}/rate/"
+    wrong = anonymous.post(rate, {"token": sms_token[:-1] + ("A" if sms_token[-1] != "A" else "B"), "satisfaction": 5})
+    assert wrong.status_code == 403 and wrong.json()["code"] == "bad_token"
+    rated = anonymous.post(rate, {"token": sms_token, "satisfaction": 5, "note": "很快"}, format="json")
+    assert rated.status_code == 200, rated.json()
+    case.refresh_from_db()
+    assert case.satisfaction == 5 and case.events.filter(type=E.RATED).count() == 1
+
+    # The reporter's original token still works: it says "not fixed".
+    assert tracking_token_check(case=case, token=original) and tracking_token_check(case=case, token=sms_token)
+    reopened = anonymous.post(f"/api/public/cases/{code}/reopen/", {"token": original, "reason": "又堆上了"})
+    assert reopened.status_code == 200, reopened.json()
+    assert Case.objects.get(pk=case.pk).status == S.FILED

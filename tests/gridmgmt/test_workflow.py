@@ -188,6 +188,7 @@ def _calls(world, into: Case | None = None):
         "resume": lambda c, a: services.case_resume(case_id=c.pk, actor=a),
         "merge": lambda c, a: services.case_merge(case_id=c.pk, actor=a, into_id=into.pk),
         "publish": lambda c, a: services.case_publish(case_id=c.pk, actor=a),
+        "urge": lambda c, a: services.case_urge(case_id=c.pk, actor=a, note="请今天处理完"),
     }  # fmt: skip
 
 
@@ -228,6 +229,7 @@ ALLOWED = {
     "publish": "..D.L.A",
     "park": "....L.A",
     "resume": "....L.A",
+    "urge": "....L.A",
 }
 MATRIX = [(action, role, row[i] != ".") for action, row in ALLOWED.items() for i, role in enumerate(ROLES)]
 

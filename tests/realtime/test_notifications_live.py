@@ -32,6 +32,7 @@ def test_a_dispatch_reaches_the_team_members_own_scope(live, streets):
         "case_id": case.id,
         "code": case.code,
         "title": f"新任务 {case.code}",
+        "text": note.text,
         "created_at": note.created_at.isoformat(),
         "unread": 1,
     }

@@ -3,7 +3,8 @@
    scope (`config.inbox.scope`, "user:<id>") next to its others and hands that scope's snapshot and events to
    the inbox: the list is read from GET /api/notifications/, each `notification.created` event sets the badge
    to its `data.unread` and puts the line on top (realtime/PROTOCOL.md). Clicking a line marks it read, then
-   opens its case; "mark all read" clears the badge. The face may react to a new notification (`onNew`: the
+   opens its case (a notification about no case — cameras gone offline — has no link: clicking only marks it
+   read); "mark all read" clears the badge. The face may react to a new notification (`onNew`: the
    phone beeps) and open a case itself (`onOpen`: returns true when it did). */
 import { api, config, h, t, timeText } from "./common.js";
 
@@ -27,7 +28,8 @@ export function inbox({ onNew = null, onOpen = null } = {}) {
     toggle.setAttribute("aria-label", unread ? t("inbox_unread", { n: unread }) : toggle.title);
   }
 
-  const href = (n) => cfg.caseHref.replace("{id}", encodeURIComponent(n.case_id)).replace("{code}", encodeURIComponent(n.case_code));
+  // A notification about no case (cameras gone offline) links nowhere: its line only marks it read.
+  const href = (n) => (n.case_id == null ? null : cfg.caseHref.replace("{id}", encodeURIComponent(n.case_id)).replace("{code}", encodeURIComponent(n.case_code)));
 
   function render() {
     if (!items.length) return list.replaceChildren(h("li", { class: "gm-muted", text: t("inbox_empty") }));
@@ -35,10 +37,10 @@ export function inbox({ onNew = null, onOpen = null } = {}) {
       ...items.map((n) =>
         h(
           "li",
-          { "data-id": n.id, "data-read": String(Boolean(n.read)), "data-case": n.case_code },
+          { "data-id": n.id, "data-read": String(Boolean(n.read)), "data-case": n.case_code || "", "data-kind": n.kind || "" },
           h(
-            "a",
-            { href: href(n), onclick: (e) => open(e, n) },
+            href(n) ? "a" : "button",
+            href(n) ? { href: href(n), onclick: (e) => open(e, n) } : { type: "button", class: "gm-inbox-item", onclick: (e) => open(e, n) },
             h("strong", { text: n.title }),
             n.text ? h("span", { text: n.text }) : null,
             h("small", { class: "gm-muted", text: timeText(n.created_at) }),
@@ -66,6 +68,7 @@ export function inbox({ onNew = null, onOpen = null } = {}) {
         render();
       }
     }
+    if (!href(n)) return; // nothing to open: the panel stays, the line now reads as read
     show(false);
     if (!(onOpen && onOpen(n))) location.href = href(n);
   }
@@ -91,7 +94,7 @@ export function inbox({ onNew = null, onOpen = null } = {}) {
       if (env.type !== "notification.created") continue;
       const d = env.data;
       if (!items.some((n) => n.id === d.id)) {
-        items.unshift({ id: d.id, kind: d.kind, case_id: d.case_id, case_code: d.code, title: d.title, text: "", created_at: d.created_at, read: false });
+        items.unshift({ id: d.id, kind: d.kind, case_id: d.case_id, case_code: d.code, title: d.title, text: d.text || "", created_at: d.created_at, read: false });
         items = items.slice(0, 50);
       }
       badge(d.unread);

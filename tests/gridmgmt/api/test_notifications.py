@@ -122,6 +122,7 @@ def test_each_notification_is_a_feed_row_in_its_users_scope_only(crew):
         "case_id": case.id,
         "code": case.code,
         "title": f"新任务 {case.code}",
+        "text": note.text,
         "created_at": note.created_at.isoformat(),
         "unread": 1,
     }

@@ -139,6 +139,16 @@ def _workflow_action(input_class, summary: str, *, if_match: bool = False, **act
     return decorate
 
 
+def _service_action(name: str, service, input_class, summary: str, **action_kwargs):
+    """A workflow action whose validated input goes to the service unchanged, as its keywords (note, reason)."""
+
+    def method(self, request, case_id, d):
+        return service(case_id=case_id, actor=request.user, **d)
+
+    method.__name__ = method.__qualname__ = name  # the action's URL and route name come from it
+    return _workflow_action(input_class, summary, **action_kwargs)(method)
+
+
 def _handling(data: dict) -> dict:
     """The note, photos and position of a handling or checking report."""
     return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data)}
@@ -305,9 +315,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def file(self, request, case_id, d):
         return services.case_file(case_id=case_id, actor=request.user, note=d["note"], urgency=d.get("urgency"))
 
-    @_workflow_action(s.ReasonInput, "作废")
-    def void(self, request, case_id, d):
-        return services.case_void(case_id=case_id, actor=request.user, reason=d["reason"])
+    void = _service_action("void", services.case_void, s.ReasonInput, "作废")
 
     @_workflow_action(s.DispatchInput, "派遣", if_match=True, url_path="dispatch", url_name="dispatch")
     def dispatch_to_team(self, request, case_id, d):  # not `dispatch`: that name is APIView's request entry point
@@ -326,9 +334,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def accept(self, request, case_id, d):
         return services.case_accept(case_id=case_id, actor=request.user, location=_point(d))
 
-    @_workflow_action(s.ReasonInput, "退单", url_path="send-back")
-    def send_back(self, request, case_id, d):
-        return services.case_send_back(case_id=case_id, actor=request.user, reason=d["reason"])
+    send_back = _service_action("send_back", services.case_send_back, s.ReasonInput, "退单", url_path="send-back")
 
     @_workflow_action(s.HandleInput, "处置反馈 (须上传处置后照片)")
     def handle(self, request, case_id, d):
@@ -352,21 +358,15 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def rate(self, request, case_id, d):
         return services.case_rate(case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"])
 
-    @_workflow_action(s.ReasonInput, "重新打开 (未解决)")
-    def reopen(self, request, case_id, d):
-        return services.case_reopen(case_id=case_id, actor=request.user, reason=d["reason"])
+    reopen = _service_action("reopen", services.case_reopen, s.ReasonInput, "重新打开 (未解决)")
 
-    @_workflow_action(None, "归档")
-    def archive(self, request, case_id, d):
-        return services.case_archive(case_id=case_id, actor=request.user)
+    archive = _service_action("archive", services.case_archive, None, "归档")
 
-    @_workflow_action(s.NoteInput, "公开 (热线/巡查/摄像头上报的描述与照片对公众可见)")
-    def publish(self, request, case_id, d):
-        return services.case_publish(case_id=case_id, actor=request.user, note=d["note"])
+    publish = _service_action(
+        "publish", services.case_publish, s.NoteInput, "公开 (热线/巡查/摄像头上报的描述与照片对公众可见)"
+    )
 
-    @_workflow_action(s.NoteInput, "督办 (值班长;须填写督办意见 note)")
-    def urge(self, request, case_id, d):
-        return services.case_urge(case_id=case_id, actor=request.user, note=d["note"])
+    urge = _service_action("urge", services.case_urge, s.NoteInput, "督办 (值班长;须填写督办意见 note)")
 
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):
@@ -378,13 +378,9 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def extension_decide(self, request, case_id, d):
         return services.case_extension_decide(case_id=case_id, actor=request.user, approve=d["approve"], note=d["note"])
 
-    @_workflow_action(s.ReasonInput, "挂账")
-    def park(self, request, case_id, d):
-        return services.case_park(case_id=case_id, actor=request.user, reason=d["reason"])
+    park = _service_action("park", services.case_park, s.ReasonInput, "挂账")
 
-    @_workflow_action(s.NoteInput, "恢复")
-    def resume(self, request, case_id, d):
-        return services.case_resume(case_id=case_id, actor=request.user, note=d["note"])
+    resume = _service_action("resume", services.case_resume, s.NoteInput, "恢复")
 
     @_workflow_action(s.MergeInput, "合并到另一案件")
     def merge(self, request, case_id, d):

@@ -79,7 +79,10 @@ def timestamp_parse(value) -> datetime:
     text = str(value).strip()
     if text.isascii() and text.isdigit() and len(text) <= 16:
         number = int(text)
-        return datetime.fromtimestamp(number if number < _INT_MAX else number / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(number if number < _INT_MAX else number / 1000, tz=UTC)
+        except (ValueError, OverflowError, OSError):  # past year 9999
+            raise _bad("timestamp", "bad_datetime") from None
     return datetime_parse(text, field="timestamp", naive="local")
 
 

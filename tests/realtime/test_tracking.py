@@ -121,6 +121,27 @@ def test_each_accepted_form_stores_exactly_one_fix(world, form):
     assert feed.data["lon"] == round(lon, 6)
 
 
+def test_location_field_and_unknown_values(world):
+    w, *_ = world
+    lon, lat = _lonlat(w)
+    # OsmAnd's `location=lat,lon`; no timestamp means now.
+    assert Client().get(URL, {"id": "demo-patrol", "location": f"{lat},{lon}"}).status_code == 200
+    # Traccar Client's -1 means unknown: nothing is stored for it.
+    body = {
+        "device_id": "demo-patrol",
+        "location": {
+            "timestamp": "2026-11-24T01:59:00Z",
+            "coords": {"latitude": lat, "longitude": lon, "speed": -1, "heading": -1, "accuracy": -1, "altitude": 0},
+            "battery": {"level": -1},
+        },
+    }
+    assert _send(Client(), "json", body).status_code == 200
+    first, second = _rows()
+    assert first.at == datetime(2026, 11, 24, 1, 59, tzinfo=UTC)
+    assert (first.speed, first.course, first.accuracy, first.battery) == (None, None, None, None)
+    assert second.at == NOW and second.point.y == pytest.approx(lat)
+
+
 def test_the_same_fix_sent_twice_is_stored_once(world):
     w, *_ = world
     method, data, _ = _golden(w)["GET query"]
@@ -142,6 +163,8 @@ def _bad_requests(world, patrol):
         "missing lat": ("get", {k: v for k, v in ok.items() if k != "lat"}),
         "timestamp garbage": ("get", {**ok, "timestamp": "yesterday"}),
         "future timestamp": ("get", {**ok, "timestamp": future}),
+        "timestamp past year 9999": ("get", {**ok, "timestamp": "9" * 16}),
+        "timestamp before 1900": ("get", {**ok, "timestamp": "1800-01-01T00:00:00Z"}),
         "garbage JSON": ("json", "{not json"),
         "JSON without coords": ("json", {"device_id": "demo-patrol", "location": {"timestamp": "2026-11-24T02:00Z"}}),
         "JSON list": ("json", [1, 2]),
@@ -159,6 +182,8 @@ def _bad_requests(world, patrol):
         "missing lat",
         "timestamp garbage",
         "future timestamp",
+        "timestamp past year 9999",
+        "timestamp before 1900",
         "garbage JSON",
         "JSON without coords",
         "JSON list",

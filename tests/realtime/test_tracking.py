@@ -295,3 +295,17 @@ def test_the_commands_maintain_the_partitions(frozen, capsys):
     assert {NOW.date() + timedelta(days=n) for n in range(4)} <= have
     call_command("realtime_prune", "--days", "7")
     assert "position partitions" in capsys.readouterr().out
+
+
+def test_trackers_are_registered_in_the_admin(world):
+    _, patrol, device = world
+    admin_client = Client()
+    admin_client.force_login(type(patrol).objects.create_superuser("root", "root@example.org", "x"))
+    assert admin_client.get("/admin/realtime/device/").status_code == 200
+    assert admin_client.get(f"/admin/realtime/device/{device.pk}/change/").status_code == 200
+    response = admin_client.post(
+        "/admin/realtime/device/add/",
+        {"user": patrol.pk, "kind": "tracker", "identifier": "tracker-2", "active": "on"},
+    )
+    assert response.status_code == 302
+    assert Device.objects.filter(identifier="tracker-2", user=patrol).exists()

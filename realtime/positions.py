@@ -72,6 +72,11 @@ def day_of(at: datetime) -> date:
     return at.astimezone(_zone()).date()
 
 
+def today_local() -> date:
+    """Today in settings.TIME_ZONE, whatever zone a request activated (partition days are in that zone)."""
+    return timezone.now().astimezone(_zone()).date()
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=_zone())
 
@@ -139,7 +144,7 @@ def partitions_maintain(
 ) -> PartitionReport:
     """Partitions for today … today + `ahead`; partitions of days older than `keep_days` (before
     today − keep_days) dropped. Idempotent: a second run creates and drops nothing."""
-    today = today or timezone.localdate()
+    today = today or today_local()
     ahead = partitions_ahead() if ahead is None else ahead
     keep_days = retention_days() if keep_days is None else keep_days
     created = partitions_create(today + timedelta(days=n) for n in range(ahead + 1))
@@ -178,7 +183,7 @@ def positions_append(*, device_id: int, user_id: int, team_id: int | None, fixes
     older than the retention are skipped; a day without a partition gets one. Runs in the caller's
     transaction (a savepoint of its own)."""
     now = timezone.now()
-    oldest = _day_start(timezone.localdate() - timedelta(days=retention_days()))
+    oldest = _day_start(today_local() - timedelta(days=retention_days()))
     fixes = [f for f in fixes if f.at >= oldest]
     if not fixes:
         return 0

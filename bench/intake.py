@@ -306,7 +306,8 @@ def bench_http(n: int, rounds: int, clients: int, db_url: str) -> dict:
     photo = _photo_200kb()
     photo_part = _multipart(files={"photos": ("photo.jpg", "image/jpeg", photo)}, last=True)
     # Production settings on loopback HTTP, as behind a proxy that terminates TLS.
-    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR"}
+    # No access log on either path: uvicorn's is off for both (--no-access-log), and so is the product's own.
+    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR", "ACCESS_LOG_LEVEL": "WARNING"}
     env.update(ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="0")
     servers = {name: _server_start(name, env) for name in PATHS}
     results = {

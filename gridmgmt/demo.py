@@ -203,6 +203,7 @@ def generate_demo_data(
         ("components", lambda: generate_components(district=district, count=scale.components, seed=seed)),
         ("teams", lambda: generate_teams(district=district, count=scale.teams, seed=seed, now=now)),
         ("users", lambda: generate_demo_users(district=district)),
+        ("trackers", lambda: demo_trackers_register(district=district)),
         ("cases", lambda: generate_cases(district=district, count=scale.cases, days=scale.days, seed=seed, now=now)),
         ("patrol login", lambda: demo_patrol_team_pick(district=district)),
         ("speakers", lambda: generate_speakers(district=district, count=scale.speakers, seed=seed)),
@@ -702,6 +703,30 @@ def generate_demo_users(*, district: AdminArea) -> StepResult:
         )
     User.objects.bulk_create(rows)
     return StepResult("users", created=len(rows), detail=", ".join(u.username for u in missing))
+
+
+TRACKER_PREFIX = "demo-"  # a demo patrol member's tracker identifier: demo-<username> (README, Tracking devices)
+
+
+def demo_trackers_register(*, district: AdminArea) -> StepResult:
+    """A tracker for every patrol member of the district, identifier `demo-<username>` (`demo-patrol` for the
+    patrol login), so Traccar Client or OsmAnd pointed at `/track/osmand` moves a team on the wall. One
+    INSERT … SELECT; members who already have theirs are skipped."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO realtime_device (user_id, kind, identifier, active, created_at)
+            SELECT u.id, 'tracker', %(prefix)s || u.username, true, now()
+            FROM gridmgmt_user u JOIN gridmgmt_patrolteam t ON t.id = u.team_id
+            WHERE u.role = %(role)s AND u.is_active AND t.district_id = %(district)s
+            ON CONFLICT (identifier) DO NOTHING
+            """,
+            {"prefix": TRACKER_PREFIX, "role": User.Role.PATROL.value, "district": district.id},
+        )
+        created = cur.rowcount
+    if not created:
+        return StepResult("trackers", skipped=True, detail="every patrol member has a tracker")
+    return StepResult("trackers", created=created, detail=f"{TRACKER_PREFIX}<username>, e.g. {TRACKER_PREFIX}patrol")
 
 
 def demo_patrol_team_pick(*, district: AdminArea, enough: int = 3) -> StepResult:

@@ -236,6 +236,11 @@ REST_FRAMEWORK = {
         # Attempts per address, both logins. Patrol phones share carrier NAT addresses and a centre's staff one
         # proxy, so this bounds a flood; guessing one account is stopped by the axes lockout below.
         "login": os.environ.get("THROTTLE_LOGIN", "300/hour"),
+        # Tracker positions (/track/osmand): per device identifier (a tracker sends every few seconds at most, a
+        # buffer it empties after a dead spot goes as fast as the answers come), and per address (many trackers
+        # behind one carrier NAT).
+        "track_device": os.environ.get("THROTTLE_TRACK_DEVICE", "120/min"),
+        "track_address": os.environ.get("THROTTLE_TRACK_ADDRESS", "3000/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -353,6 +358,11 @@ SUPPORT_ONCE_SECONDS = int(os.environ.get("SUPPORT_ONCE_DAYS", "365")) * 86400
 # Camera heartbeats (POST /api/camera-heartbeats/): a camera whose last heartbeat is older than this many seconds
 # is marked offline by `manage.py cameras_timeout` (also run on every `cases_escalate` pass). 0: no timeout.
 CAMERA_OFFLINE_AFTER = int(os.environ.get("CAMERA_OFFLINE_AFTER", "180"))
+# Position history (realtime/positions.py, README "Tracking devices"): days kept (whole day partitions are
+# dropped), days of partitions made ahead, how far ahead of the server's clock a fix may be.
+POSITION_RETENTION_DAYS = int(os.environ.get("POSITION_RETENTION_DAYS", "30"))
+POSITION_PARTITIONS_AHEAD = int(os.environ.get("POSITION_PARTITIONS_AHEAD", "7"))
+POSITION_FUTURE_SECONDS = int(os.environ.get("POSITION_FUTURE_SECONDS", "300"))
 
 # --- Notifications outside the browser (README, "Notifications and delivery") --------------------------------
 # Each channel is off until the operator configures it. E-mail: Django's SMTP backend, on when EMAIL_HOST is set.

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from gridmgmt import media
 from gridmgmt.observability import views as observability
+from realtime import tracking
 
 urlpatterns = [
     path("healthz", observability.healthz, name="healthz"),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/", include("gridmgmt.api.urls")),
     path("open311/v2/", include("gridmgmt.open311.urls")),
     path("realtime/", include("realtime.urls")),
+    path("track/osmand", tracking.osmand, name="track-osmand"),  # OsmAnd / Traccar Client devices
     path("", include("gridmgmt.faces.urls")),
     path("", include("geo.urls")),
     path("", include("gridmgmt.web_urls")),

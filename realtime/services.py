@@ -26,12 +26,18 @@ from gridmgmt import access
 from gridmgmt.errors import InvalidInput, RoleNotAllowed
 from gridmgmt.models import PatrolTeam, User
 from gridmgmt.notify import CameraGone, cameras_offline_notify
-from realtime import conf
+from realtime import conf, positions
 from realtime.feed import FeedRow, camera_status_row, feed_rows_write, team_position_row, team_status_row
-from realtime.models import FeedEvent
+from realtime.models import Device, FeedEvent
 from realtime.scopes import scope_keys
 
 log = logging.getLogger(__name__)
+
+
+class UnknownDevice(InvalidInput):
+    code = "unknown_device"
+
+
 NOTIFY_TIMEOUT = 2.0  # seconds; then the notice is dropped (the poll covers it)
 
 
@@ -111,10 +117,13 @@ def _team_keys(team: PatrolTeam) -> list[str]:
     return scope_keys(district_id=team.district_id, street_id=team.street_id, team_id=team.id)
 
 
-def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -> bool:
+def team_position_report(*, actor: User, lon, lat, at: datetime | None = None, history: bool = True) -> bool:
     """A patrol device reports where its team is. At most one position per team per interval is stored;
     one that comes sooner, or is older than the stored one, is dropped (returns False): the device keeps
-    its newest fix and sends it when the interval has passed, so the latest position wins."""
+    its newest fix and sends it when the interval has passed, so the latest position wins.
+
+    With `history` (the phone's paths) every accepted fix is also appended to the position history of the
+    actor's phone (realtime/positions.py), coalesced or not; a tracker appends its own and passes False."""
     if not actor.is_authenticated or actor.team_id is None:
         raise RoleNotAllowed(_("只有巡查队员可以上报队伍位置"))
     point = point_parse(lon, lat)
@@ -124,6 +133,10 @@ def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -
         raise InvalidInput(_("位置时间过早"), field="at", code="stale_position")
     window = timedelta(seconds=conf.position_interval_seconds())
     with transaction.atomic():
+        if history:
+            positions.phone_position_append(
+                user_id=actor.pk, team_id=actor.team_id, fix=positions.Fix(lon=point.x, lat=point.y, at=at)
+            )
         stored = (
             PatrolTeam.objects.filter(pk=actor.team_id)
             .filter(Q(last_position_at__isnull=True) | Q(last_position_at__lte=at - window))
@@ -136,6 +149,38 @@ def team_position_report(*, actor: User, lon, lat, at: datetime | None = None) -
             feed_rows_write([team_position_row(team=team, lon=point.x, lat=point.y, at=at)])
             transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
     return bool(stored)
+
+
+def tracker_position_report(*, identifier: str, fix: positions.Fix) -> bool:
+    """A position from a registered tracker (`/track/osmand`). The tracker must be active and belong to an
+    active patrol member with a team, else `UnknownDevice` (400, as Traccar answers). The fix is checked
+    (coordinates, not more than POSITION_FUTURE_SECONDS ahead), appended to the device's history and, if it
+    is less than an hour old, offered to the member's team through `team_position_report` (its interval
+    rule decides whether the wall moves). Returns whether the team's live position moved."""
+    device = (
+        Device.objects.select_related("user")
+        .filter(
+            identifier=identifier,
+            kind=Device.Kind.TRACKER,
+            active=True,
+            user__is_active=True,
+            user__role=User.Role.PATROL,
+            user__team__isnull=False,
+        )
+        .first()
+    )
+    if device is None:
+        raise UnknownDevice(_("未登记的定位终端"), field="id")
+    point = point_parse(fix.lon, fix.lat)
+    now = timezone.now()
+    if fix.at > now + timedelta(seconds=positions.future_seconds()):
+        raise InvalidInput(_("定位时间晚于当前时间"), field="timestamp", code="future_position")
+    user = device.user
+    with transaction.atomic():
+        positions.positions_append(device_id=device.pk, user_id=user.pk, team_id=user.team_id, fixes=[fix])
+        if fix.at < now - timedelta(hours=1):  # an old fix from a buffer: history only, the team has moved on
+            return False
+        return team_position_report(actor=user, lon=point.x, lat=point.y, at=fix.at, history=False)
 
 
 def team_status_set(*, actor: User, team_id: int, status: str) -> PatrolTeam:

@@ -144,12 +144,22 @@ def test_requested_counts(generated, tiny_district, media):
     assert {s.name: s.created for s in generated if s.name != "patrol login"} == {
         "photos": 30, "cameras": SCALE.cameras, "components": SCALE.components, "teams": SCALE.teams,
         "users": len(demo.DEMO_USERS), "cases": SCALE.cases, "speakers": min(SCALE.speakers, SCALE.cameras),
+        "trackers": User.objects.filter(role=User.Role.PATROL).count(),
     }  # fmt: skip
     assert Camera.objects.filter(code__startswith=f"{DISTRICT}-CAM-").count() == SCALE.cameras
     assert Component.objects.count() == SCALE.components
     assert PatrolTeam.objects.count() == SCALE.teams
     assert Case.objects.count() == SCALE.cases
     assert len(list((media / demo.PHOTO_DIR).glob("*.jpg"))) == 30
+
+
+def test_every_patrol_member_has_a_demo_tracker(generated):
+    from realtime.models import Device
+
+    patrol = User.objects.filter(role=User.Role.PATROL)
+    trackers = Device.objects.filter(kind=Device.Kind.TRACKER, active=True)
+    assert dict(trackers.values_list("identifier", "user_id")) == {f"demo-{u.username}": u.id for u in patrol}
+    assert trackers.get(identifier="demo-patrol").user.username == "patrol"
 
 
 def test_the_patrol_login_opens_on_a_team_with_tasks(generated):
@@ -382,6 +392,7 @@ def test_demo_banner_lists_faces_and_logins():
     for u in demo.DEMO_USERS:
         assert u.username in text
     assert demo.DEMO_PASSWORD in text and "指挥中心大屏" in text
+    assert "http://127.0.0.1:8123/track/osmand" in text and "demo-patrol" in text
 
 
 def _fingerprint() -> list[tuple]:

@@ -40,6 +40,9 @@ class Command(BaseCommand):
             w(f"    {_pad(u.username, 14)} {_pad(f'{u.label} {u.gloss}', 34)} {base}{u.face}")
         w(f"    {_pad('pt001-1 …', 14)} {_pad('各巡查队队员 team members', 34)} {base}/patrol/")
         w("")
+        w(f"  定位终端 trackers (Traccar Client / OsmAnd): {base}/track/osmand")
+        w("    设备标识 device identifier: demo-<用户名 username>, e.g. demo-patrol")
+        w("")
         w("  演示数据为合成数据 (synthetic demo data: streets, communities, cases are generated)")
         w(rule)
 

@@ -1,10 +1,13 @@
-"""Drop old rows of the real-time log. Screens further behind than the oldest kept row are told to reload."""
+"""Drop old rows of the real-time log. Screens further behind than the oldest kept row are told to reload.
+Also keeps the position history's partitions (realtime/positions.py: made ahead, dropped past the retention)."""
 
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.utils import timezone
+
+from realtime.positions import partitions_maintain
 
 
 class Command(BaseCommand):
@@ -25,3 +28,5 @@ class Command(BaseCommand):
             )
             deleted = cur.rowcount
         self.stdout.write(f"pruned {deleted} feed rows")
+        report = partitions_maintain()
+        self.stdout.write(f"position partitions: {len(report.created)} created, {len(report.dropped)} dropped")

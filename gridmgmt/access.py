@@ -9,7 +9,7 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from geo.models import AdminArea, GridCell, Speaker
-from gridmgmt.models import Case, CasePhoto, Category, PatrolTeam, SpeakerCall, User
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, SpeakerCall, User
 from gridmgmt.names import language_is_english
 from gridmgmt.states import OPEN_STATUSES
 
@@ -307,6 +307,14 @@ def photo_access(*, user: User, name: str) -> None:
         if any(shown.url == url for shown in case_public_view(case).photos):
             return
     raise Http404("照片不存在 (photo not found)")
+
+
+def events_public(case: Case) -> QuerySet:
+    """The timeline a stranger sees: the report, each change of stage and the rating — not the centre's own
+    steps that change no stage (督办, a loudspeaker call, an escalation, publishing, a +1), nor any note or
+    person (callers read type, status and time only)."""
+    shown = Q(type=CaseEvent.Type.REPORTED) | Q(type=CaseEvent.Type.RATED) | ~Q(from_status=F("to_status"))
+    return case.events.filter(shown).order_by("id")
 
 
 def distance_public_m(distance_m: float) -> int:

@@ -78,7 +78,7 @@ def case_public_get(*, code: str, token: str | None = None) -> Case:
 def case_public_data(case: Case, *, absolute_url=lambda url: url) -> dict:
     """The public view (access.case_public_view) plus the stage history without notes or people."""
     view = access.case_public_view(case)
-    events = case.events.order_by("id").values_list("type", "to_status", "at")
+    events = access.events_public(case).values_list("type", "to_status", "at")
     return {
         "code": view.code,
         "status": view.status,

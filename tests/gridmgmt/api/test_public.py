@@ -45,6 +45,13 @@ def test_anonymous_report_and_public_tracking(world):
     public = world.client(None).get(f"/api/public/cases/{body['code']}/").json()
     assert [e["type"] for e in public["events"]] == [E.REPORTED, E.FILED]
     assert public["due_at"] and "联系物业" not in str(public)
+    # The centre's own steps that change no stage stay internal (access.events_public).
+    world.client(R.DISPATCHER).post(f"/api/cases/{case.id}/publish/", {"note": "公开"})
+    world.client(R.DISPATCHER).post(f"/api/cases/{case.id}/dispatch/", {"team": world.team.id})
+    world.client(R.SHIFT_LEADER).post(f"/api/cases/{case.id}/urge/", {"note": "请尽快处置"})
+    assert case.events.filter(type=E.URGED).count() == 1
+    public = world.client(None).get(f"/api/public/cases/{body['code']}/").json()
+    assert [e["type"] for e in public["events"]] == [E.REPORTED, E.FILED, E.DISPATCHED]
     assert world.client(None).get("/api/public/cases/nope/").status_code == 404
 
 

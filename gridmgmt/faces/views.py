@@ -137,6 +137,7 @@ JS_MESSAGES = {
     "reconnecting": gettext_lazy("正在重新连接…"),
     "no_tasks": gettext_lazy("暂无任务"),
     "no_cases": gettext_lazy("队列为空"),
+    "queue_more": gettext_lazy("显示时限最紧的 %(shown)s 件,共 %(count)s 件:用筛选缩小范围"),
     "confirm": gettext_lazy("确定吗?"),
     "cancel": gettext_lazy("取消"),
     "done": gettext_lazy("已完成"),

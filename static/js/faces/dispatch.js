@@ -19,11 +19,15 @@ let current = null;
 const inputOf = (action, kind) => (action.inputs || []).find((i) => i.kind === kind);
 const actionsWith = (p, kind) => (p.actions || []).filter((a) => inputOf(a, kind));
 
+const QUEUE_PAGE = 200;
 async function loadQueue() {
-  const r = await api(`/api/cases/?status=${$("queue-filter").value}&page_size=200`);
+  // The server orders by deadline, so the page holds the most urgent cases of the whole queue.
+  const order = $("sort").dataset.dir === "asc" ? "deadline" : "-deadline";
+  const r = await api(`/api/cases/?status=${$("queue-filter").value}&order=${order}&page_size=${QUEUE_PAGE}`);
   if (!r.ok) return say($("queue-msg"), r.message, "error");
-  say($("queue-msg"), "");
   cases = r.data.features;
+  // Never hide that there are more: the count comes with the page.
+  say($("queue-msg"), r.data.count > cases.length ? t("queue_more", { shown: cases.length, count: r.data.count }) : "");
   renderQueue();
 }
 function renderQueue() {
@@ -57,7 +61,7 @@ $("sort").addEventListener("click", () => {
   const asc = $("sort").dataset.dir !== "asc";
   $("sort").dataset.dir = asc ? "asc" : "desc";
   $("sort").textContent = $("sort").textContent.replace(/[↑↓]/, asc ? "↑" : "↓");
-  renderQueue();
+  loadQueue();
 });
 
 async function select(id) {

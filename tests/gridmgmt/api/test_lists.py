@@ -255,3 +255,27 @@ def test_duplicates_for_staff_and_public(world):
     assert (unknown.status_code, unknown.json()["field"]) == (400, "category")
     missing = world.client(None).get("/api/duplicates/?category=E0404")
     assert (missing.status_code, missing.json()["field"]) == (400, "lon")
+
+
+def test_the_queue_order_is_the_servers_most_urgent_first_over_all_pages(world):
+    now = timezone.now()
+    late, soon, later = (now - timedelta(days=3), now + timedelta(hours=1), now + timedelta(days=2))
+    cases = {
+        "newest, no clock": make_cases(world, 1, deadline_at=None, reported_at=now)[0],
+        "overdue": make_cases(world, 1, deadline_at=late, reported_at=now - timedelta(days=5))[0],
+        "later": make_cases(world, 1, deadline_at=later, reported_at=now - timedelta(hours=2))[0],
+        "soon": make_cases(world, 1, deadline_at=soon, reported_at=now - timedelta(hours=1))[0],
+    }
+    name = {c.pk: k for k, c in cases.items()}
+
+    def page(order, size=2, number=1):
+        url = f"/api/cases/?order={order}&page_size={size}&page={number}" if order else f"/api/cases/?page_size={size}"
+        body = world.client(R.DISPATCHER).get(url).json()
+        return [name[f["id"]] for f in body["features"]], body["count"]
+
+    assert page("deadline") == (["overdue", "soon"], 4)  # the first page holds the most urgent of all
+    assert page("deadline", number=2) == (["later", "newest, no clock"], 4)  # no clock: last
+    assert page("-deadline", size=4) == (["later", "soon", "overdue", "newest, no clock"], 4)
+    assert page(None, size=1) == (["newest, no clock"], 4)  # default: newest report first
+    refused = world.client(R.DISPATCHER).get("/api/cases/?order=deadline;drop")
+    assert refused.status_code == 400 and "order" in refused.json()["errors"]

@@ -6,7 +6,8 @@ from datetime import UTC
 
 from django import forms
 from django.contrib.gis.geos import Polygon
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case as CaseWhen
+from django.db.models import F, IntegerField, Q, QuerySet, When
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
@@ -138,11 +139,13 @@ class CaseFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_order(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        # The server orders, so a page of the queue holds the most urgent cases of all, not of the newest page;
+        # The server orders, so a page of the queue holds the most urgent cases of all, not of the newest page:
+        # cases whose clock runs first (a parked case's old deadline is paused, not overdue), by deadline;
         # reported_at and id complete a total order (page boundaries never repeat or skip a case).
+        running = CaseWhen(When(status__in=states.CLOCKED_STATUSES, then=0), default=1, output_field=IntegerField())
         if value == "deadline":
-            return qs.order_by(F("deadline_at").asc(nulls_last=True), "reported_at", "id")
-        return qs.order_by(F("deadline_at").desc(nulls_last=True), "-reported_at", "-id")
+            return qs.order_by(running, F("deadline_at").asc(nulls_last=True), "reported_at", "id")
+        return qs.order_by(running, F("deadline_at").desc(nulls_last=True), "-reported_at", "-id")
 
     def filter_area(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs.filter(area_q(_by_id_or_code(AdminArea, value, field=name)))

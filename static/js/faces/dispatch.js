@@ -50,7 +50,7 @@ function renderQueue() {
           { type: "button", class: "gm-queue-open" },
           h("strong", { text: `${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` }),
           h("span", { class: "gm-muted", text: `${p.code} · ${p.source_label}` }),
-          p.deadline_at ? h("span", { text: countdown(p.deadline_at) }) : null,
+          p.deadline_at && p.light !== "none" ? h("span", { text: countdown(p.deadline_at) }) : null, // no clock running (parked…): no countdown
         ),
       );
     }),
@@ -84,7 +84,7 @@ function showCase(f) {
   $("d-status").textContent = p.status_label + (p.extension_pending ? ` · ${t("extension_pending")}` : "");
   $("d-source").textContent = p.source_label;
   $("d-cell").textContent = p.cell;
-  $("d-deadline").textContent = p.deadline_at ? `${timeText(p.deadline_at)}(${countdown(p.deadline_at)})` : "—";
+  $("d-deadline").textContent = !p.deadline_at ? "—" : p.light === "none" ? timeText(p.deadline_at) : `${timeText(p.deadline_at)}(${countdown(p.deadline_at)})`;
   $("d-team").textContent = (p.team && p.team.name) || "—";
   $("d-desc").textContent = p.description || "";
   $("d-photos").replaceChildren(...(p.photos || []).map((ph) => h("a", { href: ph.url, target: "_blank" }, h("img", { src: ph.url, alt: ph.kind, title: ph.kind }))));

@@ -261,10 +261,13 @@ def test_the_queue_order_is_the_servers_most_urgent_first_over_all_pages(world):
     now = timezone.now()
     late, soon, later = (now - timedelta(days=3), now + timedelta(hours=1), now + timedelta(days=2))
     cases = {
-        "newest, no clock": make_cases(world, 1, deadline_at=None, reported_at=now)[0],
+        "newest, no clock": make_cases(world, 1, status=S.REPORTED, deadline_at=None, reported_at=now)[0],
         "overdue": make_cases(world, 1, deadline_at=late, reported_at=now - timedelta(days=5))[0],
         "later": make_cases(world, 1, deadline_at=later, reported_at=now - timedelta(hours=2))[0],
         "soon": make_cases(world, 1, deadline_at=soon, reported_at=now - timedelta(hours=1))[0],
+        "parked": make_cases(
+            world, 1, status=S.PARKED, deadline_at=late - timedelta(days=9), reported_at=now - timedelta(days=20)
+        )[0],
     }
     name = {c.pk: k for k, c in cases.items()}
 
@@ -273,9 +276,11 @@ def test_the_queue_order_is_the_servers_most_urgent_first_over_all_pages(world):
         body = world.client(R.DISPATCHER).get(url).json()
         return [name[f["id"]] for f in body["features"]], body["count"]
 
-    assert page("deadline") == (["overdue", "soon"], 4)  # the first page holds the most urgent of all
-    assert page("deadline", number=2) == (["later", "newest, no clock"], 4)  # no clock: last
-    assert page("-deadline", size=4) == (["later", "soon", "overdue", "newest, no clock"], 4)
-    assert page(None, size=1) == (["newest, no clock"], 4)  # default: newest report first
+    assert page("deadline") == (["overdue", "soon"], 5)  # the first page holds the most urgent of all
+    # No clock running: after every running one — a parked case's old deadline is paused, not overdue.
+    assert page("deadline", number=2) == (["later", "parked"], 5)
+    assert page("deadline", number=3) == (["newest, no clock"], 5)
+    assert page("-deadline", size=5) == (["later", "soon", "overdue", "parked", "newest, no clock"], 5)
+    assert page(None, size=1) == (["newest, no clock"], 5)  # default: newest report first
     refused = world.client(R.DISPATCHER).get("/api/cases/?order=deadline;drop")
     assert refused.status_code == 400 and "order" in refused.json()["errors"]

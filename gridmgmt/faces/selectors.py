@@ -17,7 +17,7 @@ from geo.selectors import serial_queries
 from gridmgmt import access
 from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
-from gridmgmt.names import name_localized_expr
+from gridmgmt.names import name_localized, name_localized_expr
 from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
 
 HEAT_DAYS = 7
@@ -119,7 +119,7 @@ def wall_ticker(*, cases: QuerySet[Case], limit: int = 20) -> list[dict]:
             "type_label": e.get_type_display(),
             "case": e.case_id,
             "case_code": e.case.code,
-            "category": e.case.category.name,
+            "category": name_localized(e.case.category),
             "at": e.at.isoformat(),
         }
         for e in reversed(rows)

@@ -412,6 +412,9 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         # The wall follows its district on the real-time feed (realtime/PROTOCOL.md).
         scope=f"district:{district.pk}" if district else "all",
         eventLabels={k: str(v) for k, v in CaseEvent.Type.choices},
+        # Feed envelopes carry the category's code and its name in the site's language: the wall shows the
+        # name in the page's language, looked up by code.
+        categoryNames={c["code"]: c["name"] for c in _categories()},
         inbox=_inbox(request, case_href=_case_href(request.user)),
         speakers=_speakers(request.user),
     )

@@ -236,6 +236,13 @@ def test_wall_snapshot_counts(client, world, django_assert_max_num_queries):
 
     only = client.get("/wall/snapshot.json?only=kpis").json()
     assert set(only) == {"at", "last_event_id", "kpis"}
+    # Category names in the page's language: the ticker here, the live envelopes through the page's table.
+    world.category.name_en = "Dumped materials"
+    world.category.save(update_fields=["name_en"])
+    english = client.get("/wall/snapshot.json?only=ticker", HTTP_ACCEPT_LANGUAGE="en").json()
+    assert {e["category"] for e in english["ticker"]} == {"Dumped materials"}
+    chinese = client.get("/wall/snapshot.json?only=ticker").json()
+    assert {e["category"] for e in chinese["ticker"]} == {world.category.name}
 
 
 def test_wall_snapshot_is_scoped_to_the_user_area(client, world):

@@ -146,6 +146,9 @@ async function snapshot(parts) {
 
 /* --- cases in the viewport (never the whole district at once) --- */
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+// A feed envelope's category in the page's language (the envelope holds the site language's name).
+const categoryName = (d) => (config.categoryNames || {})[d.category] || d.category_name;
+
 function caseMarker([lat, lon, code, light, category, statusLabel], fresh) {
   const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${esc(light)}" data-case="${esc(code)}"`), keyboard: false, light });
   m.bindPopup(`<strong>${esc(code)}</strong><br>${esc(category)} · ${esc(statusLabel)}`);
@@ -241,7 +244,7 @@ async function caseChanged(env) {
   state.caseMarkers.delete(d.code);
   if (!isOpen(d)) return;
   const fresh = env.type === "case.created";
-  const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", d.category_name, states.labels[d.status] || d.status], fresh);
+  const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", categoryName(d), states.labels[d.status] || d.status], fresh);
   state.caseMarkers.set(d.code, m);
   casesLayer.addLayer(m);
   if (fresh) {
@@ -266,7 +269,7 @@ function apply(events) {
     const d = env.data || {};
     if (env.type === "case.created" || env.type === "case.updated" || env.type === "case.escalated") {
       cases += 1;
-      tick({ id: env.seq, type: d.event, type_label: labels[d.event] || d.event, case_code: d.code, category: d.category_name, at: env.at });
+      tick({ id: env.seq, type: d.event, type_label: labels[d.event] || d.event, case_code: d.code, category: categoryName(d), at: env.at });
       caseChanged(env);
     } else if (env.type === "team.position" || env.type === "team.status") {
       teamMoved(d);

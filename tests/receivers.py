@@ -1,45 +1,62 @@
-"""Stand-ins for the street loudspeakers: a real HTTP server on 127.0.0.1 per speaker, in a thread of the test
-process (the live server of the browser tests posts to it too). The `receivers` fixture (tests/conftest.py)
-starts them and stops them after the test."""
+"""Stand-ins for what the product posts to (street loudspeakers, the SMS gateway, group robots): a real HTTP
+server on 127.0.0.1 each, in a thread of the test process (the live server of the browser tests posts
+to it too). The `receivers` fixture (tests/conftest.py) starts them and stops them after the test."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 
 
-@dataclass
-class Heard:
+class Heard(NamedTuple):
+    """One request a receiver got."""
+
+    method: str
     path: str
-    content_type: str
+    headers: dict
     body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
 
 
 @dataclass
 class Receiver:
-    """An IP speaker on 127.0.0.1: answers `status` (after `delay` seconds) and keeps what it was sent."""
+    """A device or service on 127.0.0.1 (an IP speaker, the SMS gateway, a group robot): answers `status` with
+    `answer` (after `delay` seconds) and keeps what it was sent. Change the fields to make it fail or slow."""
 
     status: int = 200
     delay: float = 0.0
+    answer: bytes = b"{}"
     heard: list[Heard] = field(default_factory=list)
     url: str = ""
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(h.body) for h in self.heard]
 
 
 def _serve(receiver: Receiver):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            receiver.heard.append(Heard(self.path, self.headers.get("Content-Type", ""), body))
+            receiver.heard.append(Heard(self.command, self.path, dict(self.headers), body))
             if receiver.delay:
                 time.sleep(receiver.delay)
             try:
                 self.send_response(receiver.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(receiver.answer)
             except OSError:  # the caller gave up waiting
                 pass
+
+        do_GET = do_POST
 
         def log_message(self, *args):
             pass

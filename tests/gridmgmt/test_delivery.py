@@ -14,11 +14,9 @@ import io
 import json
 import re
 import socket
-import threading
 import time
 from datetime import datetime, timedelta
 from datetime import time as dtime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -53,55 +51,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 recording every request (method, path, headers, body bytes). `mode`:
-    "ok" answers 200 with `answer`, "fail" 500, "slow" waits `delay` seconds before answering."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict, bytes]] = []
-        self.mode = "ok"
-        self.delay = 0.0
-        self.answer = b'{"errcode": 0, "errmsg": "ok"}'
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append((self.command, self.path, dict(self.headers), body))
-                if receiver.mode == "slow":
-                    time.sleep(receiver.delay)
-                status, answer = (500, b"gateway error") if receiver.mode == "fail" else (200, receiver.answer)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-                except OSError:
-                    pass  # the client gave up (timeout)
-
-            do_GET = do_POST
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(body) for _m, _p, _h, body in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list = []
@@ -122,18 +71,15 @@ def smtp():
 
 
 @pytest.fixture
-def gateway():
-    r = Receiver()
-    r.answer = b'{"code": "0", "msg": "success"}'
-    yield r
-    r.close()
+def gateway(receivers):
+    (r,) = receivers(1, answer=b'{"code": "0", "msg": "success"}')
+    return r
 
 
 @pytest.fixture
-def robots_http():
-    r = Receiver()
-    yield r
-    r.close()
+def robots_http(receivers):
+    (r,) = receivers(1, answer=b'{"errcode": 0, "errmsg": "ok"}')
+    return r
 
 
 @pytest.fixture
@@ -200,7 +146,7 @@ def test_a_new_task_goes_to_the_team_member_by_email_and_sms_once(world, channel
         ("email", "patrol@example.org", "pending"),
         ("sms", "13900001111", "pending"),
     ]
-    assert smtp.messages == [] and gateway.requests == []  # nothing is sent on the request path
+    assert smtp.messages == [] and gateway.heard == []  # nothing is sent on the request path
 
     report = outbox.deliveries_send(now=at(10, 1))
     assert (report.sent, report.retried, report.failed) == (2, 0, 0)
@@ -209,7 +155,7 @@ def test_a_new_task_goes_to_the_team_member_by_email_and_sms_once(world, channel
     message = email.message_from_bytes(mail.content, policy=email.policy.default)
     assert message["Subject"] == f"新任务 {case.code}"
     assert message.get_content().strip() == f"{WHAT}:已派遣给你的队伍甲队,请签收"  # staff see the address
-    ((method, path, headers, body),) = gateway.requests
+    ((method, path, headers, body),) = gateway.heard
     assert (method, path, headers["Content-Type"]) == ("POST", "/sms/send", "application/json; charset=utf-8")
     assert json.loads(body) == {
         "mobile": "13900001111",
@@ -224,7 +170,7 @@ def test_a_new_task_goes_to_the_team_member_by_email_and_sms_once(world, channel
     event = case.events.get(type=E.DISPATCHED)
     assert notify.notifications_replay(event_ids=[event.pk]) == 0
     assert outbox.deliveries_send(now=at(10, 2)).count == 0
-    assert Delivery.objects.count() == 2 and len(smtp.messages) == 1 and len(gateway.requests) == 1
+    assert Delivery.objects.count() == 2 and len(smtp.messages) == 1 and len(gateway.heard) == 1
 
 
 def test_in_app_only_without_configured_channels_or_addresses(world, settings):
@@ -258,7 +204,7 @@ def test_quiet_hours_hold_a_message_until_they_end(world, channels, gateway):
     assert row.next_at == at(7, 0, day=25)
     assert outbox.deliveries_send(now=at(23, 11)).count == 0
     assert outbox.deliveries_send(now=at(6, 59, day=25)).count == 0
-    assert outbox.deliveries_send(now=at(7, 0, day=25)).sent == 1 and len(gateway.requests) == 1
+    assert outbox.deliveries_send(now=at(7, 0, day=25)).sent == 1 and len(gateway.heard) == 1
 
 
 def test_quiet_until_spans_midnight_and_same_day():
@@ -320,7 +266,7 @@ def test_reporter_sms_waits_for_morning_and_none_without_sms(world, channels, ga
 
 
 def test_gateway_down_case_write_succeeds_then_retries_with_backoff_until_it_comes_back(world, channels, gateway):
-    gateway.mode = "fail"
+    gateway.status, gateway.answer = 500, b"gateway error"
     case = reported(world, phone=PHONE)
     with time_machine.travel(at(10), tick=False):
         filed = services.case_file(case_id=case.pk, actor=world.users[R.DISPATCHER])
@@ -336,7 +282,7 @@ def test_gateway_down_case_write_succeeds_then_retries_with_backoff_until_it_com
     row.refresh_from_db()
     assert (row.attempts, row.next_at) == (2, at(10, 3))  # 120 s
 
-    gateway.mode = "ok"
+    gateway.status, gateway.answer = 200, b'{"code": "0", "msg": "success"}'
     assert outbox.deliveries_send(now=at(10, 2)).count == 0
     assert outbox.deliveries_send(now=at(10, 3)).sent == 1
     row.refresh_from_db()
@@ -347,7 +293,7 @@ def test_gateway_down_case_write_succeeds_then_retries_with_backoff_until_it_com
         (True, "HTTP 200", ""),
     ]
     assert [a.at for a in row.tries.all()] == [at(10), at(10, 1), at(10, 3)]
-    assert len({body for _m, _p, _h, body in gateway.requests}) == 1 and len(gateway.requests) == 3
+    assert len({body for _m, _p, _h, body in gateway.heard}) == 1 and len(gateway.heard) == 3
 
 
 def test_a_gateway_answer_that_is_not_success_is_retried(world, channels, gateway):
@@ -362,7 +308,7 @@ def test_a_gateway_answer_that_is_not_success_is_retried(world, channels, gatewa
 
 def test_a_slow_gateway_times_out(world, channels, gateway):
     channels.NOTIFY_TIMEOUT_SECONDS = 0.3
-    gateway.mode, gateway.delay = "slow", 2
+    gateway.delay = 2
     case = reported(world, phone=PHONE)
     with time_machine.travel(at(10), tick=False):
         services.case_file(case_id=case.pk, actor=world.users[R.DISPATCHER])
@@ -419,7 +365,7 @@ def test_an_escalation_posts_once_to_the_robot_of_that_levels_area_from_the_esca
     with time_machine.travel(at(15, 1), tick=False):
         call_command("cases_escalate", stdout=out)  # the loop's pass: escalate, then send
     assert "escalated 1" in out.getvalue() and "sent 1" in out.getvalue()
-    ((method, path, _headers, _body),) = robots_http.requests
+    ((method, path, _headers, _body),) = robots_http.heard
     assert (method, path) == ("POST", "/cgi-bin/webhook/send?key=k1")
     assert robots_http.bodies() == [
         {
@@ -430,11 +376,11 @@ def test_an_escalation_posts_once_to_the_robot_of_that_levels_area_from_the_esca
     for minute in (2, 3):
         with time_machine.travel(at(15, minute), tick=False):
             call_command("cases_escalate", stdout=io.StringIO())
-    assert len(robots_http.requests) == 1 and Delivery.objects.count() == 1
+    assert len(robots_http.heard) == 1 and Delivery.objects.count() == 1
     # The next level (one span later) goes to the street's robot.
     with time_machine.travel(at(20, 1), tick=False):
         call_command("cases_escalate", stdout=io.StringIO())
-    assert [p for _m, p, _h, _b in robots_http.requests] == ["/cgi-bin/webhook/send?key=k1", "/street"]
+    assert [p for _m, p, _h, _b in robots_http.heard] == ["/cgi-bin/webhook/send?key=k1", "/street"]
 
 
 def test_escalation_to_a_supervisor_ignores_quiet_hours(world, channels, smtp):
@@ -461,7 +407,7 @@ def test_dingtalk_and_feishu_team_robots_sign_their_messages(world, robots_http,
     case = dispatched(world, reported(world))
     assert outbox.deliveries_send(now=at(10, 1)).sent == 2
     text = f"新任务 {case.code}\n{WHAT}:已派遣给你的队伍甲队,请签收"
-    by_path = {urlsplit(p).path: (urlsplit(p).query, json.loads(b)) for _m, p, _h, b in robots_http.requests}
+    by_path = {urlsplit(p).path: (urlsplit(p).query, json.loads(b)) for _m, p, _h, b in robots_http.heard}
     assert set(by_path) == {"/robot/send", "/open-apis/bot/v2/hook/h1"}
 
     query, body = by_path["/robot/send"]
@@ -536,8 +482,8 @@ def test_a_row_another_sender_holds_is_skipped_not_waited_for(settings, gateway)
     with row_locked_elsewhere(Delivery.objects.all(), row.pk):
         started = time.monotonic()
         assert outbox.deliveries_send(now=at(10, 1)).count == 0  # skipped at once, not waited for
-        assert time.monotonic() - started < 2 and gateway.requests == []
-    assert outbox.deliveries_send(now=at(10, 2)).sent == 1 and len(gateway.requests) == 1
+        assert time.monotonic() - started < 2 and gateway.heard == []
+    assert outbox.deliveries_send(now=at(10, 2)).sent == 1 and len(gateway.heard) == 1
 
 
 # --- the reporter rates from the "closed" SMS ------------------------------------------------------------------

@@ -11,6 +11,7 @@ from gridmgmt.errors import InvalidInput, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, Notification, User
 from realtime.models import FeedEvent
 from tests.factories import UserFactory
+from tests.gridmgmt.api.test_notifications import dispatched, filed
 
 R, E, K, S = User.Role, CaseEvent.Type, Notification.Kind, Case.Status
 
@@ -21,17 +22,6 @@ def crew(world):
     UserFactory(username="patrol2", role=R.PATROL, team=world.team, area=world.district)
     UserFactory(username="far_leader", role=R.SHIFT_LEADER, area=world.other_district)
     return world
-
-
-def filed(world) -> Case:
-    lon, lat = world.centre()
-    case, _ = services.case_report(source=Case.Source.PATROL, category_code=world.category.code, lon=lon, lat=lat)
-    return services.case_file(case_id=case.pk, actor=world.users[R.DISPATCHER])
-
-
-def dispatched(world) -> Case:
-    case = filed(world)
-    return services.case_dispatch(case_id=case.pk, actor=world.users[R.DISPATCHER], team_id=world.team.pk)
 
 
 def told(case: Case) -> list[str]:

@@ -177,6 +177,15 @@ class PageLog:
         }
 
 
+def login(page, url: str, username: str, password: str = "demo1234") -> None:
+    """Log `username` in through the real login form; the session stays with the page's browser context."""
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url(lambda u: "/accounts/login/" not in u)
+
+
 def record(page) -> PageLog:
     """Start recording a page's requests and errors; returns the log that fills up as the page runs."""
     log = PageLog()

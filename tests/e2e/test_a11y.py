@@ -26,7 +26,7 @@ from django.utils import timezone
 from gridmgmt import services
 from gridmgmt.api.public import tracking_token_issue
 from gridmgmt.models import Case
-from tests.e2e.conftest import ROOT, record
+from tests.e2e.conftest import ROOT, login, record
 from tests.e2e.test_faces import jpeg_file
 from tests.world import jpeg, world_build
 
@@ -172,11 +172,7 @@ def context_for(browser, url: str, world, lang: str, size: tuple[int, int], user
     context.add_cookies([{"name": "django_language", "value": lang, "url": url}])
     if user:
         page = context.new_page()
-        page.goto(f"{url}/accounts/login/")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", "demo1234")
-        page.click("main button[type=submit]")
-        page.wait_for_url(lambda u: "/accounts/login/" not in u)
+        login(page, url, user)
         page.close()
     return context
 

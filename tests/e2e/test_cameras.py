@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from geo.models import Camera
-from tests.e2e.conftest import record, screenshot
+from tests.e2e.conftest import login, record, screenshot
 from tests.factories import CameraFactory, CameraSystemFactory
 from tests.world import world_build
 
@@ -37,11 +37,7 @@ def wall_page(browser, url: str):
     context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1920, "height": 1080})
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", "wall")
-    page.fill("input[name=password]", "demo1234")
-    page.click("main button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    login(page, url, "wall")
     log = record(page)
     page.goto(f"{url}/wall/", wait_until="networkidle")
     page.wait_for_function("window.gridmgmtWall && window.gridmgmtWall.ready === true")

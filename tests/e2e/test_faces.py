@@ -16,7 +16,7 @@ from PIL import Image
 
 from gridmgmt import services
 from gridmgmt.models import Case, User
-from tests.e2e.conftest import record, screenshot
+from tests.e2e.conftest import login, record, screenshot
 from tests.world import world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -46,11 +46,7 @@ def person(browser, url: str, world, *, user: str | None = None, viewport=(1280,
     context.set_default_timeout(15_000)
     if user:
         page = context.new_page()
-        page.goto(f"{url}/accounts/login/")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", "demo1234")
-        page.click("main button[type=submit]")
-        page.wait_for_load_state("networkidle")
+        login(page, url, user)
         page.close()
     return context
 

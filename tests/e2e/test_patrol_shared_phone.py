@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gridmgmt.models import Case
+from tests.e2e.conftest import login
 from tests.e2e.test_faces import jpeg_file, open_face, person
 from tests.world import world_build
 
@@ -19,13 +20,9 @@ def world():
     return world_build()
 
 
-def login(context, url: str, user: str) -> None:
+def login_in(context, url: str, user: str) -> None:
     page = context.new_page()
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "demo1234")
-    page.click("main button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    login(page, url, user)
     page.close()
 
 
@@ -53,7 +50,7 @@ def test_queued_entries_are_sent_only_by_the_officer_who_made_them(browser, live
     phone.clear_cookies()  # A's session is gone (expired, or the browser was cleared); IndexedDB is not
 
     # Officer B on the same phone, online: A's entry is listed as held and nothing is posted.
-    login(phone, live_server_url, "other_patrol")
+    login_in(phone, live_server_url, "other_patrol")
     page, log = open_face(phone, f"{live_server_url}/patrol/")
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/api/cases/" in r.url else None)
@@ -95,7 +92,7 @@ def test_queued_entries_are_sent_only_by_the_officer_who_made_them(browser, live
 
     # A is back: A's entry is sent, under A's name.
     page.close()
-    login(phone, live_server_url, "patrol")
+    login_in(phone, live_server_url, "patrol")
     page, log = open_face(phone, f"{live_server_url}/patrol/")
     page.wait_for_function("document.querySelectorAll('#queue li').length === 0", timeout=40_000)
     case = Case.objects.get()

@@ -16,7 +16,7 @@ from geo.models import Speaker
 from geo.services import speaker_locate
 from gridmgmt import services
 from gridmgmt.models import Case, Category, User
-from tests.e2e.conftest import record, screenshot
+from tests.e2e.conftest import login, record, screenshot
 from tests.world import world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -45,11 +45,7 @@ def test_the_desk_sends_the_preset_to_the_cases_speakers(browser, live_server_ur
     context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1600, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.goto(f"{live_server_url}/accounts/login/")
-    page.fill("input[name=username]", "dispatcher")
-    page.fill("input[name=password]", "demo1234")
-    page.click("main button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    login(page, live_server_url, "dispatcher")
     log = record(page)
     page.goto(f"{live_server_url}/dispatch/?case={case.pk}", wait_until="networkidle")
 

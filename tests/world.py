@@ -11,7 +11,7 @@ from PIL import Image
 
 from geo.models import AdminArea, GridCell
 from gridmgmt.models import Category, Department, PatrolTeam, User
-from tests.factories import CategoryFactory, TeamFactory, UserFactory
+from tests.factories import CategoryFactory, DistrictFactory, TeamFactory, UserFactory
 from tests.geodata import make_square_district
 
 
@@ -68,3 +68,14 @@ def world_build(*, code: str = "310115") -> World:
     users[User.Role.PATROL] = UserFactory(username="patrol", role=User.Role.PATROL, team=team)
     users["other_patrol"] = UserFactory(username="other_patrol", role=User.Role.PATROL, team=other)
     return World(district, cells, category, team, other, users)
+
+
+def world_with_levels_build():
+    """world_build with one street and one community over all its cells (`world.street`, `world.community`):
+    the four levels the escalation rule climbs."""
+    w = world_build()
+    street = DistrictFactory(code="310115001", name="陆家嘴街道", level=AdminArea.Level.STREET, parent=w.district)
+    community = DistrictFactory(code="310115001001", name="梅园社区", level=AdminArea.Level.COMMUNITY, parent=street)
+    GridCell.objects.filter(pk__in=[c.pk for c in w.cells]).update(street=street, community=community)
+    w.street, w.community = street, community
+    return w

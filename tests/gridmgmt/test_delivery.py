@@ -25,12 +25,11 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.core.management import call_command
 
-from geo.models import AdminArea, GridCell
 from gridmgmt import notify, outbox, services
 from gridmgmt.models import Case, CaseEvent, Delivery, DeliveryAttempt, Notification, NotifyPreference, Robot, User
-from tests.factories import DistrictFactory, UserFactory
+from tests.factories import UserFactory
 from tests.locks import row_locked_elsewhere
-from tests.world import jpeg, world_build
+from tests.world import jpeg, world_build, world_with_levels_build
 
 S, E, R, K = Case.Status, CaseEvent.Type, User.Role, Notification.Kind
 TZ = ZoneInfo("Asia/Shanghai")
@@ -99,12 +98,8 @@ def channels(settings, smtp, gateway):
 
 @pytest.fixture
 def world(db):
-    w = world_build()
-    street = DistrictFactory(code="310115001", name="陆家嘴街道", level=AdminArea.Level.STREET, parent=w.district)
-    community = DistrictFactory(code="310115001001", name="梅园社区", level=AdminArea.Level.COMMUNITY, parent=street)
-    GridCell.objects.filter(pk__in=[c.pk for c in w.cells]).update(street=street, community=community)
-    w.street, w.community = street, community
-    w.supervisor = UserFactory(username="c_insp", role=R.INSPECTOR, area=community, email="c_insp@example.org")
+    w = world_with_levels_build()
+    w.supervisor = UserFactory(username="c_insp", role=R.INSPECTOR, area=w.community, email="c_insp@example.org")
     return w
 
 

@@ -11,13 +11,12 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from geo.models import AdminArea, GridCell
 from gridmgmt import escalation, services
 from gridmgmt.models import Case, CaseEvent, Notification, User
 from gridmgmt.states import case_light
-from tests.factories import DistrictFactory, UserFactory
+from tests.factories import UserFactory
 from tests.locks import row_locked_elsewhere
-from tests.world import jpeg, world_build
+from tests.world import jpeg, world_build, world_with_levels_build
 
 S, E, R, L = Case.Status, CaseEvent.Type, User.Role, Case.Level
 TZ = ZoneInfo("Asia/Shanghai")
@@ -29,11 +28,8 @@ def at(hour: int, minute: int = 0, day: int = 24) -> datetime:
 
 @pytest.fixture
 def world(db):
-    w = world_build()
-    street = DistrictFactory(code="310115001", name="陆家嘴街道", level=AdminArea.Level.STREET, parent=w.district)
-    community = DistrictFactory(code="310115001001", name="梅园社区", level=AdminArea.Level.COMMUNITY, parent=street)
-    GridCell.objects.filter(pk__in=[c.pk for c in w.cells]).update(street=street, community=community)
-    w.street, w.community = street, community
+    w = world_with_levels_build()
+    street, community = w.street, w.community
     w.sup = {
         "community": UserFactory(username="c_insp", role=R.INSPECTOR, area=community),
         "community2": UserFactory(username="c_lead", role=R.SHIFT_LEADER, area=community),

@@ -8,7 +8,9 @@ and `start()` first ends whatever a killed earlier run left (only processes name
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -164,7 +166,14 @@ class Stack:
     def nginx_main(self) -> str:
         """The main config around the site: prefix-relative pid, logs and temp directories, no system paths."""
         n = self.base / "nginx"
-        user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""  # as root, workers drop to nobody
+        user = ""
+        if os.geteuid() == 0:
+            # As root, nginx's workers run as the `user` named here (default nobody). They must read the checkout's
+            # static files and photos and write their temp files under it, and a checkout may sit in a directory
+            # only its owner can enter (`mktemp -d` makes 0700): run them as that owner. A deployment instead
+            # gives www-data read access to STATIC_ROOT and MEDIA_ROOT (deploy/, README "Deploying").
+            st = self.base.stat()
+            user = f"user {pwd.getpwuid(st.st_uid).pw_name} {grp.getgrgid(st.st_gid).gr_name};\n"
         kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         temps = "\n".join(f"    {kind}_temp_path {n / 'temp' / kind};" for kind in kinds)
         return (

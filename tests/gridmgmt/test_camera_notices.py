@@ -17,7 +17,6 @@ from realtime.models import FeedEvent
 from realtime.services import cameras_offline_timeout
 from tests.factories import CameraFactory, CameraSystemFactory, DistrictFactory, UserFactory
 from tests.geodata import make_square_district
-from tests.gridmgmt.test_delivery import Receiver
 
 R, K = User.Role, Notification.Kind
 
@@ -125,27 +124,23 @@ def test_the_inbox_lists_it_without_a_case(world, settings):
     assert answer.status_code == 200 and answer.json()["unread"] == 0
 
 
-def test_the_outbox_delivers_it_like_any_other_kind(world, settings):
-    gateway = Receiver()
-    gateway.answer = b'{"code": "0"}'
-    try:
-        settings.SMS_GATEWAY_URL = f"{gateway.url}/sms/send"
-        settings.SMS_GATEWAY_SUCCESS = r'"code":\s*"0"'
-        settings.NOTIFY_DEFAULT_CHANNELS = ["sms"]
-        settings.CAMERA_OFFLINE_AFTER = 180
-        now = timezone.now()
-        stale("CAM-1", "CAM-2", now=now)
-        cameras_offline_timeout(now=now)
-        (row,) = Delivery.objects.all()  # only the dispatcher has a phone
-        assert (row.event_id, row.case_id, row.kind, row.target) == (None, None, K.CAMERAS_OFFLINE, "13800000001")
-        assert row.notification.user == world["users"]["dispatcher"]
-        report = outbox.deliveries_send(now=now + timedelta(seconds=1))
-        assert report.sent == 1
-        (sms,) = gateway.bodies()
-        assert sms["mobile"] == "13800000001" and sms["content"].startswith("2 个摄像头离线:CAM-1 路口1、CAM-2 路口2")
-        assert Delivery.objects.get().status == Delivery.Status.SENT
-    finally:
-        gateway.close()
+def test_the_outbox_delivers_it_like_any_other_kind(world, settings, receivers):
+    (gateway,) = receivers(1, answer=b'{"code": "0"}')
+    settings.SMS_GATEWAY_URL = f"{gateway.url}/sms/send"
+    settings.SMS_GATEWAY_SUCCESS = r'"code":\s*"0"'
+    settings.NOTIFY_DEFAULT_CHANNELS = ["sms"]
+    settings.CAMERA_OFFLINE_AFTER = 180
+    now = timezone.now()
+    stale("CAM-1", "CAM-2", now=now)
+    cameras_offline_timeout(now=now)
+    (row,) = Delivery.objects.all()  # only the dispatcher has a phone
+    assert (row.event_id, row.case_id, row.kind, row.target) == (None, None, K.CAMERAS_OFFLINE, "13800000001")
+    assert row.notification.user == world["users"]["dispatcher"]
+    report = outbox.deliveries_send(now=now + timedelta(seconds=1))
+    assert report.sent == 1
+    (sms,) = gateway.bodies()
+    assert sms["mobile"] == "13800000001" and sms["content"].startswith("2 个摄像头离线:CAM-1 路口1、CAM-2 路口2")
+    assert Delivery.objects.get().status == Delivery.Status.SENT
 
 
 def test_the_notices_are_counted_after_commit(world, settings, django_capture_on_commit_callbacks):

@@ -249,8 +249,11 @@ def event_build(
     note: str = "",
     data: dict | None = None,
     location: Point | None = None,
+    recorded_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> CaseEvent:
-    """An unsaved event row of `case` (its area and team ids copied for scoped feeds)."""
+    """An unsaved event row of `case` (its area and team ids copied for scoped feeds). `at` is when it
+    happened; `recorded_at` (an action queued offline) when the server wrote it, None when that is `at`."""
     return CaseEvent(
         case=case,
         type=type,
@@ -262,6 +265,8 @@ def event_build(
         note=note,
         data=data or {},
         location=location,
+        recorded_at=recorded_at,
+        idempotency_key=idempotency_key,
         district_id_copy=case.district_id,
         street_id_copy=case.street_id,
         community_id_copy=case.community_id,
@@ -354,7 +359,8 @@ def events_write(
 
 def event_append(*, photos: Iterable[CasePhoto] = (), **fields) -> CaseEvent:
     """Append one event of `case` (call it after saving the case: the envelope shows the case as saved).
-    `fields`: event_build's keywords (case, type, actor, from_status, to_status, at, note, data, location)."""
+    `fields`: event_build's keywords (case, type, actor, from_status, to_status, at, note, data, location,
+    recorded_at, idempotency_key)."""
     event = event_build(**fields)
     (event,) = events_write([event], photos={0: list(photos)})
     return event

@@ -365,12 +365,24 @@ class CaseEvent(models.Model):
     community_id_copy = models.BigIntegerField(null=True, db_index=True)
     team_id_copy = models.BigIntegerField(null=True, db_index=True)
     photos = models.ManyToManyField(CasePhoto, verbose_name=_("照片"), blank=True, related_name="events")
+    # An action queued on a phone offline: `at` is when it was done (the phone's time, bounded by
+    # gridmgmt.services.workflow.occurred_at_bound), `recorded_at` when the server wrote it; NULL = the same.
+    recorded_at = models.DateTimeField(_("记录时间"), null=True, blank=True)
+    # The client's idempotency key of the request that wrote it: a replay returns the case, writes nothing.
+    idempotency_key = models.CharField(_("幂等键"), max_length=64, null=True, blank=True)
 
     class Meta:
         verbose_name = _("案件事件")
         verbose_name_plural = _("案件事件")
         ordering = ["id"]
         indexes = [models.Index(fields=["case", "id"], name="caseevent_case_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="caseevent_case_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.type}"

@@ -555,7 +555,23 @@ class ArbitrateInput(NoteInput):
     team = serializers.IntegerField(help_text="处置队伍 id")
 
 
-class LocatedNoteInput(NoteInput, _LocationInput):
+class _QueuedInput(serializers.Serializer):
+    """A field action a phone may queue offline: when it was done there, and the request's own key."""
+
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        help_text="完成时间 (离线排队的操作: 手机上的时间; 不晚于服务器时间, 不早于 72 小时前或案件上一事件)",
+    )
+    idempotency_key = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="幂等键 (也可用 Idempotency-Key 头)"
+    )
+
+
+class LocatedNoteInput(NoteInput, _LocationInput, _QueuedInput):
+    pass
+
+
+class SendBackInput(ReasonInput, _QueuedInput):
     pass
 
 
@@ -575,7 +591,7 @@ class RateInput(NoteInput):
     satisfaction = serializers.IntegerField(min_value=1, max_value=5)
 
 
-class ExtensionRequestInput(ReasonInput):
+class ExtensionRequestInput(ReasonInput, _QueuedInput):
     hours = serializers.FloatField(help_text="申请延长的工作小时数")
 
 

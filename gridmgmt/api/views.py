@@ -149,9 +149,14 @@ def _service_action(name: str, service, input_class, summary: str, **action_kwar
     return _workflow_action(input_class, summary, **action_kwargs)(method)
 
 
-def _handling(data: dict) -> dict:
-    """The note, photos and position of a handling or checking report."""
-    return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data)}
+def _queued(request, data: dict) -> dict:
+    """A field action's time on the phone and its idempotency key (services.workflow: a replay writes nothing)."""
+    return {"occurred_at": data.get("occurred_at"), "idempotency_key": idempotency_key_get(request, data)}
+
+
+def _handling(request, data: dict) -> dict:
+    """The note, photos and position of a handling or checking report, with its queue details."""
+    return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data), **_queued(request, data)}
 
 
 def _action_schema(request, summary: str, *, if_match: bool = False):
@@ -332,21 +337,23 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @_workflow_action(s.LocatedNoteInput, "签收")
     def accept(self, request, case_id, d):
-        return services.case_accept(case_id=case_id, actor=request.user, location=_point(d))
+        return services.case_accept(case_id=case_id, actor=request.user, location=_point(d), **_queued(request, d))
 
-    send_back = _service_action("send_back", services.case_send_back, s.ReasonInput, "退单", url_path="send-back")
+    @_workflow_action(s.SendBackInput, "退单", url_path="send-back")
+    def send_back(self, request, case_id, d):
+        return services.case_send_back(case_id=case_id, actor=request.user, reason=d["reason"], **_queued(request, d))
 
     @_workflow_action(s.HandleInput, "处置反馈 (须上传处置后照片)")
     def handle(self, request, case_id, d):
-        return services.case_handle(case_id=case_id, actor=request.user, **_handling(d))
+        return services.case_handle(case_id=case_id, actor=request.user, **_handling(request, d))
 
     @_workflow_action(s.HandleInput, "自处理", url_path="self-handle")
     def self_handle(self, request, case_id, d):
-        return services.case_self_handle(case_id=case_id, actor=request.user, **_handling(d))
+        return services.case_self_handle(case_id=case_id, actor=request.user, **_handling(request, d))
 
     @_workflow_action(s.CheckInput, "核查 (passed=false 返工)")
     def check(self, request, case_id, d):
-        return services.case_check(case_id=case_id, actor=request.user, passed=d["passed"], **_handling(d))
+        return services.case_check(case_id=case_id, actor=request.user, passed=d["passed"], **_handling(request, d))
 
     @_workflow_action(s.CloseInput, "结案 (12345 工单须填写 hotline_reply)")
     def close(self, request, case_id, d):
@@ -371,7 +378,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):
         return services.case_extension_request(
-            case_id=case_id, actor=request.user, hours=d["hours"], reason=d["reason"]
+            case_id=case_id, actor=request.user, hours=d["hours"], reason=d["reason"], **_queued(request, d)
         )
 
     @_workflow_action(s.ExtensionDecideInput, "审批延时", url_path="extension-decide")

@@ -6,9 +6,13 @@ everything else (intake, workflow, timelines), so a face never has rules of its 
 
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -27,6 +31,7 @@ from gridmgmt import access, clients
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import SPEAKER_REPEAT_MAX, Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
+from gridmgmt.photos import MAX_PHOTOS
 from gridmgmt.rules import RULES, speaker_call_allowed, statuses_actionable
 from gridmgmt.states import OPEN_STATUSES, states_describe
 
@@ -101,7 +106,15 @@ JS_MESSAGES = {
     "offline": gettext_lazy("当前离线"),
     "online": gettext_lazy("已联网"),
     "server": gettext_lazy("服务器出错(%(status)s),请稍后重试。"),
-    "photo_type": gettext_lazy("只能上传照片(JPEG、PNG 或 WebP)。"),
+    "photo_type": gettext_lazy("只能上传照片(JPEG、PNG、WebP 或 HEIC)。"),
+    "photo_count": gettext_lazy("每次最多 %(n)s 张照片。"),
+    "photos_picked": gettext_lazy("已选 %(n)s 张照片"),
+    "waiting": gettext_lazy("等待发送"),
+    "already_queued": gettext_lazy("该操作已在待发送队列中,联网后发送,无需再点。"),
+    "made_at": gettext_lazy("%(time)s 完成"),
+    "made_where": gettext_lazy("位置 %(lat)s, %(lon)s"),
+    "sent_at": gettext_lazy("%(time)s 已发送"),
+    "tasks_offline": gettext_lazy("当前离线:显示的是 %(time)s 读取的任务。"),
     "photo_size": gettext_lazy("照片不能超过 10 MB。"),
     "photo_required": gettext_lazy("请拍摄或选择一张照片。"),
     "location_required": gettext_lazy("请确定问题位置:使用定位,或在地图上点选。"),
@@ -361,6 +374,7 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
         taskScope=f"team:{user.team_id}" if user.team_id else None,
         inbox=_inbox(request, case_href=_case_href(user)),
         serviceWorker=reverse("faces:patrol-sw"),
+        photoMax=MAX_PHOTOS,
     )
     return render(request, "faces/patrol.html", context)
 
@@ -386,13 +400,29 @@ def patrol_manifest(request: HttpRequest) -> JsonResponse:
     return response
 
 
+def static_version() -> str:
+    """A short digest that changes whenever a static file does: the patrol service worker's cache name, so a
+    deploy reaches phones (a changed worker replaces its cache). Behind nginx, the hashed storage's manifest
+    hash; else the source files' names, sizes and times (65 files: well under a millisecond)."""
+    manifest_hash = getattr(staticfiles_storage, "manifest_hash", "")
+    if manifest_hash:
+        return manifest_hash[:12]
+    digest = hashlib.sha256()
+    for root in settings.STATICFILES_DIRS:
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_file():
+                info = path.stat()
+                digest.update(f"{path.relative_to(root)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    return digest.hexdigest()[:12]
+
+
 @never_cache
 def patrol_service_worker(request: HttpRequest) -> HttpResponse:
     """The service worker, served under /patrol/ so that its scope covers the page."""
     response = render(
         request,
         "faces/patrol_sw.js",
-        {"shell": [reverse("faces:patrol")], "version": "1"},
+        {"shell": [reverse("faces:patrol")], "version": static_version()},
         content_type="text/javascript",
     )
     return response

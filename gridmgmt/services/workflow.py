@@ -8,7 +8,7 @@ one case at once are serialised by the row lock, so the second one sees the new 
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Point
 from django.db import transaction
@@ -55,6 +55,33 @@ def _require(text: str, *, field: str, message: str) -> str:
     return text
 
 
+# How far back a queued (offline) action's own time is believed: older times count as this long ago.
+OCCURRED_AT_MAX_AGE = timedelta(hours=72)
+
+
+def occurred_at_bound(*, occurred_at: datetime | None, now: datetime, previous_at: datetime | None) -> datetime:
+    """The time an action counts at: when the phone says it was done (`occurred_at`, the queued entry's
+    time), never in the future (→ `now`), never before the case's previous event (`previous_at`) nor more
+    than OCCURRED_AT_MAX_AGE ago. No `occurred_at`: `now`."""
+    if occurred_at is None:
+        return now
+    floor = now - OCCURRED_AT_MAX_AGE
+    if previous_at is not None and previous_at > floor:
+        floor = previous_at
+    return min(max(occurred_at, floor), now)
+
+
+def _replayed(*, case: Case, actor: User, idempotency_key: str) -> bool:
+    """A request already applied (its answer lost, the phone sent it again): True, and nothing is written.
+    Someone else's key on this case is refused."""
+    found = list(case.events.filter(idempotency_key=idempotency_key).values_list("actor_id", flat=True)[:1])
+    if not found:
+        return False
+    if found[0] != actor.pk:
+        raise TransitionNotAllowed(_("该幂等键已被使用"), field="idempotency_key", code="idempotency_conflict")
+    return True
+
+
 def _transition(
     *,
     action: str,
@@ -63,15 +90,26 @@ def _transition(
     effect: Callable[[Case, datetime], Change],
     location: Point | None = None,
     expected_version: int | None = None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Case:
+    """`occurred_at`: when the actor did it (an action queued offline), bounded by occurred_at_bound; the
+    event's `at` and the stage clocks use it, `recorded_at` keeps the server's time. `idempotency_key`: a
+    repeat of a request already applied returns the case as it is now and writes nothing."""
     rule = RULES[action]
     # The guard deletes the photo files an effect wrote when the transition rolls back (refused, failed).
     with photo_files_guard(), transaction.atomic():
         case = access.case_access(user=actor, case_id=case_id, for_update=True)
+        if idempotency_key and _replayed(case=case, actor=actor, idempotency_key=idempotency_key):
+            return case
         rule_check(action=action, case=case, user=actor)
         if expected_version is not None and case.version != expected_version:
             raise TransitionNotAllowed(_("案件已被他人更新,请刷新后重试"), code="stale")
-        now = timezone.now()
+        recorded = timezone.now()
+        now = recorded
+        if occurred_at is not None:
+            previous = case.events.order_by("-id").values_list("at", flat=True).first()
+            now = occurred_at_bound(occurred_at=occurred_at, now=recorded, previous_at=previous)
         from_status = case.status
         change = effect(case, now)
         case.status = change.to_status
@@ -88,8 +126,15 @@ def _transition(
             data=change.data,
             location=location,
             photos=change.photos or (),
+            recorded_at=recorded if now != recorded else None,
+            idempotency_key=idempotency_key or None,
         )
     return case
+
+
+def _queued(occurred_at: datetime | None, idempotency_key: str | None) -> dict:
+    """The field actions a phone may queue offline pass on when they were done and their request's key."""
+    return {"occurred_at": occurred_at, "idempotency_key": idempotency_key}
 
 
 # --- the transitions -----------------------------------------------------------------------------------
@@ -153,16 +198,32 @@ def case_arbitrate(*, case_id: int, actor: User, team_id: int, note: str) -> Cas
     return _transition(action="arbitrate", case_id=case_id, actor=actor, effect=effect)
 
 
-def case_accept(*, case_id: int, actor: User, location: Point | None = None) -> Case:
+def case_accept(
+    *,
+    case_id: int,
+    actor: User,
+    location: Point | None = None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Case:
     """签收: the handling clock starts, on the working calendar."""
 
     def effect(case: Case, now: datetime) -> Change:
         return Change.of(moves.move_accept(case, at=now))
 
-    return _transition(action="accept", case_id=case_id, actor=actor, effect=effect, location=location)
+    return _transition(
+        action="accept",
+        case_id=case_id,
+        actor=actor,
+        effect=effect,
+        location=location,
+        **_queued(occurred_at, idempotency_key),
+    )
 
 
-def case_send_back(*, case_id: int, actor: User, reason: str) -> Case:
+def case_send_back(
+    *, case_id: int, actor: User, reason: str, occurred_at: datetime | None = None, idempotency_key: str | None = None
+) -> Case:
     """退单: not ours, with a reason; back to the dispatcher."""
 
     def effect(case: Case, now: datetime) -> Change:
@@ -171,7 +232,9 @@ def case_send_back(*, case_id: int, actor: User, reason: str) -> Case:
             raise TransitionNotAllowed(_("该案件已审定由本队处置,不能退单"), code="arbitrated")
         return Change.of(moves.move_send_back(case, at=now), note=text)
 
-    return _transition(action="send_back", case_id=case_id, actor=actor, effect=effect)
+    return _transition(
+        action="send_back", case_id=case_id, actor=actor, effect=effect, **_queued(occurred_at, idempotency_key)
+    )
 
 
 def _after_photos(photos: Sequence, case: Case, *, required: bool) -> list[CasePhoto]:
@@ -180,27 +243,69 @@ def _after_photos(photos: Sequence, case: Case, *, required: bool) -> list[CaseP
     return photos_store(case=case, prepared=photos_prepare(uploads=photos), kind=CasePhoto.Kind.AFTER)
 
 
-def case_handle(*, case_id: int, actor: User, note: str = "", photos: Sequence = (), location=None) -> Case:
+def case_handle(
+    *,
+    case_id: int,
+    actor: User,
+    note: str = "",
+    photos: Sequence = (),
+    location=None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Case:
     """处置反馈: reported back with an "after" photo; goes to the inspector's check."""
 
     def effect(case: Case, now: datetime) -> Change:
         stored = _after_photos(photos, case, required=True)
         return Change.of(moves.move_handle(case, at=now), note=note, photos=stored)
 
-    return _transition(action="handle", case_id=case_id, actor=actor, effect=effect, location=location)
+    return _transition(
+        action="handle",
+        case_id=case_id,
+        actor=actor,
+        effect=effect,
+        location=location,
+        **_queued(occurred_at, idempotency_key),
+    )
 
 
-def case_self_handle(*, case_id: int, actor: User, note: str = "", photos: Sequence = (), location=None) -> Case:
+def case_self_handle(
+    *,
+    case_id: int,
+    actor: User,
+    note: str = "",
+    photos: Sequence = (),
+    location=None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Case:
     """自处理: a patrol member fixed it on the spot; it still goes to the inspector (the fixer never closes)."""
 
     def effect(case: Case, now: datetime) -> Change:
         stored = _after_photos(photos, case, required=True)
         return Change.of(moves.move_self_handle(case, at=now, team_id=actor.team_id), note=note, photos=stored)
 
-    return _transition(action="self_handle", case_id=case_id, actor=actor, effect=effect, location=location)
+    return _transition(
+        action="self_handle",
+        case_id=case_id,
+        actor=actor,
+        effect=effect,
+        location=location,
+        **_queued(occurred_at, idempotency_key),
+    )
 
 
-def case_check(*, case_id: int, actor: User, passed: bool, note: str = "", photos: Sequence = (), location=None):
+def case_check(
+    *,
+    case_id: int,
+    actor: User,
+    passed: bool,
+    note: str = "",
+    photos: Sequence = (),
+    location=None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+):
     """核查: the grid inspector checks on site; a failure sends it back to the same team (返工)."""
 
     def effect(case: Case, now: datetime) -> Change:
@@ -213,7 +318,12 @@ def case_check(*, case_id: int, actor: User, passed: bool, note: str = "", photo
         return Change.of(moves.move_check_fail(case, at=now, handled_deadline=deadline), note=text, photos=stored)
 
     return _transition(
-        action="check_pass" if passed else "check_fail", case_id=case_id, actor=actor, effect=effect, location=location
+        action="check_pass" if passed else "check_fail",
+        case_id=case_id,
+        actor=actor,
+        effect=effect,
+        location=location,
+        **_queued(occurred_at, idempotency_key),
     )
 
 
@@ -264,7 +374,15 @@ def case_archive(*, case_id: int, actor: User) -> Case:
     )
 
 
-def case_extension_request(*, case_id: int, actor: User, hours: float, reason: str) -> Case:
+def case_extension_request(
+    *,
+    case_id: int,
+    actor: User,
+    hours: float,
+    reason: str,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Case:
     def effect(case: Case, now: datetime) -> Change:
         text = _require(reason, field="reason", message=_("申请延时必须说明原因"))
         try:
@@ -275,7 +393,9 @@ def case_extension_request(*, case_id: int, actor: User, hours: float, reason: s
             raise InvalidInput(_("延时时长须在 0–720 工作小时之间"), field="hours")
         return Change.of(moves.move_extension_request(case, at=now, hours=amount), note=text)
 
-    return _transition(action="extension_request", case_id=case_id, actor=actor, effect=effect)
+    return _transition(
+        action="extension_request", case_id=case_id, actor=actor, effect=effect, **_queued(occurred_at, idempotency_key)
+    )
 
 
 def case_extension_decide(*, case_id: int, actor: User, approve: bool, note: str = "") -> Case:

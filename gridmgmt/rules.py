@@ -10,6 +10,7 @@ and holds no role or status table of its own.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -125,6 +126,10 @@ class Rule:
     fields: dict = field(default_factory=dict)  # fixed body values (check: passed=true…)
     guard: Callable[[Case, User], DomainError | None] | None = None
     danger: bool = False  # a face asks for confirmation (void, send back, fail, park…)
+    # The status the action always leads to, for the field actions a phone may queue offline: the phone shows
+    # the actions allowed from there (`then`) before the server has taken the first. services.workflow checks
+    # that the move agrees.
+    to: str | None = None
 
 
 def _rule(sources, roles, event, label, path, *inputs, **kw) -> Rule:
@@ -140,11 +145,11 @@ RULES: dict[str, Rule] = {
     "merge":             _rule({S.REPORTED, S.FILED},    DISPATCHERS, E.MERGED,     pgettext_lazy("workflow action", "合并"), "merge", _INTO, _NOTE),
     "dispatch":          _rule({S.FILED, S.SENT_BACK},   DISPATCHERS, E.DISPATCHED, pgettext_lazy("workflow action", "派遣"), "dispatch", _TEAM, _NOTE, guard=_not_over_sent_back),
     "arbitrate":         _rule({S.SENT_BACK, S.FILED},   LEADERS,     E.ARBITRATED, pgettext_lazy("workflow action", "审定"), "arbitrate", _TEAM, _GROUNDS),
-    "accept":            _rule({S.DISPATCHED},           FIELD_ROLES, E.ACCEPTED,   pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member),
-    "send_back":         _rule({S.DISPATCHED},           FIELD_ROLES, E.SENT_BACK,  pgettext_lazy("workflow action", "退单"), "send-back", _REASON, guard=_team_member, danger=True),
-    "handle":            _rule({S.HANDLING},             FIELD_ROLES, E.HANDLED,    pgettext_lazy("workflow action", "处置反馈"), "handle", _AFTER_PHOTOS, _NOTE, guard=_team_member),
+    "accept":            _rule({S.DISPATCHED},           FIELD_ROLES, E.ACCEPTED,   pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member, to=S.HANDLING),
+    "send_back":         _rule({S.DISPATCHED},           FIELD_ROLES, E.SENT_BACK,  pgettext_lazy("workflow action", "退单"), "send-back", _REASON, guard=_team_member, danger=True, to=S.SENT_BACK),
+    "handle":            _rule({S.HANDLING},             FIELD_ROLES, E.HANDLED,    pgettext_lazy("workflow action", "处置反馈"), "handle", _AFTER_PHOTOS, _NOTE, guard=_team_member, to=S.HANDLED),
     "extension_request": _rule({S.HANDLING},             FIELD_ROLES, E.EXTENSION_REQUESTED, pgettext_lazy("workflow action", "申请延时"), "extension-request", _HOURS, _REASON, guard=_no_extension_pending),
-    "self_handle":       _rule({S.REPORTED},             FIELD_ROLES, E.SELF_HANDLED, pgettext_lazy("workflow action", "自处理"), "self-handle", _AFTER_PHOTOS, _NOTE, guard=_in_a_team),
+    "self_handle":       _rule({S.REPORTED},             FIELD_ROLES, E.SELF_HANDLED, pgettext_lazy("workflow action", "自处理"), "self-handle", _AFTER_PHOTOS, _NOTE, guard=_in_a_team, to=S.HANDLED),
     "check_pass":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_PASSED, pgettext_lazy("workflow action", "核查通过"), "check", _CHECK_PHOTOS, _NOTE, fields={"passed": True}),
     "check_fail":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_FAILED, pgettext_lazy("workflow action", "核查不通过"), "check", _CHECK_PHOTOS, _FAILURE, fields={"passed": False}, danger=True),
     "close":             _rule({S.CHECKED},              LEADERS,     E.CLOSED,     pgettext_lazy("workflow action", "结案"), "close", _HOTLINE_REPLY, _NOTE),
@@ -247,12 +252,17 @@ def statuses_actionable(*, roles) -> frozenset:
     return frozenset(s for rule in RULES.values() if rule.roles & roles for s in rule.sources)
 
 
-def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
+def case_actions_allowed(*, case: Case, user: User, then: bool = True) -> list[dict]:
     """The actions `user` may take on `case` now, in RULES order, as the faces render them:
-    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"}.
-    Whether the user may see the case at all is the access gate's decision, made before this."""
-    return [
-        {
+    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"},
+    and for an action with a certain outcome (`Rule.to`) "then": the actions allowed once it is taken (what a
+    phone offline offers next, e.g. 处置反馈 after 签收). Whether the user may see the case at all is the access
+    gate's decision, made before this."""
+    actions = []
+    for name, rule in RULES.items():
+        if not action_allowed(action=name, case=case, user=user):
+            continue
+        action = {
             "name": name,
             "label": str(BUTTONS[name]),
             "path": rule.path,
@@ -261,9 +271,12 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
             "danger": rule.danger,
             "done": str(DONE[name]),
         }
-        for name, rule in RULES.items()
-        if action_allowed(action=name, case=case, user=user)
-    ]
+        if then and rule.to is not None:
+            after = copy.copy(case)
+            after.status = rule.to
+            action["then"] = case_actions_allowed(case=after, user=user, then=False)
+        actions.append(action)
+    return actions
 
 
 # --- street loudspeakers (街头语音呼叫喇叭) ------------------------------------------------------------------

@@ -154,6 +154,11 @@ class ActionSerializer(serializers.Serializer):
     inputs = ActionInputSerializer(many=True)
     danger = serializers.BooleanField()
     done = serializers.CharField(help_text="操作成功后向用户显示的确认 (e.g. 已提交处理,等待核查)")
+    then = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="结果确定的现场操作 (签收、退单、处置反馈、自处理) 执行后可做的操作; 离线手机据此显示下一步",
+    )
 
 
 class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):

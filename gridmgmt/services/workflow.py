@@ -112,6 +112,8 @@ def _transition(
             now = occurred_at_bound(occurred_at=occurred_at, now=recorded, previous_at=previous)
         from_status = case.status
         change = effect(case, now)
+        if rule.to is not None and change.to_status != rule.to:  # the phone offers the next actions from rule.to
+            raise RuntimeError(f"{action} led to {change.to_status}, RULES says {rule.to}")
         case.status = change.to_status
         case.version += 1
         case.save()

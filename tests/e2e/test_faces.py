@@ -230,7 +230,10 @@ def test_patrol_offline_queue_sends_each_report_exactly_once(browser, live_serve
     page.route("**/api/cases/", lose_first_answer)
     phone.set_offline(False)
     page.wait_for_selector('#net[data-online="true"]')
-    page.wait_for_function("document.querySelectorAll('#queue li').length === 0", timeout=40_000)
+    # Both listed as sent (the one whose answer was lost too), none waiting.
+    page.wait_for_function("document.querySelectorAll('#queue li[data-state=sent]').length === 2", timeout=40_000)
+    assert page.locator("#queue li[data-state=queued], #queue li[data-state=failed]").count() == 0
+    assert page.locator("#queue-count").is_hidden()
     assert lost["n"] == 1
     cases = Case.objects.filter(source=Case.Source.PATROL).order_by("id")
     assert [c.description for c in cases] == ["离线上报 0", "离线上报 1"]

@@ -533,7 +533,7 @@ function renderTask(f, { loading = false } = {}) {
     form.hidden = true;
     buttons.querySelectorAll("button").forEach((b) => (b.disabled = true));
     say(msg, navigator.onLine ? t("submitting") : t("queued"), navigator.onLine ? "" : "warn");
-    return enqueue({
+    await enqueue({
       kind: "action",
       label: `${actionLabel(action)} · ${p.code}`,
       url,
@@ -543,6 +543,16 @@ function renderTask(f, { loading = false } = {}) {
       code: p.code,
       done: action.done,
     });
+    if (action.then && !navigator.onLine && openId === id) {
+      // Offline: the task as it will be once the server takes the action — its next actions as the server
+      // listed them (`then`: 处置反馈 after 签收), kept for a reload offline too.
+      const next = { ...f, properties: { ...p, actions: action.then } };
+      openFeature = next;
+      renderTask(next);
+      say($("task-msg"), t("queued"), "warn");
+      const kept = await store.get("drafts", taskKept(id));
+      store.put("drafts", { user: me.id, feature: next, events: kept ? kept.events : null }, taskKept(id));
+    }
   };
   for (const action of p.actions || []) {
     buttons.append(

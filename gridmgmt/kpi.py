@@ -1,6 +1,8 @@
 """Evaluation (综合评价): KPIs for a period, per area, grid or team, computed in SQL from the event table.
 
-A period is the half-open interval ``[start, end)``. An event counts in the period its ``at`` falls in;
+A period is the half-open interval ``[start, end)``. An event counts in the period its ``at`` falls in (for a
+field action a phone queued offline, when it was done there, bounded by the server's clock — services.workflow
+``occurred_at_bound``; ``recorded_at`` is when it reached the server);
 each row of ``kpi_compute`` is one group (or the whole scope when ``group_by`` is None).
 
 Counts (events in the period)

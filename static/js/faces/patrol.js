@@ -545,7 +545,7 @@ function renderTask(f, { loading = false } = {}) {
     });
     if (action.then && !navigator.onLine && openId === id) {
       // Offline: the task as it will be once the server takes the action — its next actions as the server
-      // listed them (`then`: 处置反馈 after 签收), kept for a reload offline too.
+      // listed them (`then`: "handle" after "accept"), kept for a reload offline too.
       const next = { ...f, properties: { ...p, actions: action.then } };
       openFeature = next;
       renderTask(next);

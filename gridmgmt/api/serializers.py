@@ -521,6 +521,9 @@ class CaseReportInput(serializers.Serializer):
     reporter_phone = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
     external_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="发现时间 (离线排队的上报: 手机上的时间; 不晚于服务器时间, 不早于 72 小时前)"
+    )
     photos = _photos_field()
 
 

@@ -154,6 +154,13 @@ def _queued(request, data: dict) -> dict:
     return {"occurred_at": data.get("occurred_at"), "idempotency_key": idempotency_key_get(request, data)}
 
 
+def _report_time(data: dict):
+    """A report queued on a phone offline counts from when it was made there (bounded like field actions)."""
+    if data.get("occurred_at") is None:
+        return None
+    return services.occurred_at_bound(occurred_at=data["occurred_at"], now=timezone.now(), previous_at=None)
+
+
 def _handling(request, data: dict) -> dict:
     """The note, photos and position of a handling or checking report, with its queue details."""
     return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data), **_queued(request, data)}
@@ -254,6 +261,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             idempotency_key=key,
             idempotency_scope=f"api:user:{user.pk}",  # the key is this account's (services.intake)
             external_id=data["external_id"],
+            at=_report_time(data),
         )
         if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():
             # Someone else's key: say it is taken without showing their case.

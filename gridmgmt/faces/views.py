@@ -110,6 +110,7 @@ JS_MESSAGES = {
     "photo_count": gettext_lazy("每次最多 %(n)s 张照片。"),
     "photos_picked": gettext_lazy("已选 %(n)s 张照片"),
     "waiting": gettext_lazy("等待发送"),
+    "task_waiting": gettext_lazy("已在本机完成、等待发送:%(list)s"),
     "already_queued": gettext_lazy("该操作已在待发送队列中,联网后发送,无需再点。"),
     "made_at": gettext_lazy("%(time)s 完成"),
     "made_where": gettext_lazy("位置 %(lat)s, %(lon)s"),

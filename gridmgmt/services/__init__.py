@@ -32,6 +32,7 @@ from gridmgmt.services.workflow import (
     case_send_back,
     case_urge,
     case_void,
+    occurred_at_bound,
 )
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "case_urge",
     "case_void",
     "category_resolve",
+    "occurred_at_bound",
     "ownership_evidence",
 ]

@@ -175,7 +175,8 @@ def case_report(
         raise OutsideServiceArea(_("该位置不在服务范围内"), field="location")
     prepared = photos_prepare(uploads=photos)
     category = _category_for_report(code=category_code, cell=cell)
-    now = at or timezone.now()
+    recorded = timezone.now()
+    now = at or recorded
     case = Case(
         code=case_code(day=timezone.localdate(), serial=category.code_serial),
         category_id=category.id,
@@ -216,6 +217,7 @@ def case_report(
                 note=description[:200],
                 data=events.reported_data(source=source, extra=data),
                 photos=stored,
+                recorded_at=recorded if now != recorded else None,
             )
     except IntegrityError:
         # Two submissions with one idempotency key raced: the other one won, return its case.

@@ -124,6 +124,12 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     page.wait_for_selector('#task-actions button[data-action="handle"]')
     assert page.locator("#tasks-msg").inner_text().startswith("当前离线")
     assert page.locator("#task-description").inner_text() == "人行道上堆了十几袋装修垃圾,挡住盲道"
+    assert page.locator("#task-waiting").inner_text() == "已在本机完成、等待发送:签收 · 处置反馈"
+    page.click('#task-actions button[data-action="handle"]')
+    page.locator('#task-form form[data-action="handle"]').get_by_label("处置后照片").set_input_files(two[:1])
+    page.locator('#task-form form[data-action="handle"] button[type=submit]').click()
+    page.wait_for_selector('#task-msg:has-text("无需再点")')  # a second 处置反馈 of this case: not queued twice
+    assert page.locator("#queue li[data-state=queued]").count() == 2
     shot(page, "patrol_offline_task")
     assert CaseEvent.objects.filter(case=case, type__in=[E.ACCEPTED, E.HANDLED]).count() == 0
 

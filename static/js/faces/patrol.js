@@ -117,7 +117,7 @@ async function enqueue(entry) {
     ...entry,
     user: me.id,
   };
-  if (entry.kind === "action") entry.fields = { ...entry.fields, occurred_at: entry.created };
+  entry.fields = { ...entry.fields, occurred_at: entry.created }; // when it was done, for the server's clocks
   await store.put("queue", entry);
   await renderQueue();
   flush();
@@ -150,6 +150,7 @@ async function flush() {
         entry.error = "";
         entry.sent = new Date().toISOString();
         await store.put("queue", entry);
+        await renderQueue(); // the task's "waiting" line goes before its detail is redrawn
         if (entry.kind === "action") actionDone(entry, r.data);
       } else if (r.network || r.status >= 500 || r.status === 429) {
         entry.error = r.message;
@@ -170,6 +171,7 @@ async function flush() {
 }
 
 const STATE_WORDS = { queued: "waiting", sent: "sent", failed: "failed" };
+let waitingByCase = new Map(); // case id → the labels of this user's actions on it still waiting (task detail)
 async function renderQueue() {
   let entries = await store.all("queue");
   // What was sent stays listed for a day, then goes.
@@ -178,6 +180,10 @@ async function renderQueue() {
   entries = entries.filter((e) => !old.includes(e));
   const own = entries.filter(mine).sort((a, b) => b.id - a.id); // newest first
   const waiting = own.filter(unsent).length;
+  waitingByCase = new Map();
+  for (const e of own.filter((x) => x.kind === "action" && x.state === "queued").reverse()) {
+    waitingByCase.set(e.caseId, [...(waitingByCase.get(e.caseId) || []), e.label.split(" · ")[0]]);
+  }
   $("queue-count").textContent = String(waiting);
   $("queue-count").hidden = !waiting;
   $("queue").replaceChildren(
@@ -580,6 +586,7 @@ function renderTask(f, { loading = false } = {}) {
       h("p", { class: "gm-muted", text: `${p.status_label} · ${p.code}` }),
       h("p", { class: "gm-task-clock" }, lightBadge(p), clock(p)),
     ),
+    waitingByCase.has(id) ? h("p", { id: "task-waiting", class: "gm-msg", "data-kind": "warn", text: t("task_waiting", { list: waitingByCase.get(id).join(" · ") }) }) : null,
     msg,
     section(
       t("task_where"),

@@ -125,3 +125,11 @@ def test_a_time_from_the_future_or_before_the_last_event_is_bounded(world):
 )
 def test_occurred_at_bound(occurred, previous, expected):
     assert occurred_at_bound(occurred_at=occurred, now=SYNCED, previous_at=previous) == expected
+
+
+def test_a_report_sent_late_counts_from_when_it_was_made(world):
+    with time_machine.travel(SYNCED, tick=False):
+        body = report(world, R.PATROL, occurred_at=ACCEPTED.isoformat(), idempotency_key="k-report")
+    case = Case.objects.get(pk=body["id"])
+    event = CaseEvent.objects.get(case=case, type=E.REPORTED)
+    assert (case.reported_at, event.at, event.recorded_at) == (ACCEPTED, ACCEPTED, SYNCED)

@@ -130,6 +130,9 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     page.locator('#task-form form[data-action="handle"] button[type=submit]').click()
     page.wait_for_selector('#task-msg:has-text("无需再点")')  # a second 处置反馈 of this case: not queued twice
     assert page.locator("#queue li[data-state=queued]").count() == 2
+    assert page.locator("#task-form").is_hidden()
+    page.locator("#task").scroll_into_view_if_needed()
+    page.evaluate("document.getElementById('task').scrollIntoView({block: 'start'})")
     shot(page, "patrol_offline_task")
     assert CaseEvent.objects.filter(case=case, type__in=[E.ACCEPTED, E.HANDLED]).count() == 0
 

@@ -535,7 +535,11 @@ function renderTask(f, { loading = false } = {}) {
   // words to show once the server has taken it (the action's `done`).
   const act = async (action, { fields, files }) => {
     const url = `/api/cases/${id}/${action.path}/`;
-    if (await queuedAlready(url)) return say(msg, t("already_queued"), "warn");
+    if (await queuedAlready(url)) {
+      form.hidden = true;
+      say(msg, t("already_queued"), "warn");
+      return msg.scrollIntoView({ block: "nearest" });
+    }
     form.hidden = true;
     buttons.querySelectorAll("button").forEach((b) => (b.disabled = true));
     say(msg, navigator.onLine ? t("submitting") : t("queued"), navigator.onLine ? "" : "warn");

@@ -463,3 +463,20 @@ def test_page_scripts_are_modules_without_a_global_namespace(client, world):
     html = client.get("/wall/").content.decode()
     assert '<script type="module" src="/static/js/faces/wall.js">' in html
     assert "common.js" not in html and "GridRealtime" not in html  # the modules import what they use
+
+
+def test_patrol_worker_is_versioned_by_the_static_files(client, world, settings, tmp_path):
+    """A deploy reaches phones: the worker's cache name is a digest of the static files, so a changed file
+    changes the worker (and its activation drops the old cache); the page is looked up ignoring Vary."""
+    from gridmgmt.faces.views import static_version
+
+    login(client, world.users[User.Role.PATROL])
+    sw = client.get("/patrol/sw.js").content.decode()
+    assert f'const CACHE = "gridmgmt-patrol-{static_version()}";' in sw
+    assert "ignoreVary: true" in sw
+    settings.STATICFILES_DIRS = [tmp_path]
+    (tmp_path / "app.js").write_text("1")
+    before = static_version()
+    (tmp_path / "app.js").write_text("22")
+    assert static_version() != before
+    assert re.fullmatch(r"[0-9a-f]{12}", before)

@@ -100,13 +100,30 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     page.wait_for_selector('#task-actions button[data-action="handle"]')
     page.click('#task-actions button[data-action="handle"]')
     form = page.locator('#task-form form[data-action="handle"]')
-    two = [jpeg_file("a1.jpg", (30, 30, 200)), jpeg_file("a2.jpg", (200, 30, 30))]
+    big = jpeg_file("a2.jpg", (200, 30, 30))
+    big["buffer"] = jpeg("a2.jpg", size=(3200, 1800), color=(200, 30, 30)).read()
+    two = [jpeg_file("a1.jpg", (30, 30, 200)), big]
     form.get_by_label("处置后照片").set_input_files(two)
     form.get_by_label("说明").fill("已清运,盲道恢复通行")
     handled_at = timezone.now()
     form.locator("button[type=submit]").click()
     page.wait_for_function("document.querySelectorAll('#queue li[data-state=queued]').length === 2")
     assert page.locator("#queue-count").inner_text() == "2"
+    # The photos wait on the phone already shrunk: the 3200×1800 one to 2,560 px on its long edge.
+    sizes = page.evaluate(
+        """() => new Promise((resolve) => {
+            const req = indexedDB.open("gridmgmt-faces", 1);
+            req.onsuccess = () => {
+                const all = req.result.transaction("queue").objectStore("queue").getAll();
+                all.onsuccess = async () => {
+                    const entry = all.result.find((e) => e.url.endsWith("/handle/"));
+                    const bitmaps = await Promise.all(entry.files.map((f) => createImageBitmap(f.blob)));
+                    resolve(bitmaps.map((b) => [b.width, b.height]));
+                };
+            };
+        })"""
+    )
+    assert sizes == [[96, 64], [2560, 1440]]
 
     # (3) Reloaded offline from the home-screen URL (the manifest's start_url): the page, its queue and the
     # task as last read all come back; a second 签收 on the same case is not queued twice.
@@ -152,7 +169,7 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     assert accepted_recorded >= synced_from and handled_recorded >= synced_from
     case.refresh_from_db()
     assert case.status == Case.Status.HANDLED
-    assert sorted(case.photos.values_list("kind", flat=True)) == ["after", "after", "before"]
+    assert sorted(case.photos.values_list("kind", "width")) == [("after", 96), ("after", 2560), ("before", 640)]
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     phone.close()
     desk.close()

@@ -2,7 +2,8 @@
 desk shows on the member's phone within a second without reload, with its description and photo; the
 member accepts and handles it with two photos while offline; the phone is reloaded offline from the
 home-screen URL and works (the service worker's cache); back online, exactly one event per action exists
-and the handling time recorded is the time it was done offline, not the time it was sent."""
+and the handling time recorded is the time it was done offline, not the time it was sent — even when the
+first answer to the handling was lost and the phone sent it again."""
 
 from __future__ import annotations
 
@@ -156,10 +157,23 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     # (4) Back online after a while: both sent, each once, and the handling counts when it was done.
     page.wait_for_timeout(OFFLINE_S * 1000)
     synced_from = timezone.now()
+    # The handling reaches the server but its answer is lost: the retry is answered as the first, not refused.
+    lost = {"n": 0}
+
+    def lose_first_answer(route):
+        if lost["n"] == 0:
+            lost["n"] += 1
+            route.fetch()  # the server takes it …
+            route.abort()  # … and the phone never hears back
+        else:
+            route.continue_()
+
+    page.route(f"**/api/cases/{case.pk}/handle/", lose_first_answer)
     phone.set_offline(False)
     page.click("#tab-queue")
     page.wait_for_function("document.querySelectorAll('#queue li[data-state=sent]').length === 2", timeout=20_000)
     assert page.locator("#queue li[data-state=failed]").count() == 0
+    assert lost["n"] == 1
     shot(page, "patrol_offline_synced")
     events = list(CaseEvent.objects.filter(case=case).order_by("id").values_list("type", "at", "recorded_at"))
     assert [e[0] for e in events] == [E.REPORTED, E.FILED, E.DISPATCHED, E.ACCEPTED, E.HANDLED]

@@ -17,6 +17,7 @@ const mine = (entry) => me.id !== undefined && me.id !== null && entry.user === 
 let photos = []; // the report's photos, shrunk (common.js photosReady)
 let here = null; // last known position {lat, lon}
 let flushing = false;
+let retrySoon = null; // the timer of a quick second try after a failure while online
 const taskLayer = L.layerGroup().addTo(map());
 
 /* --- tabs and network state --- */
@@ -155,7 +156,10 @@ async function flush() {
       } else if (r.network || r.status >= 500 || r.status === 429) {
         entry.error = r.message;
         await store.put("queue", entry);
-        break; // try again when the network or the server is back; keep the order
+        // Try again when the network or the server is back (the online event, the 15 s timer); a failure while
+        // the phone says it is online (an answer lost, a server restarting) soon, once.
+        if (navigator.onLine && !retrySoon) retrySoon = setTimeout(() => ((retrySoon = null), flush()), 2000);
+        break; // keep the order
       } else {
         entry.state = "failed";
         entry.error = r.message;

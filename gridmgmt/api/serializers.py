@@ -677,3 +677,8 @@ class CandidateSerializer(serializers.Serializer):
 class CandidatesSerializer(serializers.Serializer):
     case = serializers.CharField(help_text="案件编号")
     results = CandidateSerializer(many=True)
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="符合筛选条件的案件总数 (所有状态)")
+    by_status = serializers.DictField(child=serializers.IntegerField(), help_text="状态 → 数量 (每个状态都有, 无则 0)")

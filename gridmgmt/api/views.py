@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 from geo.coords import point_parse
 from geo.models import GridCell
 from geo.selectors import speakers_near
-from gridmgmt import access, clients, rules, selectors, services, states
+from gridmgmt import access, clients, queue, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -256,6 +257,25 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if created:
             return self._respond(case, status_code=status.HTTP_201_CREATED, written=True)
         return self._respond(case)
+
+    # --- the desk's queue tabs ---
+
+    @extend_schema(
+        summary="案件数量 (按状态; 与列表相同的筛选与搜索, 忽略 status)",
+        responses={200: s.CaseCountsSerializer, 400: OpenApiResponse(description="无效输入")},
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def counts(self, request):
+        # Every queue tab's count at once: the list's filters except the status the tabs choose between.
+        params = request.query_params.copy()
+        for name in ("status", "ordering", "order", "page", "page_size"):
+            params.pop(name, None)
+        scoped = access.cases_visible(user=request.user)
+        narrowed = CaseFilter(data=params, queryset=scoped, request=request)
+        if not narrowed.is_valid():
+            raise translate_validation(narrowed.errors)
+        figures = queue.case_counts_by_status(qs=narrowed.qs)
+        return Response(s.CaseCountsSerializer(figures).data)
 
     # --- dispatch help ---
 

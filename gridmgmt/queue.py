@@ -62,15 +62,6 @@ def cases_search(*, qs: QuerySet[Case], text: str, with_phone: bool = False) -> 
     return qs.filter(match)
 
 
-def _light_rank() -> CaseWhen:
-    # The rank of the `_light` alias (states.light_expression): states.LIGHTS is worst first.
-    return CaseWhen(
-        *(When(_light=name, then=Value(rank)) for rank, name in enumerate(states.LIGHTS)),
-        default=Value(len(states.LIGHTS)),
-        output_field=IntegerField(),
-    )
-
-
 def cases_order(*, qs: QuerySet[Case], ordering: str, now: datetime | None = None) -> QuerySet[Case]:
     """`qs` in the desk's `ordering` (one of ORDERINGS, optionally with a leading "-" for the reverse), made a
     total order with reported_at and id, so page boundaries never repeat or skip a case."""
@@ -86,7 +77,7 @@ def cases_order(*, qs: QuerySet[Case], ordering: str, now: datetime | None = Non
         running = CaseWhen(When(status__in=states.CLOCKED_STATUSES, then=0), default=1, output_field=IntegerField())
         return qs.order_by(running, deadline, *oldest)
     if key == "light":
-        qs = qs.alias(_light=states.light_expression(now=now)).alias(_light_rank=_light_rank())
+        qs = qs.alias(_light_rank=states.light_rank_expression(now=now))
         return qs.order_by(F("_light_rank").desc() if reverse else F("_light_rank").asc(), deadline, *oldest)
     if key == "age":
         return qs.order_by(*oldest)

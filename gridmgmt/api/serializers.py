@@ -671,7 +671,11 @@ class CandidateSerializer(serializers.Serializer):
     owns_grid = serializers.BooleanField()
     workload = serializers.IntegerField()
     skill = serializers.BooleanField()
+    busy = serializers.SerializerMethodField(help_text="队伍处置中 (排序扣分)")
     reasons = serializers.ListField(child=serializers.CharField())
+
+    def get_busy(self, candidate) -> bool:
+        return candidate.team.status == PatrolTeam.Status.BUSY
 
 
 class CandidatesSerializer(serializers.Serializer):

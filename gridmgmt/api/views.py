@@ -261,14 +261,15 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     # --- the desk's queue tabs ---
 
     @extend_schema(
-        summary="案件数量 (按状态; 与列表相同的筛选与搜索, 忽略 status)",
+        summary="案件数量 (按状态; 与列表相同的筛选与搜索)",
+        description="派遣台的队列标签: status 给出各标签的状态合集 (如全部在办), by_status 为各状态的数量。",
         responses={200: s.CaseCountsSerializer, 400: OpenApiResponse(description="无效输入")},
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def counts(self, request):
-        # Every queue tab's count at once: the list's filters except the status the tabs choose between.
+        # Every queue tab's count at once: the list's filters (status: the statuses of all the tabs), by status.
         params = request.query_params.copy()
-        for name in ("status", "ordering", "order", "page", "page_size"):
+        for name in ("ordering", "order", "page", "page_size"):
             params.pop(name, None)
         scoped = access.cases_visible(user=request.user)
         narrowed = CaseFilter(data=params, queryset=scoped, request=request)

@@ -166,6 +166,7 @@ JS_MESSAGES = {
     "filters_on": gettext_lazy("(已选 %(n)s 项)"),
     "fact_distance": gettext_lazy("距离"),
     "fact_metres": gettext_lazy("%(m)s 米"),
+    "fact_km": gettext_lazy("%(km)s 公里"),
     "fact_unknown": gettext_lazy("位置未知"),
     "fact_workload": gettext_lazy("在办"),
     "fact_cases": gettext_lazy("%(n)s 件"),

@@ -314,14 +314,15 @@ async function teamList() {
    facts order the teams). */
 function teamFacts(c) {
   if (c.workload === undefined) return null;
-  const fact = (label, value, kind) => [h("dt", { text: label }), h("dd", { text: value, "data-kind": kind || null })];
+  const fact = (label, value, kind) => h("div", {}, h("dt", { text: label }), h("dd", { text: value, "data-kind": kind || null }));
+  const metres = (m) => (m >= 1000 ? t("fact_km", { km: (m / 1000).toFixed(1) }) : t("fact_metres", { m: Math.round(m) }));
   return h(
     "dl",
     { class: "gm-cand-facts" },
-    fact(t("fact_distance"), c.distance_m === null ? t("fact_unknown") : t("fact_metres", { m: Math.round(c.distance_m) })),
+    fact(t("fact_distance"), c.distance_m === null ? t("fact_unknown") : metres(c.distance_m)),
     fact(t("fact_workload"), t("fact_cases", { n: c.workload }), c.workload ? null : "good"),
-    fact(t("fact_owner"), c.owns_grid ? t("fact_owner_yes") : t("fact_no"), c.owns_grid ? "good" : null),
-    fact(t("fact_skill"), c.skill ? t("fact_skill_yes") : t("fact_no"), c.skill ? "good" : null),
+    fact(t("fact_owner"), c.owns_grid ? t("fact_owner_yes") : t("fact_no"), c.owns_grid ? "good" : "no"),
+    fact(t("fact_skill"), c.skill ? t("fact_skill_yes") : t("fact_no"), c.skill ? "good" : "no"),
     c.busy ? fact(t("fact_status"), t("fact_busy"), "warn") : null,
   );
 }

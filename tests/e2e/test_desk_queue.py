@@ -4,7 +4,6 @@ queue within a second, without a reload (the feed, not polling)."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -98,9 +97,8 @@ def test_desk_finds_orders_and_follows_the_queue(browser, live_server_url):
     new, _ = services.case_report(
         source=Case.Source.HOTLINE, category_code="E0404", lon=lon, lat=lat, description="刚来的热线工单"
     )
-    started = time.monotonic()
+    # Within 1 s of the commit (the wait's own timeout): feed frame, one read of the case, drawn.
     page.wait_for_selector(f'#queue li[data-case="{new.code}"][data-new="true"]', timeout=1_000)
-    assert time.monotonic() - started < 1.0
     assert page.evaluate("window.deskNotReloaded === true")  # the same page: no reload
     page.wait_for_function("document.querySelector('#queues [data-label=\"待立案\"] [data-count]').textContent === '1'")
     assert clean(log) == NO_PROBLEMS

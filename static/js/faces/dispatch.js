@@ -117,15 +117,42 @@ function renderQueue() {
   $("queue-more").textContent = t("queue_load_more", { n: Math.min(left, QUEUE_PAGE), left });
 }
 
-/* A case the feed announces: pinned at the top when it fits this queue's question and is not shown yet. */
-async function pinArrival(caseId, code) {
+/* A case the feed announces: pinned at the top when it fits this queue's question and is not shown yet. With
+   no search or filter set, the envelope's status says whether it belongs to this tab, and it is drawn from the
+   envelope at once; the server then answers whether it fits (search, filters, scope) with the full row. */
+function envelopeRow(d) {
+  const sources = Object.fromEntries((config.filters || {}).source || []);
+  return {
+    id: d.case_id,
+    geometry: { type: "Point", coordinates: [d.lon, d.lat] },
+    properties: {
+      code: d.code,
+      status: d.status,
+      status_label: config.states.labels[d.status] || d.status,
+      category: { code: d.category, name: d.category_name },
+      source_label: sources[d.source] || d.source,
+      address: d.address,
+      light: d.light || "none",
+      deadline_at: d.deadline_at,
+      level: d.level,
+    },
+  };
+}
+async function pinArrival(d) {
+  const caseId = d.case_id;
   if (queue.rows.some((f) => f.id === caseId) || queue.pinned.has(caseId)) return;
   const params = queueParams();
-  params.set("code", code);
+  const plain = [...params.keys()].every((k) => k === "status" || k === "ordering");
+  if (plain && activeTab().dataset.statuses.split(",").includes(d.status) && d.lon !== undefined) {
+    queue.pinned.set(caseId, envelopeRow(d));
+    renderQueue();
+  }
+  params.set("code", d.code);
   const r = await api(`/api/cases/?${params}`);
-  const f = r.ok && r.data.features.find((x) => x.id === caseId);
-  if (!f || queue.rows.some((x) => x.id === caseId)) return;
-  queue.pinned.set(caseId, f);
+  if (!r.ok) return;
+  const f = r.data.features.find((x) => x.id === caseId);
+  if (f && !queue.rows.some((x) => x.id === caseId)) queue.pinned.set(caseId, f);
+  else queue.pinned.delete(caseId);
   renderQueue();
 }
 
@@ -422,7 +449,7 @@ const box = inbox({ onOpen: (n) => (select(n.case_id), true) });
 let refreshing = null;
 function caseEvents(events) {
   for (const e of events) {
-    if (e.type === "case.created" && e.data && e.data.case_id) pinArrival(e.data.case_id, e.data.code);
+    if (e.type === "case.created" && e.data && e.data.case_id) pinArrival(e.data);
   }
   // One read for a burst of events; the open case is read again unless a form is being filled in.
   const touched = current && events.some((e) => e.data && e.data.case_id === current.id);

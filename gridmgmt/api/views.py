@@ -264,6 +264,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         summary="案件数量 (按状态; 与列表相同的筛选与搜索)",
         description="派遣台的队列标签: status 给出各标签的状态合集 (如全部在办), by_status 为各状态的数量。",
         responses={200: s.CaseCountsSerializer, 400: OpenApiResponse(description="无效输入")},
+        filters=True,  # the list's filters (CaseFilter) in the schema
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def counts(self, request):
@@ -275,7 +276,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         narrowed = CaseFilter(data=params, queryset=scoped, request=request)
         if not narrowed.is_valid():
             raise translate_validation(narrowed.errors)
-        figures = queue.case_counts_by_status(qs=narrowed.qs)
+        within = BBoxFilter().filter_queryset(request, narrowed.qs, self)  # in_bbox, as the list
+        figures = queue.case_counts_by_status(qs=within)
         return Response(s.CaseCountsSerializer(figures).data)
 
     # --- dispatch help ---

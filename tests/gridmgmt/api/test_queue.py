@@ -125,6 +125,11 @@ def test_counts_per_status_in_one_query_with_the_lists_filters(world, queue, dja
     searched = client.get("/api/cases/counts/?search=建筑垃圾").json()
     assert (searched["total"], searched["by_status"]["filed"], searched["by_status"]["handling"]) == (3, 2, 1)
     assert client.get("/api/cases/counts/?light=red").json()["total"] == 0
+    c0 = world.cells[0].geom.extent
+    box = "in_bbox={},{},{},{}".format(*c0)
+    assert (
+        client.get(f"/api/cases/counts/?{box}").json()["total"] == 5 == client.get(f"/api/cases/?{box}").json()["count"]
+    )
     some = client.get("/api/cases/counts/?status=filed,reported").json()  # the statuses of the desk's tabs
     assert (some["total"], some["by_status"]["filed"], some["by_status"]["handling"]) == (3, 2, 0)
     # Scoped like the list: another district's dispatcher counts nothing of this one.

@@ -447,17 +447,21 @@ async function loadTimeline(id) {
    own scope feeds the inbox (a send-back, an escalation…: badge and list; a line opens its case here). */
 const box = inbox({ onOpen: (n) => (select(n.case_id), true) });
 let refreshing = null;
+let currentTouched = false;
 function caseEvents(events) {
   for (const e of events) {
     if (e.type === "case.created" && e.data && e.data.case_id) pinArrival(e.data);
   }
-  // One read for a burst of events; the open case is read again unless a form is being filled in.
-  const touched = current && events.some((e) => e.data && e.data.case_id === current.id);
-  clearTimeout(refreshing);
+  // At most one read of the queue per half second however busy the feed (new reports are pinned at once,
+  // above); the open case is read again unless a form is being filled in.
+  currentTouched = currentTouched || Boolean(current && events.some((e) => e.data && e.data.case_id === current.id));
+  if (refreshing) return;
   refreshing = setTimeout(() => {
+    refreshing = null;
     refreshQueue();
-    if (touched && $("d-form").hidden) select(current.id);
-  }, 100);
+    if (currentTouched && current && $("d-form").hidden) select(current.id);
+    currentTouched = false;
+  }, 500);
 }
 const scopes = [config.scope, box && box.scope].filter(Boolean);
 setupQueue();

@@ -52,7 +52,9 @@ async function loadQueue({ append = false, size = QUEUE_PAGE } = {}) {
   if (seq !== queue.seq) return;
   if (!r.ok) return say($("queue-msg"), r.message, "error");
   say($("queue-msg"), "");
-  queue.rows = append ? [...queue.rows, ...r.data.features] : r.data.features;
+  // A page boundary can fall inside what is shown (a refresh read 57 rows): a row already shown is not added twice.
+  const shown = new Set(queue.rows.map((f) => f.id));
+  queue.rows = append ? [...queue.rows, ...r.data.features.filter((f) => !shown.has(f.id))] : r.data.features;
   queue.count = r.data.count;
   for (const f of queue.rows) queue.pinned.delete(f.id);
   renderQueue();

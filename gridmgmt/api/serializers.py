@@ -695,9 +695,18 @@ class CandidateSerializer(serializers.Serializer):
     owns_grid = serializers.BooleanField()
     workload = serializers.IntegerField()
     skill = serializers.BooleanField()
+    busy = serializers.SerializerMethodField(help_text="队伍处置中 (排序扣分)")
     reasons = serializers.ListField(child=serializers.CharField())
+
+    def get_busy(self, candidate) -> bool:
+        return candidate.team.status == PatrolTeam.Status.BUSY
 
 
 class CandidatesSerializer(serializers.Serializer):
     case = serializers.CharField(help_text="案件编号")
     results = CandidateSerializer(many=True)
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="符合筛选条件的案件总数 (所有状态)")
+    by_status = serializers.DictField(child=serializers.IntegerField(), help_text="状态 → 数量 (每个状态都有, 无则 0)")

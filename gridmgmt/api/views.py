@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 from geo.coords import point_parse
 from geo.models import GridCell
 from geo.selectors import speakers_near
-from gridmgmt import access, clients, rules, selectors, services, states
+from gridmgmt import access, clients, queue, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -269,6 +270,28 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if created:
             return self._respond(case, status_code=status.HTTP_201_CREATED, written=True)
         return self._respond(case)
+
+    # --- the desk's queue tabs ---
+
+    @extend_schema(
+        summary="案件数量 (按状态; 与列表相同的筛选与搜索)",
+        description="派遣台的队列标签: status 给出各标签的状态合集 (如全部在办), by_status 为各状态的数量。",
+        responses={200: s.CaseCountsSerializer, 400: OpenApiResponse(description="无效输入")},
+        filters=True,  # the list's filters (CaseFilter) in the schema
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def counts(self, request):
+        # Every queue tab's count at once: the list's filters (status: the statuses of all the tabs), by status.
+        params = request.query_params.copy()
+        for name in ("ordering", "order", "page", "page_size"):
+            params.pop(name, None)
+        scoped = access.cases_visible(user=request.user)
+        narrowed = CaseFilter(data=params, queryset=scoped, request=request)
+        if not narrowed.is_valid():
+            raise translate_validation(narrowed.errors)
+        within = BBoxFilter().filter_queryset(request, narrowed.qs, self)  # in_bbox, as the list
+        figures = queue.case_counts_by_status(qs=within)
+        return Response(s.CaseCountsSerializer(figures).data)
 
     # --- dispatch help ---
 

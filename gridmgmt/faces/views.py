@@ -28,12 +28,14 @@ from geo import district_map
 from geo.models import AdminArea, GridCell
 from geo.selectors import CELL_TILE_MIN_ZOOM
 from gridmgmt import access, clients
+from gridmgmt import selectors as case_selectors
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import SPEAKER_REPEAT_MAX, Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
 from gridmgmt.photos import MAX_PHOTOS
 from gridmgmt.rules import RULES, speaker_call_allowed, statuses_actionable
 from gridmgmt.states import OPEN_STATUSES, states_describe
+from realtime.scopes import scopes_default
 
 R = User.Role
 PATROL_ROLES = access.FACE_ROLES["patrol"]
@@ -151,7 +153,6 @@ JS_MESSAGES = {
     "reconnecting": gettext_lazy("正在重新连接…"),
     "no_tasks": gettext_lazy("暂无任务"),
     "no_cases": gettext_lazy("队列为空"),
-    "queue_more": gettext_lazy("显示时限最紧的 %(shown)s 件,共 %(count)s 件:用筛选缩小范围"),
     "confirm": gettext_lazy("确定吗?"),
     "cancel": gettext_lazy("取消"),
     "done": gettext_lazy("已完成"),
@@ -170,6 +171,26 @@ JS_MESSAGES = {
     "select_case": gettext_lazy("从左侧队列选择一个案件"),
     # Workflow button labels are not here: each case's `actions` carries its own (gridmgmt.rules).
     "extension_pending": gettext_lazy("延时待批"),
+    # The desk's queue and its ranked teams (static/js/faces/dispatch.js).
+    "queue_count": gettext_lazy("共 %(count)s 件,显示 %(shown)s 件"),
+    "queue_load_more": gettext_lazy("再显示 %(n)s 件(还有 %(left)s 件)"),
+    "queue_new": gettext_lazy("新"),
+    "queue_level": gettext_lazy("已升级至%(level)s"),
+    "filter_all": gettext_lazy("全部"),
+    "filters_on": gettext_lazy("(已选 %(n)s 项)"),
+    "fact_distance": gettext_lazy("距离"),
+    "fact_metres": gettext_lazy("%(m)s 米"),
+    "fact_km": gettext_lazy("%(km)s 公里"),
+    "fact_unknown": gettext_lazy("位置未知"),
+    "fact_workload": gettext_lazy("在办"),
+    "fact_cases": gettext_lazy("%(n)s 件"),
+    "fact_owner": gettext_lazy("责任网格"),
+    "fact_owner_yes": gettext_lazy("负责该网格"),
+    "fact_skill": gettext_lazy("技能"),
+    "fact_skill_yes": gettext_lazy("擅长该类别"),
+    "fact_no": gettext_lazy("否"),
+    "fact_status": gettext_lazy("状态"),
+    "fact_busy": gettext_lazy("处置中"),
     # The resident's loop: the report's result, "my reports", the tracking page.
     "keep_link": gettext_lazy(
         "请保存此链接:以后凭它查看进度,并在办结后评价。换了手机或清除浏览器数据后,只有这个链接能评价。"
@@ -498,16 +519,55 @@ def _dispatch_queues() -> list[dict]:
     return [*queues, {"label": str(gettext_lazy("全部在办")), "statuses": _statuses_joined(OPEN_STATUSES)}]
 
 
+def _desk_scope(user: User) -> str:
+    """The widest feed scope this user may hold other than their own inbox (realtime.scopes.scopes_default)."""
+    return next((sc.key for sc in scopes_default(user=user) if sc.kind != "user"), "")
+
+
+def _queue_filters(district) -> dict:
+    """The desk's filter choices: the district's streets, the major categories, sources, lights and levels."""
+    streets = AdminArea.objects.filter(level=AdminArea.Level.STREET, parent=district) if district else []
+    majors = Category.objects.filter(parent__isnull=True, is_active=True).order_by("code")
+    lights = states_describe()["lightLabels"]
+    return {
+        "area": [[a.code, a.name] for a in streets.only("code", "name").order_by("code")] if district else [],
+        "category": [[c.code, name_localized(c)] for c in majors],
+        "source": [[value, str(label)] for value, label in Case.Source.choices],
+        "light": [[light, lights[light]] for light in ("red", "yellow", "green", "none")],
+        "level": [[str(value), str(label)] for value, label in Case.Level.choices],
+    }
+
+
+def _ranking_rule() -> str:
+    """How the ranked teams are ordered, in words, from the ranking's own weights (gridmgmt.selectors)."""
+    return _(
+        "排序依据:负责该网格 +%(owner)s,擅长该类别 +%(skill)s,距离每 %(step)s 米 −1(最多计 %(cap)s 米),"
+        "每件在办 −%(load)s,处置中 −%(busy)s;得分高者在前。"
+    ) % {
+        "owner": round(case_selectors.OWNER_BONUS),
+        "skill": round(case_selectors.SKILL_BONUS),
+        "step": round(case_selectors.DISTANCE_PER_POINT_M),
+        "cap": round(case_selectors.DISTANCE_CAP_M),
+        "load": round(case_selectors.WORKLOAD_PENALTY),
+        "busy": round(case_selectors.BUSY_PENALTY),
+    }
+
+
 @staff_face(DISPATCH_ROLES)
 def dispatch_page(request: HttpRequest) -> HttpResponse:
     """/dispatch/: the queue, a case's details, duplicates, ranked teams, and the actions each case carries."""
     user = request.user
     context = _map_context(request, user=user)
     context["queues"] = _dispatch_queues()
+    district = context["district"]
     context["config"] = _page_config(
         request,
         user={"id": user.id, "name": user.username},
         urgencies=[[value, str(label)] for value, label in Case.Urgency.choices],
+        # The queue follows the desk's area on the feed (realtime/PROTOCOL.md): new and changed cases at once.
+        scope=_desk_scope(user),
+        filters=_queue_filters(district),
+        rankingRule=_ranking_rule(),
         inbox=_inbox(request, case_href=_case_href(user)),
         speakers=_speakers(user),
     )

@@ -80,7 +80,7 @@ NO_PROBLEMS = {"outside": [], "failed": [], "http_errors": [], "console_errors":
 
 
 def dispatch_select(page, code: str, queue: str):
-    page.select_option("#queue-filter", label=queue)
+    page.click(f'#queues [role=tab][data-label="{queue}"]')
     page.locator(f'#queue li[data-case="{code}"]').click()
     page.wait_for_selector(f'#d-title:has-text("{code}")')
 

@@ -372,7 +372,7 @@ def test_every_page_gets_the_case_states_from_the_server(client, world):
 
 def test_dispatch_queues_and_patrol_tasks_follow_the_rules(client, world):
     html = login(client, world.users[User.Role.DISPATCHER]).get("/dispatch/").content.decode()
-    options = re.findall(r'<option value="([a-z_,]+)">([^<]+)</option>', html)
+    options = re.findall(r'role="tab" data-statuses="([a-z_,]+)" data-label="([^"]+)"', html)
     assert options == [
         ("reported", "待立案"),
         ("filed,sent_back", "待派遣"),

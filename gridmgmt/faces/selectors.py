@@ -239,7 +239,7 @@ def wall_alerts(*, cases: QuerySet[Case], district_id: int | None, now: datetime
     }
 
 
-SNAPSHOT_PARTS = ("kpis", "cells", "heat", "cameras", "ticker", "areas", "alerts")
+SNAPSHOT_PARTS = ("kpis", "cells", "heat", "cameras", "ticker")
 
 
 def snapshot_render(data: dict) -> str:
@@ -252,8 +252,9 @@ def snapshot_render(data: dict) -> str:
     return f"{body[:-1]}, {spliced}}}" if body != "{}" else f"{{{spliced}}}"
 
 
-# Asked for by name only: the viewport's cases (needs a bbox), the teams' positions, the loudspeakers.
-EXTRA_PARTS = ("cases", "teams", "speakers")
+# Asked for by name only: the viewport's cases (needs a bbox), the teams' positions, the loudspeakers, the
+# street/community name labels and the alert panel.
+EXTRA_PARTS = ("cases", "teams", "speakers", "areas", "alerts")
 
 
 def wall_snapshot(
@@ -266,9 +267,9 @@ def wall_snapshot(
     teams: QuerySet[PatrolTeam] | None = None,
     speakers: QuerySet[Speaker] | None = None,
 ) -> dict:
-    """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs and cell counts as events
-    arrive. "cases" (with `bbox`), "teams" (with `teams`) and "speakers" (with `speakers`) are the wall's other
-    start-up reads."""
+    """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs, cell counts and alerts as
+    events arrive. "cases" (with `bbox`), "teams" (with `teams`), "speakers" (with `speakers`), "areas" and
+    "alerts" are the wall's other start-up reads."""
     now = now or timezone.now()
     parts = set(SNAPSHOT_PARTS) if not parts else parts & {*SNAPSHOT_PARTS, *EXTRA_PARTS}
     # Short reads, several requests at once on few cores: no parallel workers (geo.selectors.serial_queries).

@@ -69,3 +69,41 @@ def test_tile_is_revalidated_by_etag(client, cells):
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == first["ETag"]
     other = client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf", headers={"If-None-Match": first["ETag"]})
     assert other.status_code == 200 and other["ETag"] != first["ETag"]
+
+
+def _features_by_id(content: bytes) -> dict[int, dict]:
+    return {f["id"]: f for f in mapbox_vector_tile.decode(content)["cells"]["features"]}
+
+
+def test_cell_tile_features_carry_their_id_as_feature_id_and_property(client, cells):
+    # The wall shades a cell by the id its style function gets, and VectorGrid gives it the properties only.
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    features = _features_by_id(client.get(f"/tiles/cells/16/{x}/{y}.pbf").content)
+    assert cells[4].pk in features
+    assert all(f["properties"]["id"] == fid for fid, f in features.items())
+
+
+def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
+    from geo.coords import wgs84_to_gcj02
+    from geo.selectors import TILE_EXTENT, TileAddress, tile_center
+
+    z = 13
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, z)
+    wgs = _features_by_id(client.get(f"/tiles/cells/{z}/{x}/{y}.pbf").content)
+    gcj = _features_by_id(client.get(f"/tiles/cells/{z}/{x}/{y}.pbf?datum=gcj02").content)
+    both = set(gcj) & set(wgs)  # the grid is near the tile's edge: the shift moves some rows in or out
+    assert both
+    # The GCJ-02 offset at the tile's centre, in tile units (extent 4096 per tile at this zoom).
+    lon, lat = tile_center(TileAddress(z=z, x=x, y=y))
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    per_deg_x = TILE_EXTENT * 2**z / 360
+    merc_y = lambda la: math.log(math.tan(math.pi / 4 + math.radians(la) / 2))  # noqa: E731
+    dy = (merc_y(glat) - merc_y(lat)) / (2 * math.pi) * TILE_EXTENT * 2**z
+    dx = (glon - lon) * per_deg_x
+    assert 300 < dx < 450 and -250 < dy < -100  # ~470 m east, ~-200 m south at z13 (~1.2 m per unit)
+    for pk in both:
+        (ring_w,) = wgs[pk]["geometry"]["coordinates"]
+        (ring_g,) = gcj[pk]["geometry"]["coordinates"]
+        # decode() gives y up (y_coord_down=False): north is +y.
+        assert min(p[0] for p in ring_g) - min(p[0] for p in ring_w) == pytest.approx(dx, abs=1.5)
+        assert min(p[1] for p in ring_g) - min(p[1] for p in ring_w) == pytest.approx(dy, abs=1.5)

@@ -18,7 +18,7 @@ window.gridmgmtWall = state;
 
 /* --- layers --- */
 // Cells by their open (or overdue) case count; the legend (wall.html) names the same three steps.
-const cellColor = (n) => (n >= 5 ? "#c0392b" : n >= 3 ? "#d35400" : n >= 1 ? "#b7950b" : null);
+const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#b9770e" : null);
 const cells = L.vectorGrid.protobuf(config.cellTiles, {
   minZoom: config.cellMinZoom,
   maxZoom: 19,
@@ -31,7 +31,7 @@ const cells = L.vectorGrid.protobuf(config.cellTiles, {
       const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
       const fill = cellColor(n);
       return fill
-        ? { weight: 0.6, color: fill, fill: true, fillColor: fill, fillOpacity: 0.6 }
+        ? { weight: 1, color: fill, fill: true, fillColor: fill, fillOpacity: 0.75 }
         : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
     },
   },
@@ -61,7 +61,7 @@ const cameras = L.markerClusterGroup({
 const CAMERA_MIN_ZOOM = 14;
 let camerasWanted = true;
 const camerasShow = () => {
-  const on = camerasWanted && map.getZoom() >= CAMERA_MIN_ZOOM;
+  const on = camerasWanted && zoomSeen() >= CAMERA_MIN_ZOOM;
   if (on && !map.hasLayer(cameras)) cameras.addTo(map);
   if (!on && map.hasLayer(cameras)) map.removeLayer(cameras);
 };
@@ -88,11 +88,10 @@ const casesLayer = L.markerClusterGroup({
   },
 }).addTo(map);
 // Team names only when zoomed in: at district zoom 78 labels would cover the map.
-const zoomClass = () => {
-  const c = map.getContainer().classList;
-  c.toggle("gm-far", map.getZoom() < 14);
-  c.toggle("gm-near", map.getZoom() >= 14); // community names
-};
+// Thresholds below are for a 1080-line screen: a 2160-line one shows the same ground one zoom level higher
+// with everything twice the size (the CSS unit --u), so it compares its zoom less one.
+const zoomSeen = () => map.getZoom() - Math.log2(Math.max(1, window.innerHeight / 1080));
+const zoomClass = () => map.getContainer().classList.toggle("gm-far", zoomSeen() < 14);
 map.on("zoomend", zoomClass);
 zoomClass();
 const teams = L.layerGroup().addTo(map);
@@ -182,12 +181,13 @@ function areaLabels(rows) {
 }
 map.createPane("gmLabels").style.zIndex = 450; // over the cells and the heat, under the markers
 map.getPane("gmLabels").style.pointerEvents = "none";
-// Streets from zoom 11 (the district in view), communities from 14: at district zoom ~1,000 names would cover it.
+// Streets from zoom 11, communities from 15 (a 1 km community is ~200 px wide there): at the district's zoom
+// ~1,000 names would cover the map.
 const areasShow = () => {
-  const z = map.getZoom();
+  const z = zoomSeen();
   const want = [
     [streetNames, areasWanted && z >= 11],
-    [communityNames, areasWanted && z >= 14],
+    [communityNames, areasWanted && z >= 15],
   ];
   for (const [layer, on] of want) {
     if (on && !map.hasLayer(layer)) layer.addTo(map);
@@ -205,16 +205,17 @@ function alerts(a) {
       { "data-kind": kind, "data-case": c.code, "data-light": c.light || "none" },
       h("button", { type: "button", class: "gm-alert-case", onclick: () => openCard(c.id, c.code) }, h("b", { text: kind === "escalated" ? levelName(c.level) : t("alerts_urgent_tag") }), ` ${c.code} · ${c.category}`),
     );
+  // Each group's full count, and its first few rows (the panel shares the column with the KPIs and the ticker).
   const groups = [
-    ["escalated", t("alerts_escalated"), a.escalated, caseItem("escalated")],
-    ["urgent", t("alerts_urgent"), a.urgent, caseItem("urgent")],
-    ["cameras", t("alerts_cameras"), a.cameras, (c) => h("li", { "data-kind": "camera", "data-camera": c.code }, h("b", { text: t("alerts_offline_tag") }), ` ${c.name} (${c.code})${c.last_seen_at ? " · " + timeText(c.last_seen_at) : ""}`)],
+    ["escalated", t("alerts_escalated"), a.escalated, caseItem("escalated"), 4],
+    ["urgent", t("alerts_urgent"), a.urgent, caseItem("urgent"), 3],
+    ["cameras", t("alerts_cameras"), a.cameras, (c) => h("li", { "data-kind": "camera", "data-camera": c.code }, h("b", { text: t("alerts_offline_tag") }), ` ${c.name} (${c.code})${c.last_seen_at ? " · " + timeText(c.last_seen_at) : ""}`), 3],
   ];
   const items = [];
-  for (const [kind, label, part, render] of groups) {
+  for (const [kind, label, part, render, shown] of groups) {
     if (!part || !part.count) continue;
     items.push(h("li", { class: "gm-alert-head", "data-group": kind, text: `${label} ${part.count}` }));
-    items.push(...part.rows.slice(0, 6).map(render));
+    items.push(...part.rows.slice(0, shown).map(render));
   }
   if (!items.length) items.push(h("li", { class: "gm-muted", text: t("alerts_none") }));
   $("alerts").replaceChildren(...items);
@@ -248,7 +249,7 @@ async function openCard(id, code) {
   const row = (label, value) => (value ? [h("dt", { text: label }), h("dd", { text: value })] : []);
   const thumb = (c.photos || []).find((ph) => ph.kind === "before");
   $("card-title").textContent = `${c.code} · ${c.category ? c.category.label || c.category.name : ""}`;
-  $("card-body").replaceChildren(
+  const parts = [
     h("p", { class: "gm-card-status" }, h("span", { class: "gm-light", "data-light": light, text: (states.lightLabels || {})[light] || light }), ` ${c.status_label}`, c.level > 0 ? h("span", { class: "gm-card-level", text: ` · ${t("card_level")}: ${c.level_label}` }) : null),
     h(
       "dl",
@@ -263,7 +264,8 @@ async function openCard(id, code) {
     c.description ? h("p", { class: "gm-card-text", text: c.description }) : null,
     thumb ? h("img", { class: "gm-card-photo", src: thumb.url, alt: "" }) : null,
     config.caseHref ? h("a", { class: "gm-card-link", href: config.caseHref.replace("{id}", c.id).replace("{code}", c.code), text: t("card_open") }) : null,
-  );
+  ];
+  $("card-body").replaceChildren(...parts.filter(Boolean));
 }
 $("card-close").addEventListener("click", () => {
   state.card = null;

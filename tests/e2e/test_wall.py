@@ -48,6 +48,19 @@ def wall_context(browser, url: str, viewport=(1920, 1080)):
 
 
 def test_wall_shades_a_reported_cell_shows_the_legend_and_opens_a_case_card(browser, live_server_url, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import CaseFactory
+
+    on_time = CaseFactory(
+        cell=world.cells[4],
+        category=world.category,
+        status=Case.Status.FILED,
+        deadline_at=timezone.now() + timedelta(days=3),
+        warn_at=timezone.now() + timedelta(days=2),
+    )
     context = wall_context(browser, live_server_url)
     page = context.new_page()
     log = record(page)
@@ -62,14 +75,23 @@ def test_wall_shades_a_reported_cell_shows_the_legend_and_opens_a_case_card(brow
     page.wait_for_function(f"window.gridmgmtWall.caseMarkers.has({case.code!r})")
     shaded = f"""() => {{
         const s = window.gridmgmtWall;
-        if (!s.cells[{cell.pk}]) return false;
+        if (!s.cells[{cell.pk}] || s.cells[{cell.pk}][0] !== 2) return false;  // the new report counted
         return Object.values(s.cellLayer._vectorTiles).some((tile) => {{
             const f = (tile._features || {{}})[{cell.pk}];
             return f && f.feature.options.fill === true;
         }});
     }}"""
     page.wait_for_function(shaded)
-    assert page.evaluate(f"window.gridmgmtWall.cells[{cell.pk}]") == [1, 0]
+    assert page.evaluate(f"window.gridmgmtWall.cells[{cell.pk}]") == [2, 0]
+
+    # Zoomed out, the two cluster: the worst timed light (green), and a badge for the one with no clock —
+    # an unfiled report never turns a cluster green nor hides behind it.
+    page.evaluate("window.gridmgmtMap.setZoom(13, {animate: false})")
+    cluster = page.locator('.gm-case-cluster span[data-light="green"]')
+    cluster.wait_for()
+    assert cluster.inner_text().split() == ["2", "1"]
+    page.evaluate(f"window.gridmgmtMap.setView([{lat}, {lon}], 16, {{animate: false}})")
+    page.locator(f'.gm-case-dot[data-case="{on_time.code}"][data-light="green"]').wait_for()
 
     legend = page.locator("#legend")
     assert legend.is_visible()

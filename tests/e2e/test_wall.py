@@ -113,6 +113,16 @@ def test_wall_shades_a_reported_cell_shows_the_legend_and_opens_a_case_card(brow
     screenshot(page, "wall_cell_legend_card")
     page.click("#card-close")
     assert card.is_hidden()
+
+    # Its deadline breached, the escalation pass lifts it a level: the dot and the alert panel show it live.
+    from gridmgmt import escalation
+    from gridmgmt.models import User
+
+    services.case_file(case_id=case.pk, actor=world.users[User.Role.DISPATCHER])
+    services.case_dispatch(case_id=case.pk, actor=world.users[User.Role.DISPATCHER], team_id=world.team.pk)
+    assert escalation.cases_escalate(now=timezone.now() + timedelta(days=30)).count >= 1
+    page.locator(f'.gm-case-dot[data-case="{case.code}"][data-light="red"]:not([data-level="0"])').wait_for()
+    page.locator(f'#alerts li[data-kind="escalated"][data-case="{case.code}"]').wait_for()
     assert log.outside() == [] and log.page_errors == [] and log.http_errors == []
     context.close()
 

@@ -178,23 +178,45 @@ function areaLabels(rows) {
     (level === "street" ? streetNames : communityNames).addLayer(m);
   }
   state.areaLabels = rows.length;
+  areasShow();
 }
 map.createPane("gmLabels").style.zIndex = 450; // over the cells and the heat, under the markers
 map.getPane("gmLabels").style.pointerEvents = "none";
-// Streets from zoom 11, communities from 15 (a 1 km community is ~200 px wide there): at the district's zoom
-// ~1,000 names would cover the map.
+// Streets from the district's zoom, communities from 15 (a 1 km community is ~200 px wide there; at the
+// district's zoom ~1,000 names would cover the map). Names that would overlap one already shown are hidden,
+// streets first: one read of every box, then one write (no layout thrash).
+function declutter() {
+  const labels = [];
+  for (const layer of [streetNames, communityNames]) {
+    if (map.hasLayer(layer)) layer.eachLayer((m) => m.getElement() && labels.push(m.getElement()));
+  }
+  labels.forEach((el) => (el.style.visibility = ""));
+  const view = map.getContainer().getBoundingClientRect();
+  const boxes = labels.map((el) => el.firstChild.getBoundingClientRect());
+  const shown = [];
+  const hide = [];
+  boxes.forEach((r, i) => {
+    if (r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom) return;
+    if (shown.some((p) => r.left < p.right + 4 && r.right + 4 > p.left && r.top < p.bottom && r.bottom > p.top)) hide.push(labels[i]);
+    else shown.push(r);
+  });
+  hide.forEach((el) => (el.style.visibility = "hidden"));
+  state.areaLabelsShown = shown.length;
+}
 const areasShow = () => {
   const z = zoomSeen();
   const want = [
-    [streetNames, areasWanted && z >= 11],
+    [streetNames, areasWanted && z >= 9.5],
     [communityNames, areasWanted && z >= 15],
   ];
   for (const [layer, on] of want) {
     if (on && !map.hasLayer(layer)) layer.addTo(map);
     if (!on && map.hasLayer(layer)) map.removeLayer(layer);
   }
+  declutter();
 };
 map.on("zoomend", areasShow);
+map.on("moveend", declutter);
 
 /* --- alerts the centre must act on (the snapshot's "alerts", refreshed after each burst of feed events) --- */
 function alerts(a) {

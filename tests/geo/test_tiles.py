@@ -84,8 +84,10 @@ def test_cell_tile_features_carry_their_id_as_feature_id_and_property(client, ce
 
 
 def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
+    import numpy as np
+
     from geo.coords import wgs84_to_gcj02
-    from geo.selectors import TILE_EXTENT, TileAddress, tile_center
+    from geo.selectors import TILE_EXTENT
 
     z = 13
     x, y = tile_of(cells[4].center.x, cells[4].center.y, z)
@@ -93,17 +95,21 @@ def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
     gcj = _features_by_id(client.get(f"/tiles/cells/{z}/{x}/{y}.pbf?datum=gcj02").content)
     both = set(gcj) & set(wgs)  # the grid is near the tile's edge: the shift moves some rows in or out
     assert both
-    # The GCJ-02 offset at the tile's centre, in tile units (extent 4096 per tile at this zoom).
-    lon, lat = tile_center(TileAddress(z=z, x=x, y=y))
-    glon, glat = wgs84_to_gcj02(lon, lat)
-    per_deg_x = TILE_EXTENT * 2**z / 360
-    merc_y = lambda la: math.log(math.tan(math.pi / 4 + math.radians(la) / 2))  # noqa: E731
-    dy = (merc_y(glat) - merc_y(lat)) / (2 * math.pi) * TILE_EXTENT * 2**z
-    dx = (glon - lon) * per_deg_x
-    assert 300 < dx < 450 and -250 < dy < -100  # ~470 m east, ~-200 m south at z13 (~1.2 m per unit)
+
+    def tile_units(lon, lat):  # Web Mercator → this tile's units, y up (as decode() gives them)
+        n = TILE_EXTENT * 2**z
+        tx = (np.asarray(lon) + 180) / 360 * n - x * TILE_EXTENT
+        ty = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n - y * TILE_EXTENT
+        return tx, TILE_EXTENT - ty
+
+    by_id = {c.pk: c for c in cells}
     for pk in both:
-        (ring_w,) = wgs[pk]["geometry"]["coordinates"]
-        (ring_g,) = gcj[pk]["geometry"]["coordinates"]
-        # decode() gives y up (y_coord_down=False): north is +y.
-        assert min(p[0] for p in ring_g) - min(p[0] for p in ring_w) == pytest.approx(dx, abs=1.5)
-        assert min(p[1] for p in ring_g) - min(p[1] for p in ring_w) == pytest.approx(dy, abs=1.5)
+        ring = np.array(by_id[pk].geom.coords[0][0])
+        ex, ey = tile_units(*wgs84_to_gcj02(ring[:, 0], ring[:, 1]))  # every vertex where GCJ-02 puts it
+        wx, _wy = tile_units(ring[:, 0], ring[:, 1])
+        (shown,) = gcj[pk]["geometry"]["coordinates"]
+        # ~1.2 m per unit at z13: within 1.5 units of the exact GCJ-02 position (rounding + the linearisation),
+        # ~470 m (~390 units) east of the WGS-84 one.
+        assert min(p[0] for p in shown) == pytest.approx(ex.min(), abs=1.5)
+        assert min(p[1] for p in shown) == pytest.approx(ey.min(), abs=1.5)
+        assert 300 < ex.min() - wx.min() < 450

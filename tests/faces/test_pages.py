@@ -465,7 +465,7 @@ def test_page_scripts_are_modules_without_a_global_namespace(client, world):
     assert "common.js" not in html and "GridRealtime" not in html  # the modules import what they use
 
 
-def test_wall_area_labels_name_streets_and_communities_in_the_page_language(client):
+def test_wall_area_labels_name_streets_and_communities_in_the_page_language(client, django_assert_num_queries):
     from django.contrib.gis.geos import GEOSGeometry
 
     from tests.world import world_with_levels_build
@@ -474,7 +474,8 @@ def test_wall_area_labels_name_streets_and_communities_in_the_page_language(clie
     w.street.name_en = "Lujiazui Subdistrict"
     w.street.save(update_fields=["name_en"])
     login(client, w.users[User.Role.WALL])
-    with_labels = client.get("/wall/snapshot.json?only=areas").json()["areas"]
+    with django_assert_num_queries(7):  # session, user, district; SAVEPOINT, SET LOCAL, the labels, RELEASE
+        with_labels = client.get("/wall/snapshot.json?only=areas").json()["areas"]
     assert [(level, name) for _lat, _lon, level, name in with_labels] == [
         ("community", "梅园社区"),
         ("street", "陆家嘴街道"),
@@ -485,7 +486,7 @@ def test_wall_area_labels_name_streets_and_communities_in_the_page_language(clie
     assert [name for *_rest, name in english] == ["梅园社区", "Lujiazui Subdistrict"]  # no name_en: the name
 
 
-def test_wall_alerts_list_escalated_and_urgent_open_cases_and_offline_cameras(client, world):
+def test_wall_alerts_list_escalated_and_urgent_open_cases_and_offline_cameras(client, world, django_assert_num_queries):
     from geo.models import Camera
 
     now = timezone.now()
@@ -497,7 +498,9 @@ def test_wall_alerts_list_escalated_and_urgent_open_cases_and_offline_cameras(cl
     CameraFactory(cell=world.cells[0])
     silent = CameraFactory(cell=world.cells[5], status=Camera.Status.OFFLINE, last_seen_at=now - timedelta(hours=2))
     login(client, world.users[User.Role.WALL])
-    alerts = client.get("/wall/snapshot.json?only=alerts").json()["alerts"]
+    # session, user, district; then SAVEPOINT, SET LOCAL, a count and the first rows of each list, RELEASE
+    with django_assert_num_queries(12):
+        alerts = client.get("/wall/snapshot.json?only=alerts").json()["alerts"]
     assert alerts["escalated"]["count"] == 2
     assert [(r["code"], r["level"]) for r in alerts["escalated"]["rows"]] == [(high.code, 2), (low.code, 1)]
     assert alerts["urgent"]["count"] == 1 and alerts["urgent"]["rows"][0]["code"] == urgent.code

@@ -252,6 +252,24 @@ JS_MESSAGES = {
     "speaker_all_near": gettext_lazy("本网格及附近全部喇叭(%(n)s 个)"),
     "speaker_this": gettext_lazy("仅此喇叭"),
     "speaker_cell": gettext_lazy("此喇叭所在网格及附近全部喇叭"),
+    # The wall (static/js/faces/wall.js): its footer, legend, alert panel and case card.
+    "viewport_cases": gettext_lazy("视野内在办案件:显示 %(shown)s / 共 %(total)s"),
+    "legend_cells_open": gettext_lazy("网格着色:在办案件数"),
+    "legend_cells_overdue": gettext_lazy("网格着色:超时案件数"),
+    "alerts_escalated": gettext_lazy("已升级案件"),
+    "alerts_urgent": gettext_lazy("紧急案件"),
+    "alerts_urgent_tag": gettext_lazy("紧急"),
+    "alerts_cameras": gettext_lazy("离线摄像头"),
+    "alerts_offline_tag": gettext_lazy("离线"),
+    "alerts_none": gettext_lazy("暂无需要处置的告警"),
+    "card_level": gettext_lazy("处置层级"),
+    "card_urgency": gettext_lazy("紧急程度"),
+    "card_address": gettext_lazy("地址"),
+    "card_reported": gettext_lazy("上报时间"),
+    "card_deadline": gettext_lazy("处置时限"),
+    "card_team": gettext_lazy("处置队伍"),
+    "card_source": gettext_lazy("来源"),
+    "card_open": gettext_lazy("在调度台打开"),
 }
 
 
@@ -469,6 +487,10 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         categoryNames={c["code"]: c["name"] for c in _categories()},
         inbox=_inbox(request, case_href=_case_href(request.user)),
         speakers=_speakers(request.user),
+        # The four handling levels' names (Case.Level), for escalated cases on the map and in the alerts.
+        levels={value: str(label) for value, label in Case.Level.choices},
+        # A case card links to the desk for those who may use it.
+        caseHref=reverse("faces:dispatch") + "?case={id}" if _role(request.user) in DISPATCH_ROLES else "",
     )
     return render(request, "faces/wall.html", context)
 

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request latency by view (README, "Observability")
     "gridmgmt.observability.requestlog.RequestContextMiddleware",  # request id + user id on every log record
+    "gridmgmt.unavailable.DatabaseUnavailableMiddleware",  # database gone for a moment: 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -147,6 +148,10 @@ if DB_POOL_MAX_SIZE > 0 and not DATABASES["default"].get("CONN_MAX_AGE"):
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": 30,
     }
+    # Django then gives the pool psycopg_pool's connection check: one round trip per checkout, so after
+    # PostgreSQL restarts the pool's dead connections are replaced before a request gets one (otherwise each
+    # would fail once, as a 503; README, "Faults").
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Parallel test runs (helpers, CI shards) may name their own test database.
 if os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}

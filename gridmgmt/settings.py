@@ -146,7 +146,9 @@ if DB_POOL_MAX_SIZE > 0 and not DATABASES["default"].get("CONN_MAX_AGE"):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DB_POOL_MAX_SIZE),
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": 30,
+        # Seconds a request waits for a connection (all busy, or PostgreSQL unreachable) before the 503 of
+        # gridmgmt.unavailable.
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
     }
     # Django then gives the pool psycopg_pool's connection check: one round trip per checkout, so after
     # PostgreSQL restarts the pool's dead connections are replaced before a request gets one (otherwise each

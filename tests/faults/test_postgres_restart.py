@@ -114,8 +114,9 @@ def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(own_cluster, s
 
         # The phone's queue resends what failed, and (not knowing whether r2's answer arrived) r2 too.
         assert report(3)[0] == 201
-        status, again = report(2)
+        status, first = report(2)
         assert status == 200  # the first case, not a second one
+        assert first["properties"]["description"] == "r2"
         assert report(4)[0] == 201
 
         # The screen: still connected (the feed re-reads the log once the database answers) or, if the socket
@@ -126,7 +127,8 @@ def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(own_cluster, s
                 "GROUP BY idempotency_key",
                 [keys],
             ).fetchall()
-            stored = [r[0] for r in db.execute("SELECT seq FROM realtime_feedevent WHERE seq > %s ORDER BY seq", [head])]
+            rows = db.execute("SELECT seq FROM realtime_feedevent WHERE seq > %s ORDER BY seq", [head])
+            stored = [r[0] for r in rows]
         assert sorted(cases) == sorted((k, 1) for k in keys)  # each report once
         seen = list(screen.events)
         try:

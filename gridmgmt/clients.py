@@ -28,8 +28,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from rest_framework.settings import api_settings
 from redis.exceptions import RedisError
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 log = logging.getLogger(__name__)

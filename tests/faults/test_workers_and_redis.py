@@ -74,7 +74,8 @@ def own_redis(tmp_path, settings):
 def public_report(server, *, lon: float, lat: float, key: str) -> tuple[int, dict]:
     body = {"category": "E0404", "lon": lon, "lat": lat, "description": "redis down", "idempotency_key": key}
     headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(server.url + "/api/public/reports/", data=json.dumps(body).encode(), headers=headers)
+    url = server.url + "/api/public/reports/"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check restore-drill stop lint fmt bench screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -28,6 +28,7 @@ help:
 	@echo "make demo   - install, start PostGIS + Redis, migrate, load the Pudong demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - the same set-up, then the whole test suite"
 	@echo "make prod-check - deploy/'s nginx + two workers over HTTPS under var/prod-check/, smoke-tested, torn down"
+	@echo "make restore-drill - back up a database with photos (scripts/backup.py), restore it fresh, compare"
 	@echo "make stop   - stop the private PostgreSQL and Redis started under var/"
 	@echo "make lint   - ruff check + format check"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (part of make test)"
@@ -93,6 +94,11 @@ deploy-check: venv
 ## on failure (tests/prod_check/; part of make test). The system's nginx service is never touched.
 prod-check: services
 	TEST_DB_NAME=$${TEST_DB_NAME:-test_gridmgmt}_prodcheck $(VENV)/bin/pytest tests/prod_check --prod-check
+
+## Backup → restore into a fresh database and media directory → compare counts and checksums
+## (scripts/backup.py, tests/ops/test_restore_drill.py: its own test database; also part of the suite).
+restore-drill: services
+	TEST_DB_NAME=$${TEST_DB_NAME:-test_gridmgmt}_drill $(VENV)/bin/pytest tests/ops/test_restore_drill.py -q -s
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

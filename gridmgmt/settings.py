@@ -154,6 +154,19 @@ if DB_POOL_MAX_SIZE > 0 and not DATABASES["default"].get("CONN_MAX_AGE"):
     # PostgreSQL restarts the pool's dead connections are replaced before a request gets one (otherwise each
     # would fail once, as a 503; README, "Faults").
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A streaming replica for reads that tolerate lag (wall snapshot, KPIs): gridmgmt/dbrouter.py, README "Scale-out".
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            os.environ["DATABASE_REPLICA_URL"],
+            engine="django.contrib.gis.db.backends.postgis",
+            conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        ),
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        "CONN_HEALTH_CHECKS": DATABASES["default"].get("CONN_HEALTH_CHECKS", False),
+        "TEST": {"MIRROR": "default"},  # tests: the test database stands in for the replica
+    }
+    DATABASE_ROUTERS = ["gridmgmt.dbrouter.ReplicaRouter"]
 # Parallel test runs (helpers, CI shards) may name their own test database.
 if os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}

@@ -56,6 +56,21 @@ class Cluster:
                 "max_connections = 100\nshared_buffers = 64MB\n"
             )
 
+    @classmethod
+    def replica_of(cls, primary: Cluster) -> Cluster:
+        """A hot standby streaming from `primary`: pg_basebackup -R (standby.signal + primary_conninfo), on a
+        socket of its own. Started."""
+        replica = cls.create(prefix="gm-replica-")
+        _as_postgres(str(PGBIN / "pg_basebackup"), "-h", primary.socket_dir, "-U", "postgres", "-D",
+                     str(replica.data), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
+        with (replica.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"unix_socket_directories = '{replica.socket_dir}'\nhot_standby = on\n")
+        replica.start()
+        return replica
+
+    def lsn_replayed(self) -> str:
+        return self.psql("SELECT pg_last_wal_replay_lsn()")
+
     def start(self) -> None:
         log = self.base / "postgresql.log"
         _as_postgres(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-w", "-t", "60", "start")
@@ -69,8 +84,9 @@ class Cluster:
         return done.returncode == 0
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
+        args = ["-h", self.socket_dir, "-U", "postgres", "-d", dbname, "-qtAX", "-v", "ON_ERROR_STOP=1"]
         out = subprocess.run(
-            ["psql", "-h", self.socket_dir, "-U", "postgres", "-d", dbname, "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            ["psql", *args, "-c", sql],
             check=True,
             capture_output=True,
             text=True,

@@ -69,14 +69,12 @@ def sentinel(tmp_path):
         f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
         f"sentinel monitor gridmgmt 127.0.0.1 {master} 1\nsentinel down-after-milliseconds gridmgmt 2000\n"
     )
-    procs = [
-        subprocess.Popen([REDIS, "--port", str(master), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),  # fmt: skip
-    ]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    server = [REDIS, "--port", str(master), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+    procs = [subprocess.Popen(server, **quiet)]
     try:
         wait(master)
-        procs.append(subprocess.Popen([REDIS, str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))  # fmt: skip
+        procs.append(subprocess.Popen([REDIS, str(conf), "--sentinel"], **quiet))
         wait(sentinel_port)
         yield master, sentinel_port
     finally:

@@ -4,6 +4,7 @@ it holds the unix socket), runs as `postgres` (initdb refuses root) on that sock
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ class Cluster:
 
     def init(self) -> None:
         _as_postgres(str(PGBIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                     "--locale=C.UTF-8")  # fmt: skip
+                     "--locale=C.UTF-8", "--no-sync")  # fmt: skip
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"listen_addresses = ''\nunix_socket_directories = '{self.socket_dir}'\nfsync = off\n"
@@ -62,7 +63,7 @@ class Cluster:
         socket of its own. Started."""
         replica = cls.create(prefix="gm-replica-")
         _as_postgres(str(PGBIN / "pg_basebackup"), "-h", primary.socket_dir, "-U", "postgres", "-D",
-                     str(replica.data), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
+                     str(replica.data), "-R", "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
         with (replica.data / "postgresql.conf").open("a") as conf:
             conf.write(f"unix_socket_directories = '{replica.socket_dir}'\nhot_standby = on\n")
         replica.start()
@@ -93,24 +94,71 @@ class Cluster:
         )
         return out.stdout.strip()
 
-    def copy_database(self, *, source: dict, name: str) -> None:
-        """The database of Django settings `source` (schema and data), as `name` owned by role gridmgmt."""
-        self.psql("CREATE ROLE gridmgmt LOGIN SUPERUSER")
-        self.psql(f"CREATE DATABASE {name} OWNER gridmgmt")
-        dump = self.base / "copy.dump"
+    def _dump(self, source: dict, *extra: str) -> Path:
+        dump = self.base / f"copy-{len(list(self.base.glob('copy-*')))}.dump"
         env = {**os.environ, "PGPASSWORD": source.get("PASSWORD") or ""}
         src = ["-h", source["HOST"] or "localhost", "-U", source["USER"], "-d", source["NAME"]]
         if source.get("PORT"):
             src += ["-p", str(source["PORT"])]
-        subprocess.run(["pg_dump", "-Fc", "-f", str(dump), *src], check=True, capture_output=True, env=env)
+        subprocess.run(["pg_dump", "-Fc", *extra, "-f", str(dump), *src], check=True, capture_output=True, env=env)
+        return dump
+
+    def _restore(self, dump: Path, name: str, *extra: str) -> None:
         subprocess.run(
-            ["pg_restore", "-h", self.socket_dir, "-U", "gridmgmt", "-d", name, "--no-owner", "-j", "2", str(dump)],
+            ["pg_restore", "-h", self.socket_dir, "-U", "gridmgmt", "-d", name, "--no-owner", *extra, str(dump)],
             check=True,
             capture_output=True,
         )
         dump.unlink()
 
+    def copy_database(self, *, source: dict, name: str) -> None:
+        """The database of Django settings `source` (schema and data), as `name` owned by role gridmgmt."""
+        self.psql("CREATE ROLE gridmgmt LOGIN SUPERUSER")
+        self.psql(f"CREATE DATABASE {name} OWNER gridmgmt")
+        self._restore(self._dump(source), name, "-j", "2")
+
+    def copy_data(self, *, source: dict, name: str) -> None:
+        """The rows of `source` into `name`, whose schema is already the same (`copy_schema`, `from_template`);
+        triggers (the append-only guards) off while loading."""
+        self._restore(self._dump(source, "--data-only"), name, "--data-only", "--disable-triggers")
+
+    def copy_schema(self, *, source: dict, name: str) -> None:
+        self.psql("CREATE ROLE gridmgmt LOGIN SUPERUSER")
+        self.psql(f"CREATE DATABASE {name} OWNER gridmgmt")
+        self._restore(self._dump(source, "--schema-only"), name)
+
+    @classmethod
+    def from_template(cls, template: Cluster, *, prefix: str) -> Cluster:
+        """A copy of a stopped cluster's files (initdb and a schema paid once per test session), started."""
+        cluster = cls.create(prefix=prefix)
+        subprocess.run(["cp", "-a", str(template.data), str(cluster.data)], check=True)
+        with (cluster.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"unix_socket_directories = '{cluster.socket_dir}'\n")
+        (cluster.data / "postmaster.pid").unlink(missing_ok=True)
+        cluster.start()
+        return cluster
+
     def destroy(self) -> None:
         if self.data.exists() and self.running():
             self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+_templates: dict[str, Cluster] = {}
+
+
+def cluster_with_copy(*, source: dict, name: str, prefix: str) -> Cluster:
+    """A started cluster of its own holding database `name`: `source`'s schema (made once per process into a
+    template cluster, removed at exit) and its current rows."""
+    key = f"{source['NAME']}:{name}"
+    if key not in _templates:
+        template = Cluster.create(prefix="gm-template-")
+        atexit.register(template.destroy)
+        template.init()
+        template.start()
+        template.copy_schema(source=source, name=name)
+        template.stop()
+        _templates[key] = template
+    cluster = Cluster.from_template(_templates[key], prefix=prefix)
+    cluster.copy_data(source=source, name=name)
+    return cluster

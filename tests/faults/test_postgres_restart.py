@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.live import uvicorn_start
-from tests.pgcluster import Cluster
+from tests.pgcluster import cluster_with_copy
 from tests.realtime.conftest import SERVER_ENV, Screen, session_cookie
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -62,27 +62,20 @@ def screen_connect(server, cookie: str) -> Screen:
     return screen
 
 
-@pytest.fixture
-def own_cluster():
-    cluster = Cluster.create(prefix="gm-fault-")
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
-
-
-def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(own_cluster, streets, tmp_path):
+def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(streets, tmp_path):
     from django.db import connection
 
     # Everything the clients need exists before the copy: the world, the phone's token, the wall's session.
     token = Token.objects.create(user=streets.users["patrol"]).key
     cookie = session_cookie(streets.users["wall"])
-    dbname = "faults"
-    own_cluster.copy_database(source=connection.settings_dict, name=dbname)
-    env = {**SERVER_ENV, "DB_POOL_TIMEOUT": "2"}
-    server = uvicorn_start(settings_dict=own_cluster.settings_dict(dbname), log_dir=tmp_path, env=env)
+    dbname = "grid"
+    own_cluster = cluster_with_copy(source=connection.settings_dict, name=dbname, prefix="gm-fault-")
+    env = {**SERVER_ENV, "DB_POOL_TIMEOUT": "1"}
+    try:
+        server = uvicorn_start(settings_dict=own_cluster.settings_dict(dbname), log_dir=tmp_path, env=env)
+    except Exception:
+        own_cluster.destroy()
+        raise
     lon, lat = streets.world.centre(1)
     keys = [str(uuid.uuid4()) for _ in range(5)]
 
@@ -145,3 +138,4 @@ def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(own_cluster, s
         print(f"\nPostgreSQL down {gap:.2f} s; {len(stored)} feed rows, all seen once")
     finally:
         server.stop()
+        own_cluster.destroy()

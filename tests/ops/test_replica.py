@@ -15,7 +15,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from tests.live import uvicorn_start
-from tests.pgcluster import Cluster
+from tests.pgcluster import Cluster, cluster_with_copy
 from tests.realtime.conftest import SERVER_ENV, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,17 +28,6 @@ def call(url: str, *, headers: dict, body: dict | None = None) -> tuple[int, dic
         return response.status, json.loads(response.read())
 
 
-@pytest.fixture
-def primary():
-    cluster = Cluster.create(prefix="gm-primary-")
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
-
-
 def caught_up(primary: Cluster, replica: Cluster, timeout: float = 20) -> None:
     target = primary.psql("SELECT pg_current_wal_lsn()")
     deadline = time.monotonic() + timeout
@@ -49,19 +38,22 @@ def caught_up(primary: Cluster, replica: Cluster, timeout: float = 20) -> None:
     raise TimeoutError("replica did not catch up")
 
 
-def test_wall_snapshot_and_kpis_read_from_the_replica(primary, streets, tmp_path):
+def test_wall_snapshot_and_kpis_read_from_the_replica(streets, tmp_path):
     from django.db import connection
 
     token = Token.objects.create(user=streets.users["patrol"]).key
     wall = session_cookie(streets.users["wall"])
     dispatcher = Token.objects.create(user=streets.users["wall"]).key
-    primary.copy_database(source=connection.settings_dict, name="grid")
-    replica = Cluster.replica_of(primary)
-    env = {**SERVER_ENV, "DATABASE_REPLICA_URL": replica.url("grid")}
+    primary = cluster_with_copy(source=connection.settings_dict, name="grid", prefix="gm-primary-")
+    replica = None
     try:
+        replica = Cluster.replica_of(primary)
+        env = {**SERVER_ENV, "DATABASE_REPLICA_URL": replica.url("grid")}
         server = uvicorn_start(settings_dict=primary.settings_dict("grid"), log_dir=tmp_path, env=env)
     except Exception:
-        replica.destroy()
+        for cluster in (replica, primary):
+            if cluster is not None:
+                cluster.destroy()
         raise
     lon, lat = streets.world.centre(1)
 
@@ -89,3 +81,4 @@ def test_wall_snapshot_and_kpis_read_from_the_replica(primary, streets, tmp_path
     finally:
         server.stop()
         replica.destroy()
+        primary.destroy()

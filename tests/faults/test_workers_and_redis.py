@@ -19,6 +19,7 @@ import pytest
 from channels.layers import channel_layers
 from websockets.exceptions import ConnectionClosed
 
+from gridmgmt import services
 from gridmgmt.models import Case
 from realtime.models import FeedEvent
 from tests.live import RedisServer, uvicorn_start
@@ -115,3 +116,27 @@ def test_redis_down_writes_succeed_and_screens_fall_back_to_polling(own_redis, s
         print(f"\nRedis down: 4 reports written, on the screen {polled_after:.1f} s later by polling")
     finally:
         server.stop()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_redis_down_where_a_request_needs_it_is_a_503_not_a_500(settings, tmp_path, language):
+    """The +1-once mark lives in the cache: with Redis gone, a +1 is a clear 503 in the user's language."""
+    from django.test import Client
+
+    from tests.gridmgmt.api.conftest import api_world_build
+
+    world = api_world_build()
+    lon, lat = world.centre()
+    case, _ = services.case_report(source="resident", category_code="E0404", lon=lon, lat=lat)
+    working = settings.CACHES
+    settings.CACHES = {"default": {**working["default"], "LOCATION": f"unix://{tmp_path}/gone.sock"}}
+    try:
+        url = f"/api/public/cases/{case.code}/support/"
+        response = Client().post(url, {}, content_type="application/json", HTTP_ACCEPT_LANGUAGE=language)
+    finally:
+        settings.CACHES = working  # the suite's per-test cache cleanup needs the real one
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "5"
+    detail = "服务暂时不可用,请稍后重试" if language == "zh-hans" else "The service is briefly unavailable."
+    assert response.json()["code"] == "unavailable" and response.json()["detail"].startswith(detail)

@@ -56,11 +56,11 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Literal
 
-from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from gridmgmt import access, events, states
+from gridmgmt.dbrouter import read_connection
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 
@@ -277,7 +277,7 @@ def kpi_compute(
         label_join=f"LEFT JOIN {label_table} n ON n.id = coalesce(a.g, d.g)" if label_table else "",
     )
     params = [start, end, [str(t) for t in _TYPES], *scope_params, SATISFIED_MIN, end, start, end, *scope_params]
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:  # the replica inside dbrouter.lag_tolerant()
         cur.execute(sql, params)
         rows = [KpiRow(**dict(zip(_COLUMNS, r, strict=True))) for r in cur.fetchall()]
     if group_by is None and not rows:

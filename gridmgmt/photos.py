@@ -14,6 +14,7 @@ request is valid, and `photo_files_guard` removes them again when the transactio
 """
 
 import contextvars
+import errno
 import io
 import re
 import uuid
@@ -26,7 +27,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from gridmgmt.errors import InvalidInput
+from gridmgmt.errors import InvalidInput, StorageFull
 from gridmgmt.models import Case, CasePhoto
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -233,6 +234,24 @@ def photo_files_guard():
         outer.extend(files)
 
 
+def photo_file_save(*, photo: CasePhoto, content: ContentFile) -> None:
+    """Write one photo's file. A full disk (ENOSPC, EDQUOT) removes the partly written file and raises
+    StorageFull (507): the enclosing guard deletes the request's other files and the transaction rolls back,
+    so no row and no file of the request is left."""
+    storage = photo.image.storage
+    name = photo.image.field.generate_filename(photo, content.name)  # a fresh random name (photo_prepare)
+    try:
+        photo.image.save(content.name, content, save=False)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        try:
+            storage.delete(name)
+        except OSError:
+            pass
+        raise StorageFull(_("照片存储空间已满,本次提交未保存,请稍后重试"), field="photos") from exc
+
+
 def photos_store(*, case: Case, prepared, kind: str) -> list[CasePhoto]:
     """Write the files, then all their rows in one INSERT. Only inside a photo_files_guard."""
     written = _written.get()
@@ -241,7 +260,7 @@ def photos_store(*, case: Case, prepared, kind: str) -> list[CasePhoto]:
     photos = []
     for content, width, height in prepared:
         photo = CasePhoto(case=case, kind=kind, width=width, height=height)
-        photo.image.save(content.name, content, save=False)
+        photo_file_save(photo=photo, content=content)
         written.append(photo.image)
         photos.append(photo)
     return CasePhoto.objects.bulk_create(photos) if photos else []

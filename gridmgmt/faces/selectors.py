@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Polygon
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
@@ -65,7 +65,7 @@ def _json_agg(qs: QuerySet, *, agg: str, empty: str, join: str = "") -> RawJSON:
     """One JSON value aggregated by PostgreSQL over the rows of `qs` (as `t`): for the parts with ~10,000–20,000
     rows, building them as Python lists and encoding them again cost more than the queries themselves."""
     sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cur:
+    with connections[qs.db].cursor() as cur:  # qs.db: the replica inside dbrouter.lag_tolerant()
         cur.execute(f"SELECT coalesce({agg}, '{empty}')::text FROM ({sql}) AS t {join}", params)
         return RawJSON(cur.fetchone()[0])
 

@@ -139,7 +139,9 @@ class ReporterSerializer(serializers.Serializer):
 
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency"])
+    kind = serializers.ChoiceField(
+        choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency", "category"]
+    )
     label = serializers.CharField()
     required = serializers.BooleanField()
 
@@ -516,6 +518,9 @@ class CaseReportInput(serializers.Serializer):
     reporter_phone = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
     external_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    component = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=24, help_text="部件编码: 其养护单位为处置部门"
+    )
     photos = _photos_field()
 
 
@@ -573,6 +578,31 @@ class CloseInput(NoteInput):
 
 class RateInput(NoteInput):
     satisfaction = serializers.IntegerField(min_value=1, max_value=5)
+    via = serializers.ChoiceField(
+        choices=["", "phone"], required=False, default="", help_text="phone: 派遣员电话回访 (回访) 记录的评价"
+    )
+
+
+class ReassignInput(ReasonInput):
+    team = serializers.IntegerField(help_text="新的处置队伍 id")
+    expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ReclassifyInput(ReasonInput):
+    category = serializers.CharField(max_length=16, help_text="新类别(小类)代码")
+
+
+BULK_ACTIONS = ("file", "void", "dispatch")
+
+
+class BulkInput(serializers.Serializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=100, help_text="案件 id (最多 100 个)"
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="dispatch: 队伍 id")
 
 
 class ExtensionRequestInput(ReasonInput):

@@ -97,6 +97,7 @@ function showCase(f) {
   loadDuplicates(f);
   loadTimeline(current.id);
   loadSpeakers(f);
+  document.dispatchEvent(new CustomEvent("gm:case-shown", { detail: f })); // desk_actions.js: the print link
 }
 
 /* --- actions --- */
@@ -272,6 +273,7 @@ async function loadTimeline(id) {
 
 loadQueue();
 setInterval(loadQueue, 20000);
+document.addEventListener("gm:cases-changed", () => (loadQueue(), current && select(current.id))); // desk_actions.js
 
 /* The user's notifications (a send-back, an escalation…): badge and list on the feed; a line opens its case
    here. ?case=<id> (a line followed from another face) opens that case. */

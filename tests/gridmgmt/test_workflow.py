@@ -16,8 +16,8 @@ from django.http import Http404
 
 from gridmgmt import rules, services
 from gridmgmt.errors import DomainError, InvalidInput, OutsideServiceArea, RoleNotAllowed, TransitionNotAllowed
-from gridmgmt.models import Case, CaseEvent, CasePhoto, User
-from tests.factories import CaseEventFactory, CaseFactory
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
+from tests.factories import CaseEventFactory, CaseFactory, CategoryFactory
 from tests.world import jpeg, world_build
 
 S, E, R = Case.Status, CaseEvent.Type, User.Role
@@ -158,6 +158,8 @@ def _case_in(world, status: str, **kw) -> Case:
     fields.update(kw)
     case = CaseFactory(**fields)
     CaseEventFactory(case=case, type=E.REPORTED, to_status=S.REPORTED)
+    if kw.get("urges_open"):
+        CaseEventFactory(case=case, type=E.URGED, from_status=status, to_status=status, data={"party": "team"})
     if status == S.PARKED:
         CaseEventFactory(case=case, type=E.PARKED, from_status=S.HANDLING, to_status=S.PARKED)
         Case.objects.filter(pk=case.pk).update(parked_at=now)
@@ -165,7 +167,7 @@ def _case_in(world, status: str, **kw) -> Case:
 
 
 def _calls(world, into: Case | None = None):
-    team = world.team.pk
+    team, other = world.team.pk, world.other_team.pk
     return {
         "file": lambda c, a: services.case_file(case_id=c.pk, actor=a),
         "void": lambda c, a: services.case_void(case_id=c.pk, actor=a, reason="现场无此问题"),
@@ -189,7 +191,18 @@ def _calls(world, into: Case | None = None):
         "merge": lambda c, a: services.case_merge(case_id=c.pk, actor=a, into_id=into.pk),
         "publish": lambda c, a: services.case_publish(case_id=c.pk, actor=a),
         "urge": lambda c, a: services.case_urge(case_id=c.pk, actor=a, note="请今天处理完"),
+        "urge_answer": lambda c, a: services.case_urge_answer(case_id=c.pk, actor=a, note="已安排"),
+        "reassign": lambda c, a: services.case_reassign(case_id=c.pk, actor=a, team_id=other, reason="人手不足"),
+        "recall": lambda c, a: services.case_recall(case_id=c.pk, actor=a, reason="派错"),
+        "reclassify": lambda c, a: services.case_reclassify(case_id=c.pk, actor=a, category=_other(world), reason="改"),
     }  # fmt: skip
+
+
+def _other(world) -> str:
+    """The code of a second category of the world's major class (to reclassify into)."""
+    if not Category.objects.filter(code="E0405").exists():
+        CategoryFactory(code="E0405", name="占道经营", parent=world.category.parent)
+    return "E0405"
 
 
 def _extra(action: str) -> dict:
@@ -197,6 +210,7 @@ def _extra(action: str) -> dict:
         "extension_approve": {"extension_pending": True},
         "extension_reject": {"extension_pending": True},
         "publish": {"source": Case.Source.HOTLINE},  # residents' own reports are public already
+        "urge_answer": {"urges_open": 1},  # an urge awaits its answer (_case_in writes the URGED event)
     }.get(action, {})
 
 
@@ -230,6 +244,10 @@ ALLOWED = {
     "park": "....L.A",
     "resume": "....L.A",
     "urge": "....L.A",
+    "urge_answer": ".PD....",
+    "reassign": "..D.L.A",
+    "recall": "..D.L.A",
+    "reclassify": "..D.L.A",
 }
 MATRIX = [(action, role, row[i] != ".") for action, row in ALLOWED.items() for i, role in enumerate(ROLES)]
 

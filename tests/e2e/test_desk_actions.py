@@ -70,4 +70,21 @@ def test_reassign_bulk_file_and_print(browser, live_server_url):
     assert set(Case.objects.filter(pk__in=[c.pk for c in fresh]).values_list("status", flat=True)) == {S.FILED}
     assert CaseEvent.objects.filter(type=E.FILED, case__in=fresh).count() == 3
     screenshot(page, "desk_bulk_filed")
+
+    # 电话登记: a 12345 call about the same spot; the duplicate check lists the open cases there, and the call is
+    # merged into one of them (附议) instead of opening a fourth.
+    page.click("#desk-new")
+    page.select_option('#desk-new-form select[name="category"]', "E0404")
+    box = page.locator(".gm-face-map .leaflet-container").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("document.getElementById('desk-where').textContent.includes(',')")
+    page.fill('#desk-new-form textarea[name="description"]', "市民来电:路边堆物")
+    page.fill('#desk-new-form input[name="external_id"]', "GD-20261124-001")
+    page.click("#desk-new-form button[type=submit]")
+    page.wait_for_selector(f'#desk-dups li[data-case="{fresh[0].code}"]')
+    screenshot(page, "desk_new_case_duplicates")
+    page.locator(f'#desk-dups li[data-case="{fresh[0].code}"] button').click()
+    page.wait_for_function("document.querySelector('#desk-new-form .gm-msg').textContent.includes('已合并')")
+    fresh[0].refresh_from_db()
+    assert fresh[0].supporters == 1 and Case.objects.count() == 4
     assert clean(log) == NO_PROBLEMS

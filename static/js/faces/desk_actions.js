@@ -85,7 +85,7 @@ async function newCase() {
   const category = h("select", { name: "category", required: true }, h("option", { value: "", text: "—" }), cats.map((major) => h("optgroup", { label: major.label || major.name }, (major.children || []).map((c) => h("option", { value: c.code, text: `${c.code} ${c.label || c.name}` })))));
   const source = h("select", { name: "source" }, desk.sources.map((s) => h("option", { value: s.value, text: s.label })));
   const address = h("input", { name: "address", maxlength: 200 });
-  const description = h("textarea", { name: "description", rows: 3, maxlength: 2000 });
+  const description = h("textarea", { name: "description", rows: 2, maxlength: 2000 });
   const reporterName = h("input", { name: "reporter_name", maxlength: 50 });
   const reporterPhone = h("input", { name: "reporter_phone", maxlength: 20, inputmode: "tel" });
   const externalId = h("input", { name: "external_id", maxlength: 64 });

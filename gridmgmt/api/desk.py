@@ -5,7 +5,7 @@ take are the workflow's (POST /api/cases/{id}/urge-answer/, /rate/ with via=phon
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -108,8 +108,15 @@ class ComponentList(APIView):
     """部件 in a box (the desk draws them from zoom 16): GeoJSON, at most COMPONENTS_MAX; a case names one by code
     (POST /api/cases/ `component`) and its maintainer routes the case."""
 
+    serializer_class = ComponentSerializer
+
     @extend_schema(
         summary="部件 (GeoJSON; 须按 in_bbox 查询)",
+        responses={
+            200: ComponentSerializer(many=True),
+            400: OpenApiResponse(description="无效输入 {code, detail, field}"),
+            403: OpenApiResponse(description="仅工作人员"),
+        },
         parameters=[OpenApiParameter("in_bbox", str, required=True, description="最小经度,最小纬度,最大经度,最大纬度")],
     )
     def get(self, request):

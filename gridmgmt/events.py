@@ -156,11 +156,14 @@ def recalled_data(*, from_team: PatrolTeam) -> dict:
     return {"from_team": from_team.code}
 
 
-def reclassified_data(
-    *, old: Category, new: Category, due_at: datetime | None, deadline_at: datetime | None
-) -> dict:
+def reclassified_data(*, old: Category, new: Category, due_at: datetime | None, deadline_at: datetime | None) -> dict:
     """改类: the category before and after, and the deadlines as recomputed by the new category's limits."""
     return {"from": old.code, "to": new.code, "due_at": _iso(due_at), DEADLINE_AT: _iso(deadline_at)}
+
+
+def component_linked_data(*, component, department_code: str | None, previous: str | None) -> dict:
+    """关联部件: the component the case is about (code), the department it now routes to, the one it replaced."""
+    return {"component": component.code, "department": department_code, "previous_component": previous}
 
 
 def no_data() -> dict:

@@ -356,6 +356,7 @@ class CaseEvent(models.Model):
         REASSIGNED = "reassigned", _("改派")
         RECALLED = "recalled", _("撤回")
         RECLASSIFIED = "reclassified", _("改类")
+        COMPONENT_LINKED = "component_linked", _("关联部件")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)

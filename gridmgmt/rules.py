@@ -39,7 +39,7 @@ MAX_SEND_BACKS = 2  # after this many, only arbitration (审定) can assign the 
 @dataclass(frozen=True)
 class Input:
     """A value an action needs from the user. `kind` tells a face which control to show:
-    text, team, photos, hours, satisfaction, case (a case code), urgency, category (a category code)."""
+    text, team, photos, hours, satisfaction, case (a case code), urgency, category (a category code), component (a component code)."""
 
     name: str
     kind: str
@@ -119,6 +119,7 @@ _FAILURE = Input("note", "text", gettext_lazy("原因"), required=True)
 _HOURS = Input("hours", "hours", gettext_lazy("延长工作小时"), required=True)
 _HOTLINE_REPLY = Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline)
 _URGE_NOTE = Input("note", "text", gettext_lazy("督办意见"), required=True)
+_COMPONENT = Input("component", "component", gettext_lazy("部件编码"), required=True)
 _CATEGORY = Input("category", "category", gettext_lazy("新类别代码"), required=True)
 _ANSWER = Input("note", "text", gettext_lazy("回复内容"), required=True)
 _SATISFACTION = Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True)
@@ -176,6 +177,8 @@ RULES: dict[str, Rule] = {
     "reassign":          _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.REASSIGNED, pgettext_lazy("workflow action", "改派"), "reassign", _TEAM, _REASON),
     "recall":            _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.RECALLED, pgettext_lazy("workflow action", "撤回"), "recall", _REASON, danger=True),
     # 改类: before the work is reported done; deadlines follow the new category's limits.
+    # 关联部件: before dispatch, name the component the case is about; its maintainer routes the case.
+    "component_link":    _rule({S.REPORTED, S.FILED, S.SENT_BACK}, DISPATCHERS, E.COMPONENT_LINKED, pgettext_lazy("workflow action", "关联部件"), "component-link", _COMPONENT, _NOTE),
     "reclassify":        _rule({S.REPORTED, S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING}, DISPATCHERS, E.RECLASSIFIED, pgettext_lazy("workflow action", "改类"), "reclassify", _CATEGORY, _REASON),
 }
 # fmt: on
@@ -209,6 +212,7 @@ BUTTONS = {
     "reassign": pgettext_lazy("button", "改派"),
     "recall": pgettext_lazy("button", "撤回"),
     "reclassify": pgettext_lazy("button", "改类"),
+    "component_link": pgettext_lazy("button", "关联部件"),
 }
 
 
@@ -240,6 +244,7 @@ DONE = {
     "reassign": pgettext_lazy("action done", "已改派,等待新队伍签收"),
     "recall": pgettext_lazy("action done", "已撤回,等待重新派遣"),
     "reclassify": pgettext_lazy("action done", "已改类,时限已按新类别重算"),
+    "component_link": pgettext_lazy("action done", "已关联部件,由其养护单位处置"),
 }
 
 

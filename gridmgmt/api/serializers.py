@@ -140,7 +140,7 @@ class ReporterSerializer(serializers.Serializer):
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.ChoiceField(
-        choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency", "category"]
+        choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency", "category", "component"]
     )
     label = serializers.CharField()
     required = serializers.BooleanField()
@@ -586,6 +586,10 @@ class RateInput(NoteInput):
 class ReassignInput(ReasonInput):
     team = serializers.IntegerField(help_text="新的处置队伍 id")
     expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ComponentLinkInput(NoteInput):
+    component = serializers.CharField(max_length=24, help_text="部件编码")
 
 
 class ReclassifyInput(ReasonInput):

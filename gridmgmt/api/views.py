@@ -372,7 +372,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     urge = _service_action("urge", services.case_urge, s.NoteInput, "督办 (值班长;须填写督办意见 note)")
 
     urge_answer = _service_action(
-        "urge_answer", services.case_urge_answer, s.NoteInput, "回复督办 (被督办的队伍或派遣员; 须填写 note)",
+        "urge_answer",
+        services.case_urge_answer,
+        s.NoteInput,
+        "回复督办 (被督办的队伍或派遣员; 须填写 note)",
         url_path="urge-answer",
     )
 
@@ -384,6 +387,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return services.case_reassign(
             case_id=case_id, actor=request.user, team_id=d["team"], reason=d["reason"], expected_version=expected
         )
+
+    component_link = _service_action(
+        "component_link",
+        services.case_component_link,
+        s.ComponentLinkInput,
+        "关联部件 (其养护单位为处置部门, 用于派遣排序)",
+        url_path="component-link",
+    )
 
     recall = _service_action("recall", services.case_recall, s.ReasonInput, "撤回到已立案 (须填写原因)")
 
@@ -402,7 +413,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def bulk(self, request):
         d = _parse(s.BulkInput, request)
         results = services.cases_bulk_act(
-            actor=request.user, action=d["action"], case_ids=d["cases"], note=d["note"], reason=d["reason"],
+            actor=request.user,
+            action=d["action"],
+            case_ids=d["cases"],
+            note=d["note"],
+            reason=d["reason"],
             team_id=d["team"],
         )
         done = sum(1 for r in results if r["ok"])

@@ -129,4 +129,6 @@ DESK_MESSAGES = {
     "all": _("全部"),
     "answered": _("已回复"),
     "components_layer": _("部件"),
+    "case": _("案件编号"),
+    "need_satisfaction": _("请选择满意度"),
 }

@@ -66,9 +66,7 @@ def component_resolve(*, code: str, district_id: int) -> Component:
         Component.objects.select_related("maintainer").filter(code=code.strip(), cell__district_id=district_id).first()
     )
     if component is None:
-        raise InvalidInput(
-            _("未知的部件编码: %(code)s") % {"code": code}, field="component", code="unknown_component"
-        )
+        raise InvalidInput(_("未知的部件编码: %(code)s") % {"code": code}, field="component", code="unknown_component")
     return component
 
 

@@ -264,6 +264,15 @@ def move_reclassify(case: Case, *, at: datetime, category: Category, calendar: d
     return Move(case.status, data)
 
 
+def move_component_link(case: Case, *, at: datetime, component) -> Move:
+    """关联部件: the case names a component; its maintainer becomes the case's department (department_route)."""
+    previous = case.component.code if case.component_id else None
+    case.component = component
+    case.department_id = department_route(category=case.category, component=component)
+    dept = component.maintainer.code if component.maintainer_id else None  # None: the category's department stays
+    return Move(case.status, events.component_linked_data(component=component, department_code=dept, previous=previous))
+
+
 def move_urge_answer(case: Case, *, at: datetime, urge) -> Move:
     """督办回复: nothing about the case changes (the service lowers its count of unanswered urges); the event
     links the urge answered."""

@@ -24,6 +24,7 @@ from gridmgmt.photos import photo_files_guard, photos_prepare, photos_store
 from gridmgmt.rules import RULES, rule_check
 from gridmgmt.selectors import dispatch_candidates
 from gridmgmt.services import moves
+from gridmgmt.services.intake import component_resolve
 from gridmgmt.states import OPEN_STATUSES
 
 S = Case.Status
@@ -398,6 +399,19 @@ def case_reclassify(*, case_id: int, actor: User, category: str, reason: str) ->
         return Change.of(moves.move_reclassify(case, at=now, category=new), note=text)
 
     return _transition(action="reclassify", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_component_link(*, case_id: int, actor: User, component: str, note: str = "") -> Case:
+    """关联部件: a dispatcher names the component (部件) a case is about, by code (picked on the desk map); its
+    maintainer then routes the case — the case's department and the ranking (selectors.dispatch_candidates)."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        found = component_resolve(code=component or "", district_id=case.district_id)
+        if found.pk == case.component_id:
+            raise InvalidInput(_("案件已关联该部件"), field="component", code="same_component")
+        return Change.of(moves.move_component_link(case, at=now, component=found), note=note)
+
+    return _transition(action="component_link", case_id=case_id, actor=actor, effect=effect)
 
 
 def case_urge_answer(*, case_id: int, actor: User, note: str) -> Case:

@@ -328,3 +328,31 @@ def test_print_sheet_renders_for_staff_only(world):
     assert r.status_code == 200 and case.code in html and "<svg" in html and "派遣" in html
     client.force_login(world.users[R.RESIDENT])
     assert client.get(f"/dispatch/cases/{case.code}/print/").status_code == 403
+
+
+def test_component_link_routes_an_existing_case(world):
+    maintainer = Department.objects.create(code="LD", name="路灯养护所")
+    lon, lat = world.centre()
+    Component.objects.create(
+        code="0101310115002",
+        major_class=Component.MajorClass.PUBLIC_FACILITIES,
+        location=Point(lon, lat, srid=4326),
+        cell=world.cells[4],
+        maintainer=maintainer,
+    )
+    case = filed(world)
+    dispatcher = world.users[R.DISPATCHER]
+    with pytest.raises(RoleNotAllowed):
+        services.case_component_link(case_id=case.pk, actor=world.users[R.INSPECTOR], component="0101310115002")
+    with pytest.raises(InvalidInput) as e:
+        services.case_component_link(case_id=case.pk, actor=dispatcher, component="NOPE")
+    assert e.value.field == "component"
+    case = services.case_component_link(case_id=case.pk, actor=dispatcher, component="0101310115002")
+    assert (case.status, case.department_id) == (S.FILED, maintainer.pk)
+    event = case.events.get(type=E.COMPONENT_LINKED)
+    assert event.data == {"component": "0101310115002", "department": "LD", "previous_component": None}
+    services.case_dispatch(case_id=case.pk, actor=dispatcher, team_id=world.team.pk)
+    with pytest.raises(TransitionNotAllowed):  # 409: dispatched, the team holds it now
+        services.case_component_link(case_id=case.pk, actor=dispatcher, component="0101310115002")
+    evidence = case.events.get(type=E.DISPATCHED).data["evidence"]
+    assert (evidence["component"], evidence["team_department"]) == ("0101310115002", False)

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.http import Http404
 
+from geo.models import Component
 from gridmgmt import rules, services
 from gridmgmt.errors import DomainError, InvalidInput, OutsideServiceArea, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
@@ -194,8 +195,17 @@ def _calls(world, into: Case | None = None):
         "urge_answer": lambda c, a: services.case_urge_answer(case_id=c.pk, actor=a, note="已安排"),
         "reassign": lambda c, a: services.case_reassign(case_id=c.pk, actor=a, team_id=other, reason="人手不足"),
         "recall": lambda c, a: services.case_recall(case_id=c.pk, actor=a, reason="派错"),
+        "component_link": lambda c, a: services.case_component_link(case_id=c.pk, actor=a, component=_component(world)),
         "reclassify": lambda c, a: services.case_reclassify(case_id=c.pk, actor=a, category=_other(world), reason="改"),
     }  # fmt: skip
+
+
+def _component(world) -> str:
+    """The code of a component in the world's centre cell (to link a case to)."""
+    if not Component.objects.filter(code="0101000001").exists():
+        cell = world.cells[4]
+        Component.objects.create(code="0101000001", major_class="01", location=cell.center, cell=cell)
+    return "0101000001"
 
 
 def _other(world) -> str:
@@ -248,6 +258,7 @@ ALLOWED = {
     "reassign": "..D.L.A",
     "recall": "..D.L.A",
     "reclassify": "..D.L.A",
+    "component_link": "..D.L.A",
 }
 MATRIX = [(action, role, row[i] != ".") for action, row in ALLOWED.items() for i, role in enumerate(ROLES)]
 

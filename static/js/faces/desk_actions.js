@@ -239,7 +239,7 @@ async function returnVisits() {
   list.replaceChildren(
     ...r.data.features.map((f) => {
       const p = f.properties;
-      const score = h("select", { "aria-label": m("satisfaction") }, [5, 4, 3, 2, 1].map((n) => h("option", { value: n, text: `${"★".repeat(n)} ${n}` })));
+      const score = h("select", { "aria-label": m("satisfaction") }, h("option", { value: "", text: `${m("satisfaction")} —` }), [5, 4, 3, 2, 1].map((n) => h("option", { value: n, text: `${"★".repeat(n)} ${n}` })));
       const note = h("input", { maxlength: 1000, "aria-label": m("note"), placeholder: m("note") });
       const line = h("p", { class: "gm-msg", hidden: true });
       return h(
@@ -252,6 +252,7 @@ async function returnVisits() {
           class: "gm-primary",
           text: m("record"),
           onclick: async () => {
+            if (!score.value) return say(line, m("need_satisfaction"), "error");
             const s = await api(`/api/cases/${f.id}/rate/`, { method: "POST", body: { satisfaction: Number(score.value), note: note.value.trim(), via: "phone" } });
             say(line, s.ok ? m("recorded") : s.message, s.ok ? "ok" : "error");
           },
@@ -273,7 +274,7 @@ async function urges() {
     body.replaceChildren(
       ...(r.data.results.length
         ? r.data.results.map((u) =>
-            h("tr", { "data-answered": String(u.answered) }, h("td", { text: timeText(u.at) }), h("td", { text: u.case_code }), h("td", { text: u.team || u.party || "" }), h("td", { text: u.note }), h("td", { text: u.answered ? `${timeText(u.answer_at)} ${u.answer_by || ""}: ${u.answer_note}` : m("unanswered") })),
+            h("tr", { "data-answered": String(u.answered) }, h("td", { text: timeText(u.at) }), h("td", {}, h("button", { type: "button", class: "gm-link", text: u.case_code, onclick: () => document.dispatchEvent(new CustomEvent("gm:open-case", { detail: u.case_id })) })), h("td", { text: u.team || u.party || "" }), h("td", { text: u.note }), h("td", { text: u.answered ? `${timeText(u.answer_at)} ${u.answer_by || ""}: ${u.answer_note}` : m("unanswered") })),
           )
         : [h("tr", {}, h("td", { colspan: 5, class: "gm-muted", text: m("no_items") }))]),
     );
@@ -283,7 +284,7 @@ async function urges() {
     m("urges"),
     field(m("status_filter"), filter),
     err,
-    h("table", { class: "gm-desk-table", id: "desk-urge-table" }, h("thead", {}, h("tr", {}, [m("urged_at"), "#", m("team"), m("urge_note"), m("answer")].map((x) => h("th", { text: x })))), body),
+    h("table", { class: "gm-desk-table", id: "desk-urge-table" }, h("thead", {}, h("tr", {}, [m("urged_at"), m("case"), m("team"), m("urge_note"), m("answer")].map((x) => h("th", { text: x })))), body),
   );
   load();
 }
@@ -304,13 +305,20 @@ async function loadComponents() {
     L.circleMarker([lat, lon], { radius: 5, color: "#6c3483", weight: 2, fillColor: "#d2b4de", fillOpacity: 0.9, className: "gm-component" })
       .bindTooltip(`${m("components_layer")} ${p.code} ${p.name || p.major_class_label}${p.maintainer ? ` · ${p.maintainer}` : ""}`)
       .on("click", (e) => {
-        if (picking) {
-          L.DomEvent.stop(e);
-          picking.onPick(L.latLng(lat, lon), p.code);
-        }
+        L.DomEvent.stop(e);
+        if (picking) return picking.onPick(L.latLng(lat, lon), p.code);
+        // The case's 关联部件 form, when open (an input of kind "component", common.js): the click names it.
+        const input = document.querySelector("#d-form [data-component-input]");
+        if (input) input.value = p.code;
       })
       .addTo(components);
   }
 }
 map.on("moveend", loadComponents);
+// The layer's key, shown while the layer is (zoom ≥ componentMinZoom).
+const legend = L.control({ position: "bottomright" });
+legend.onAdd = () => h("div", { class: "gm-desk-legend", id: "desk-components-legend" }, h("span", { class: "gm-desk-swatch" }), h("span", { text: m("components_layer") }));
+const legendShow = () => (map.getZoom() >= desk.componentMinZoom ? legend.addTo(map) : legend.remove());
+map.on("zoomend", legendShow);
+legendShow();
 loadComponents();

@@ -39,7 +39,7 @@ def test_reassign_bulk_file_and_print(browser, live_server_url):
     page.locator(f'#d-cands li[data-team="{world.other_team.code}"] [data-action="reassign"]').click()
     page.fill('#d-form [data-input="reason"] textarea', "甲队今日人手不足")
     page.click("#d-form button[type=submit]")
-    page.wait_for_selector('#d-msg:not([hidden])')
+    page.wait_for_selector("#d-msg:not([hidden])")
     page.wait_for_selector('#d-timeline li[data-type="reassigned"]')
     held.refresh_from_db()
     assert (held.status, held.team_id) == (S.DISPATCHED, world.other_team.pk)

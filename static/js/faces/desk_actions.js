@@ -4,7 +4,7 @@
    Every decision is the server's: the actions and channels offered come in `config.desk` (gridmgmt.faces.desk),
    each result or refusal is the API's own message. dispatch.js tells this module which case it shows
    ("gm:case-shown") and is told when a case changed here ("gm:cases-changed"). */
-import { api, config, h, map as leafletMap, say, timeText } from "./common.js";
+import { api, config, h, map as leafletMap, say, timeText, uuid } from "./common.js";
 
 const desk = config.desk || { bulk: [], sources: [], messages: {} };
 const m = (key, params) => {
@@ -94,6 +94,7 @@ async function newCase() {
   const err = msg();
   const dups = h("div", { id: "desk-dups" });
   let point = null;
+  const key = uuid(); // one form, one case: a second click (or a resend) returns the case already created
   const form = h(
     "form",
     { class: "gm-form gm-desk-form", id: "desk-new-form", novalidate: true },
@@ -125,7 +126,7 @@ async function newCase() {
     return b;
   };
   async function create() {
-    const r = await api("/api/cases/", { method: "POST", body: body() });
+    const r = await api("/api/cases/", { method: "POST", body: body(), headers: { "Idempotency-Key": key } });
     if (!r.ok) return say(err, r.message, "error");
     say(err, m("created", { code: r.data.properties.code }), "ok");
     dups.replaceChildren();

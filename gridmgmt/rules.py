@@ -171,8 +171,11 @@ RULES: dict[str, Rule] = {
     "resume":            _rule({S.PARKED},               LEADERS,     E.RESUMED,    pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
     # 督办: the command centre presses whoever holds a running clock (services.moves.urged_party); no state change.
     "urge":              _rule(CLOCKED_STATUSES,         LEADERS,     E.URGED,      pgettext_lazy("workflow action", "督办"), "urge", _URGE_NOTE),
-    # 督办回复: the party urged answers (the ledger pairs each urge with its answer); no state change.
-    "urge_answer":       _rule(OPEN_STATUSES,            {*FIELD_ROLES, R.DISPATCHER}, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    # 督办回复: the party urged answers (the ledger pairs each urge with its answer); no state change. The team
+    # answers while it holds the case; the area's dispatchers while its clock runs (one API path, two rules, so
+    # the patrol phone's task list — statuses_actionable — stays the team's own statuses).
+    "urge_answer":       _rule(CLOCKED_STATUSES,         {R.DISPATCHER}, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    "urge_answer_team":  _rule({S.DISPATCHED, S.HANDLING}, FIELD_ROLES, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
     # 改派 to another team / 撤回 back to the dispatchers, while a team holds the case.
     "reassign":          _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.REASSIGNED, pgettext_lazy("workflow action", "改派"), "reassign", _TEAM, _REASON),
     "recall":            _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.RECALLED, pgettext_lazy("workflow action", "撤回"), "recall", _REASON, danger=True),
@@ -209,6 +212,7 @@ BUTTONS = {
     "resume": pgettext_lazy("button", "恢复"),
     "urge": pgettext_lazy("button", "督办"),
     "urge_answer": pgettext_lazy("button", "回复督办"),
+    "urge_answer_team": pgettext_lazy("button", "回复督办"),
     "reassign": pgettext_lazy("button", "改派"),
     "recall": pgettext_lazy("button", "撤回"),
     "reclassify": pgettext_lazy("button", "改类"),
@@ -241,6 +245,7 @@ DONE = {
     "resume": pgettext_lazy("action done", "已恢复办理"),
     "urge": pgettext_lazy("action done", "已督办,责任方已收到通知"),
     "urge_answer": pgettext_lazy("action done", "已回复督办"),
+    "urge_answer_team": pgettext_lazy("action done", "已回复督办"),
     "reassign": pgettext_lazy("action done", "已改派,等待新队伍签收"),
     "recall": pgettext_lazy("action done", "已撤回,等待重新派遣"),
     "reclassify": pgettext_lazy("action done", "已改类,时限已按新类别重算"),

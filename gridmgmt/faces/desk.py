@@ -70,7 +70,16 @@ def desk_config(user) -> dict:
     role = access.role_effective(user)
     sources = [s for s in REPORT_SOURCES.get(role, ()) if s in PHONE_SOURCES]
     return {
-        "bulk": [{"name": a, "label": str(BUTTONS[a])} for a in BULK_ACTIONS if role in RULES[a].roles],
+        # Each bulk action with the statuses its rule starts from: the panel lists the cases it may apply to.
+        "bulk": [
+            {
+                "name": a,
+                "label": str(BUTTONS[a]),
+                "statuses": ",".join(s for s in Case.Status.values if s in RULES[a].sources),
+            }
+            for a in BULK_ACTIONS
+            if role in RULES[a].roles
+        ],
         "returnVisit": role in RULES["rate"].roles,
         "sources": [{"value": s, "label": str(Case.Source(s).label)} for s in sources],
         "printUrl": reverse("faces:case-print", kwargs={"code": "CODE"}),

@@ -414,9 +414,14 @@ def case_component_link(*, case_id: int, actor: User, component: str, note: str 
     return _transition(action="component_link", case_id=case_id, actor=actor, effect=effect)
 
 
-def case_urge_answer(*, case_id: int, actor: User, note: str) -> Case:
+URGE_ANSWER_RULES = ("urge_answer", "urge_answer_team")
+
+
+def case_urge_answer(*, case_id: int, actor: User, note: str, rule: str | None = None) -> Case:
     """督办回复: the urged party (the team, or the area's dispatchers) answers the oldest unanswered urge of the
-    case; the answer is required. No state change; the ledger (selectors.urges_ledger) pairs urge and answer."""
+    case; the answer is required. No state change; the ledger (desk_selectors.urges_ledger) pairs urge and answer.
+    `rule`: which of the two RULES rows applies — by default the team's for a patrol member, else the
+    dispatchers'."""
 
     def effect(case: Case, now: datetime) -> Change:
         text = _require(note, field="note", message=_("督办回复必须填写回复内容"))
@@ -426,7 +431,11 @@ def case_urge_answer(*, case_id: int, actor: User, note: str) -> Case:
         case.urges_open = max(0, case.urges_open - 1)
         return Change.of(moves.move_urge_answer(case, at=now, urge=urge), note=text)
 
-    return _transition(action="urge_answer", case_id=case_id, actor=actor, effect=effect)
+    if rule is None:
+        rule = "urge_answer_team" if access.role_effective(actor) in access.FIELD_ROLES else "urge_answer"
+    if rule not in URGE_ANSWER_RULES:
+        raise ValueError(rule)
+    return _transition(action=rule, case_id=case_id, actor=actor, effect=effect)
 
 
 def urge_unanswered(*, case: Case) -> CaseEvent | None:

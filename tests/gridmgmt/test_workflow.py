@@ -192,7 +192,10 @@ def _calls(world, into: Case | None = None):
         "merge": lambda c, a: services.case_merge(case_id=c.pk, actor=a, into_id=into.pk),
         "publish": lambda c, a: services.case_publish(case_id=c.pk, actor=a),
         "urge": lambda c, a: services.case_urge(case_id=c.pk, actor=a, note="请今天处理完"),
-        "urge_answer": lambda c, a: services.case_urge_answer(case_id=c.pk, actor=a, note="已安排"),
+        "urge_answer": lambda c, a: services.case_urge_answer(case_id=c.pk, actor=a, note="已安排", rule="urge_answer"),
+        "urge_answer_team": lambda c, a: services.case_urge_answer(
+            case_id=c.pk, actor=a, note="已安排", rule="urge_answer_team"
+        ),
         "reassign": lambda c, a: services.case_reassign(case_id=c.pk, actor=a, team_id=other, reason="人手不足"),
         "recall": lambda c, a: services.case_recall(case_id=c.pk, actor=a, reason="派错"),
         "component_link": lambda c, a: services.case_component_link(case_id=c.pk, actor=a, component=_component(world)),
@@ -220,7 +223,8 @@ def _extra(action: str) -> dict:
         "extension_approve": {"extension_pending": True},
         "extension_reject": {"extension_pending": True},
         "publish": {"source": Case.Source.HOTLINE},  # residents' own reports are public already
-        "urge_answer": {"urges_open": 1},  # an urge awaits its answer (_case_in writes the URGED event)
+        "urge_answer": {"urges_open": 1},
+        "urge_answer_team": {"urges_open": 1},  # an urge awaits its answer (_case_in writes the URGED event)
     }.get(action, {})
 
 
@@ -254,7 +258,8 @@ ALLOWED = {
     "park": "....L.A",
     "resume": "....L.A",
     "urge": "....L.A",
-    "urge_answer": ".PD....",
+    "urge_answer": "..D....",
+    "urge_answer_team": ".P.....",
     "reassign": "..D.L.A",
     "recall": "..D.L.A",
     "reclassify": "..D.L.A",

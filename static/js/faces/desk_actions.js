@@ -1,6 +1,6 @@
-/* The desk's own screens, beside the queue (dispatch.js): 电话登记 (a case taken by phone, with the duplicate
-   check), 批量处理 (file / void / dispatch several cases at once), 回访 (satisfaction by phone), 督办台账 (urges
-   and their answers), the printable case sheet of the case shown, and the components (部件) layer on the map.
+/* The desk's own screens, beside the queue (dispatch.js): a case taken by phone (hotline hand entry, with the
+   duplicate check), bulk file / void / dispatch, return visits (satisfaction by phone), the urge ledger (urges
+   and their answers), the printable case sheet of the case shown, and the components layer on the map.
    Every decision is the server's: the actions and channels offered come in `config.desk` (gridmgmt.faces.desk),
    each result or refusal is the API's own message. dispatch.js tells this module which case it shows
    ("gm:case-shown") and is told when a case changed here ("gm:cases-changed"). */
@@ -55,7 +55,7 @@ document.addEventListener("gm:case-shown", (e) => {
   actions.append(h("a", { class: "gm-secondary gm-desk-print", id: "desk-print", href: desk.printUrl.replace("CODE", encodeURIComponent(p.code)), target: "_blank", rel: "noopener", text: m("print") }));
 });
 
-/* --- 电话登记: a case taken by phone or ordered from above, checked for duplicates before it is created --- */
+/* --- phone entry: a case taken by phone or ordered from above, checked for duplicates before it is created --- */
 let picking = null; // {onPick} while the form waits for a click on the map
 let pickMarker = null;
 function stopPicking() {
@@ -75,7 +75,7 @@ async function loadCategories() {
   return categories;
 }
 
-/* The category codes the 改类 form (an input of kind "category", common.js) offers. */
+/* The category codes the reclassify form (an input of kind "category", common.js) offers. */
 loadCategories().then((cats) =>
   document.body.append(h("datalist", { id: "gm-categories" }, cats.flatMap((major) => (major.children || []).map((c) => h("option", { value: c.code, text: `${c.code} ${c.label || c.name}` }))))),
 );
@@ -171,8 +171,7 @@ async function newCase() {
   });
 }
 
-/* --- 批量处理: one request for several cases; each gets its own event, refusals come back per case --- */
-const BULK_STATUS = { file: "reported", void: "reported", dispatch: "filed,sent_back" };
+/* --- bulk: one request for several cases; each gets its own event, refusals come back per case --- */
 async function bulk() {
   const action = h("select", { name: "action", id: "desk-bulk-action" }, desk.bulk.map((a) => h("option", { value: a.name, text: a.label })));
   const team = h("select", { name: "team", id: "desk-bulk-team" });
@@ -188,7 +187,8 @@ async function bulk() {
     const a = action.value;
     teamField.hidden = a !== "dispatch";
     reasonField.firstChild.textContent = a === "void" ? m("reason") : m("note");
-    const r = await api(`/api/cases/?status=${BULK_STATUS[a]}&page_size=100`);
+    const statuses = desk.bulk.find((x) => x.name === a).statuses; // the rule's start statuses, from the server
+    const r = await api(`/api/cases/?status=${statuses}&page_size=100`);
     const items = r.ok ? r.data.features : [];
     list.replaceChildren(
       ...(items.length
@@ -229,7 +229,7 @@ async function bulk() {
   load();
 }
 
-/* --- 回访: closed cases nobody has rated, the reporter called back, the answer recorded (RATED, via phone) --- */
+/* --- return visits: closed cases nobody has rated, the reporter called back, the answer recorded (RATED, via phone) --- */
 async function returnVisits() {
   const list = h("ul", { class: "gm-list", id: "desk-visit-list" });
   const err = msg();
@@ -264,7 +264,7 @@ async function returnVisits() {
   );
 }
 
-/* --- 督办台账: every urge on the cases this user may see, with the answer (回复) once given --- */
+/* --- the urge ledger: every urge on the cases this user may see, with its answer once given --- */
 async function urges() {
   const filter = h("select", { id: "desk-urge-filter" }, h("option", { value: "", text: m("all") }), h("option", { value: "false", text: m("unanswered") }), h("option", { value: "true", text: m("answered") }));
   const body = h("tbody");
@@ -290,7 +290,7 @@ async function urges() {
   load();
 }
 
-/* --- 部件 layer: from zoom 16, the components in view (GeoJSON by box); a click picks one for 电话登记 --- */
+/* --- components layer: from zoom 16, the components in view (GeoJSON by box); a click picks one for a form --- */
 const components = L.layerGroup().addTo(map);
 let componentsAsked = 0;
 async function loadComponents() {
@@ -308,7 +308,7 @@ async function loadComponents() {
       .on("click", (e) => {
         L.DomEvent.stop(e);
         if (picking) return picking.onPick(L.latLng(lat, lon), p.code);
-        // The case's 关联部件 form, when open (an input of kind "component", common.js): the click names it.
+        // The case's link-component form, when open (an input of kind "component", common.js): the click names it.
         const input = document.querySelector("#d-form [data-component-input]");
         if (input) input.value = p.code;
       })

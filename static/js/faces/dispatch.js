@@ -274,7 +274,7 @@ async function loadTimeline(id) {
 loadQueue();
 setInterval(loadQueue, 20000);
 document.addEventListener("gm:cases-changed", () => (loadQueue(), current && select(current.id))); // desk_actions.js
-document.addEventListener("gm:open-case", (e) => select(e.detail)); // desk_actions.js: a case of the 督办台账
+document.addEventListener("gm:open-case", (e) => select(e.detail)); // desk_actions.js: a case of the urge ledger
 
 /* The user's notifications (a send-back, an escalation…): badge and list on the feed; a line opens its case
    here. ?case=<id> (a line followed from another face) opens that case. */

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from geo.models import Component
 from gridmgmt import desk_selectors, rules, services
 from gridmgmt.errors import InvalidInput, RoleNotAllowed, TransitionNotAllowed
-from gridmgmt.models import Case, CaseEvent, Category, Department, User
+from gridmgmt.models import Case, CaseEvent, Category, Department, Notification, User
 from tests.factories import CategoryFactory, TeamFactory
 from tests.world import world_build
 
@@ -61,6 +61,8 @@ def test_reassign_moves_the_case_to_another_team_with_reason_and_evidence(world)
     assert (event.from_status, event.to_status, event.note) == (S.HANDLING, S.DISPATCHED, "甲队人手不足")
     assert event.data["from_team"] == "PT-A" and event.data["team"] == "PT-B"
     assert event.data["evidence"]["team"] == "PT-B"
+    told = Notification.objects.filter(case=case, kind=Notification.Kind.DISPATCHED).order_by("id")
+    assert [n.user.username for n in told] == ["patrol", "other_patrol"]  # the dispatch, then the reassignment
     # the new team may accept it; the old one no longer can
     assert rules.action_allowed(action="accept", case=case, user=world.users["other_patrol"])
     assert not rules.action_allowed(action="accept", case=case, user=world.users[R.PATROL])

@@ -235,6 +235,10 @@ class Case(models.Model):
     camera = models.ForeignKey(
         "geo.Camera", verbose_name=_("摄像头"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # 部件: the public asset the case is about; its maintainer (养护单位) routes the case (services.moves).
+    component = models.ForeignKey(
+        "geo.Component", verbose_name=_("部件"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     duplicate_of = models.ForeignKey(
         "self", verbose_name=_("重复于"), null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
     )
@@ -266,6 +270,8 @@ class Case(models.Model):
     send_back_count = models.PositiveSmallIntegerField(_("退单次数"), default=0, db_default=0)
     rework_count = models.PositiveSmallIntegerField(_("返工次数"), default=0, db_default=0)
     extension_pending = models.BooleanField(_("延时待批"), default=False, db_default=False)
+    # 督办 not yet answered (回复) by the party urged: raised by each urge, lowered by each answer (services.moves).
+    urges_open = models.PositiveSmallIntegerField(_("待回复督办"), default=0, db_default=0)
     hotline_reply = models.TextField(_("热线回复"), blank=True, default="", db_default="")
     replied_at = models.DateTimeField(_("回复时间"), null=True, blank=True)
     dispatch_deadline_at = models.DateTimeField(_("派遣时限"), null=True, blank=True)
@@ -352,6 +358,11 @@ class CaseEvent(models.Model):
         PUBLISHED = "published", _("公开")
         SPEAKER_CALLED = "speaker_called", _("喇叭喊话")
         URGED = "urged", _("督办")
+        URGE_ANSWERED = "urge_answered", _("督办回复")
+        REASSIGNED = "reassigned", _("改派")
+        RECALLED = "recalled", _("撤回")
+        RECLASSIFIED = "reclassified", _("改类")
+        COMPONENT_LINKED = "component_linked", _("关联部件")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)

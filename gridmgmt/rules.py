@@ -40,7 +40,7 @@ MAX_SEND_BACKS = 2  # after this many, only arbitration (审定) can assign the 
 @dataclass(frozen=True)
 class Input:
     """A value an action needs from the user. `kind` tells a face which control to show:
-    text, team, photos, hours, satisfaction, case (a case code), urgency."""
+    text, team, photos, hours, satisfaction, case (a case code), urgency, category (a category code), component (a component code)."""
 
     name: str
     kind: str
@@ -95,6 +95,16 @@ def _not_published(case: Case, user: User) -> DomainError | None:
     return None
 
 
+def _urge_open_to(case: Case, user: User) -> DomainError | None:
+    """督办回复: an urge awaits an answer, and the user is of the party urged — a member of the case's team (it
+    holds the case: services.moves.urged_party), else one of the area's dispatchers."""
+    if case.urges_open <= 0:
+        return TransitionNotAllowed(_("没有待回复的督办"), code="no_urge")
+    if role_effective(user) in FIELD_ROLES:
+        return _team_member(case, user)
+    return None
+
+
 def _is_hotline(case: Case) -> bool:
     return case.source == Case.Source.HOTLINE
 
@@ -110,6 +120,9 @@ _FAILURE = Input("note", "text", gettext_lazy("原因"), required=True)
 _HOURS = Input("hours", "hours", gettext_lazy("延长工作小时"), required=True)
 _HOTLINE_REPLY = Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline)
 _URGE_NOTE = Input("note", "text", gettext_lazy("督办意见"), required=True)
+_COMPONENT = Input("component", "component", gettext_lazy("部件编码"), required=True)
+_CATEGORY = Input("category", "category", gettext_lazy("新类别代码"), required=True)
+_ANSWER = Input("note", "text", gettext_lazy("回复内容"), required=True)
 _SATISFACTION = Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True)
 
 
@@ -163,6 +176,18 @@ RULES: dict[str, Rule] = {
     "resume":            _rule({S.PARKED},               LEADERS,     E.RESUMED,    pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
     # 督办: the command centre presses whoever holds a running clock (services.moves.urged_party); no state change.
     "urge":              _rule(CLOCKED_STATUSES,         LEADERS,     E.URGED,      pgettext_lazy("workflow action", "督办"), "urge", _URGE_NOTE),
+    # 督办回复: the party urged answers (the ledger pairs each urge with its answer); no state change. The team
+    # answers while it holds the case; the area's dispatchers while its clock runs (one API path, two rules, so
+    # the patrol phone's task list — statuses_actionable — stays the team's own statuses).
+    "urge_answer":       _rule(CLOCKED_STATUSES,         {R.DISPATCHER}, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    "urge_answer_team":  _rule({S.DISPATCHED, S.HANDLING}, FIELD_ROLES, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    # 改派 to another team / 撤回 back to the dispatchers, while a team holds the case.
+    "reassign":          _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.REASSIGNED, pgettext_lazy("workflow action", "改派"), "reassign", _TEAM, _REASON),
+    "recall":            _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.RECALLED, pgettext_lazy("workflow action", "撤回"), "recall", _REASON, danger=True),
+    # 改类: before the work is reported done; deadlines follow the new category's limits.
+    # 关联部件: before dispatch, name the component the case is about; its maintainer routes the case.
+    "component_link":    _rule({S.REPORTED, S.FILED, S.SENT_BACK}, DISPATCHERS, E.COMPONENT_LINKED, pgettext_lazy("workflow action", "关联部件"), "component-link", _COMPONENT, _NOTE),
+    "reclassify":        _rule({S.REPORTED, S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING}, DISPATCHERS, E.RECLASSIFIED, pgettext_lazy("workflow action", "改类"), "reclassify", _CATEGORY, _REASON),
 }
 # fmt: on
 
@@ -191,6 +216,12 @@ BUTTONS = {
     "park": pgettext_lazy("button", "挂账"),
     "resume": pgettext_lazy("button", "恢复"),
     "urge": pgettext_lazy("button", "督办"),
+    "urge_answer": pgettext_lazy("button", "回复督办"),
+    "urge_answer_team": pgettext_lazy("button", "回复督办"),
+    "reassign": pgettext_lazy("button", "改派"),
+    "recall": pgettext_lazy("button", "撤回"),
+    "reclassify": pgettext_lazy("button", "改类"),
+    "component_link": pgettext_lazy("button", "关联部件"),
 }
 
 
@@ -218,6 +249,12 @@ DONE = {
     "park": pgettext_lazy("action done", "已挂账"),
     "resume": pgettext_lazy("action done", "已恢复办理"),
     "urge": pgettext_lazy("action done", "已督办,责任方已收到通知"),
+    "urge_answer": pgettext_lazy("action done", "已回复督办"),
+    "urge_answer_team": pgettext_lazy("action done", "已回复督办"),
+    "reassign": pgettext_lazy("action done", "已改派,等待新队伍签收"),
+    "recall": pgettext_lazy("action done", "已撤回,等待重新派遣"),
+    "reclassify": pgettext_lazy("action done", "已改类,时限已按新类别重算"),
+    "component_link": pgettext_lazy("action done", "已关联部件,由其养护单位处置"),
 }
 
 

@@ -139,7 +139,9 @@ class ReporterSerializer(serializers.Serializer):
 
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency"])
+    kind = serializers.ChoiceField(
+        choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency", "category", "component"]
+    )
     label = serializers.CharField()
     required = serializers.BooleanField()
 
@@ -524,6 +526,9 @@ class CaseReportInput(serializers.Serializer):
     occurred_at = serializers.DateTimeField(
         required=False, help_text="发现时间 (离线排队的上报: 手机上的时间; 不晚于服务器时间, 不早于 72 小时前)"
     )
+    component = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=24, help_text="部件编码: 其养护单位为处置部门"
+    )
     photos = _photos_field()
 
 
@@ -597,6 +602,35 @@ class CloseInput(NoteInput):
 
 class RateInput(NoteInput):
     satisfaction = serializers.IntegerField(min_value=1, max_value=5)
+    via = serializers.ChoiceField(
+        choices=["", "phone"], required=False, default="", help_text="phone: 派遣员电话回访 (回访) 记录的评价"
+    )
+
+
+class ReassignInput(ReasonInput):
+    team = serializers.IntegerField(help_text="新的处置队伍 id")
+    expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ComponentLinkInput(NoteInput):
+    component = serializers.CharField(max_length=24, help_text="部件编码")
+
+
+class ReclassifyInput(ReasonInput):
+    category = serializers.CharField(max_length=16, help_text="新类别(小类)代码")
+
+
+BULK_ACTIONS = ("file", "void", "dispatch")
+
+
+class BulkInput(serializers.Serializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=100, help_text="案件 id (最多 100 个)"
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="dispatch: 队伍 id")
 
 
 class ExtensionRequestInput(ReasonInput, _QueuedInput):

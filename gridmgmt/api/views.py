@@ -263,6 +263,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             idempotency_scope=f"api:user:{user.pk}",  # the key is this account's (services.intake)
             external_id=data["external_id"],
             at=_report_time(data),
+            component_code=data["component"],
         )
         if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():
             # Someone else's key: say it is taken without showing their case.
@@ -392,9 +393,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             case_id=case_id, actor=request.user, note=d["note"], hotline_reply=d["hotline_reply"]
         )
 
-    @_workflow_action(s.RateInput, "评价 (1–5)")
+    @_workflow_action(s.RateInput, "评价 (1–5; 派遣员电话回访: via=phone)")
     def rate(self, request, case_id, d):
-        return services.case_rate(case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"])
+        return services.case_rate(
+            case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"], via=d["via"]
+        )
 
     reopen = _service_action("reopen", services.case_reopen, s.ReasonInput, "重新打开 (未解决)")
 
@@ -405,6 +408,58 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
 
     urge = _service_action("urge", services.case_urge, s.NoteInput, "督办 (值班长;须填写督办意见 note)")
+
+    urge_answer = _service_action(
+        "urge_answer",
+        services.case_urge_answer,
+        s.NoteInput,
+        "回复督办 (被督办的队伍或派遣员; 须填写 note)",
+        url_path="urge-answer",
+    )
+
+    @_workflow_action(s.ReassignInput, "改派到另一队伍 (须填写原因)", if_match=True)
+    def reassign(self, request, case_id, d):
+        expected = d.get("expected_version")
+        if expected is None:
+            expected = _if_match_version(request)
+        return services.case_reassign(
+            case_id=case_id, actor=request.user, team_id=d["team"], reason=d["reason"], expected_version=expected
+        )
+
+    component_link = _service_action(
+        "component_link",
+        services.case_component_link,
+        s.ComponentLinkInput,
+        "关联部件 (其养护单位为处置部门, 用于派遣排序)",
+        url_path="component-link",
+    )
+
+    recall = _service_action("recall", services.case_recall, s.ReasonInput, "撤回到已立案 (须填写原因)")
+
+    reclassify = _service_action(
+        "reclassify", services.case_reclassify, s.ReclassifyInput, "改类 (时限按新类别重算; 须填写原因)"
+    )
+
+    @extend_schema(
+        summary="批量立案/作废/派遣 (逐案结果: 每案一个事务和一个事件, 不能办理的案件单独报告 403/404/409)",
+        request=s.BulkInput,
+        responses={
+            200: OpenApiResponse(description="{results: [{id, ok, code, status} | {id, ok, http_status, error}]}")
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="bulk", pagination_class=None, filter_backends=[])
+    def bulk(self, request):
+        d = _parse(s.BulkInput, request)
+        results = services.cases_bulk_act(
+            actor=request.user,
+            action=d["action"],
+            case_ids=d["cases"],
+            note=d["note"],
+            reason=d["reason"],
+            team_id=d["team"],
+        )
+        done = sum(1 for r in results if r["ok"])
+        return Response({"ok": done, "failed": len(results) - done, "results": results})
 
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):

@@ -580,6 +580,8 @@ def _ranking_rule() -> str:
 @staff_face(DISPATCH_ROLES)
 def dispatch_page(request: HttpRequest) -> HttpResponse:
     """/dispatch/: the queue, a case's details, duplicates, ranked teams, and the actions each case carries."""
+    from gridmgmt.faces.desk import desk_config  # the desk module imports this one (staff_face)
+
     user = request.user
     context = _map_context(request, user=user)
     context["queues"] = _dispatch_queues()
@@ -594,6 +596,7 @@ def dispatch_page(request: HttpRequest) -> HttpResponse:
         rankingRule=_ranking_rule(),
         inbox=_inbox(request, case_href=_case_href(user)),
         speakers=_speakers(user),
+        desk=desk_config(user),
     )
     return render(request, "faces/dispatch.html", context)
 

@@ -19,11 +19,12 @@ from django.utils.translation import gettext as _
 from gridmgmt import access, events
 from gridmgmt.errors import InvalidInput, TransitionNotAllowed
 from gridmgmt.events import event_append
-from gridmgmt.models import Case, CaseEvent, CasePhoto, PatrolTeam, User
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, PatrolTeam, User
 from gridmgmt.photos import photo_files_guard, photos_prepare, photos_store
 from gridmgmt.rules import RULES, rule_check
 from gridmgmt.selectors import dispatch_candidates
 from gridmgmt.services import moves
+from gridmgmt.services.intake import component_resolve
 from gridmgmt.states import OPEN_STATUSES
 
 S = Case.Status
@@ -342,8 +343,12 @@ def case_close(*, case_id: int, actor: User, note: str = "", hotline_reply: str 
     return _transition(action="close", case_id=case_id, actor=actor, effect=effect)
 
 
-def case_rate(*, case_id: int, actor: User, satisfaction: int, note: str = "") -> Case:
-    """综合评价 / 回访: 1–5; a resident rates only their own case, once."""
+RATE_VIA = ("", "phone")  # "phone": a dispatcher's return-visit call (回访)
+
+
+def case_rate(*, case_id: int, actor: User, satisfaction: int, note: str = "", via: str = "") -> Case:
+    """综合评价 / 回访: 1–5; a resident rates only their own case, once. `via="phone"`: a dispatcher records
+    what the reporter said on a return-visit call (the 回访 screen); it is the same RATED event the KPIs read."""
 
     def effect(case: Case, now: datetime) -> Change:
         try:
@@ -352,7 +357,9 @@ def case_rate(*, case_id: int, actor: User, satisfaction: int, note: str = "") -
             score = 0
         if not 1 <= score <= 5:
             raise InvalidInput(_("满意度须为 1–5 分"), field="satisfaction")
-        return Change.of(moves.move_rate(case, at=now, satisfaction=score), note=note)
+        if via not in RATE_VIA:
+            raise InvalidInput(_("回访方式只能是 phone"), field="via")
+        return Change.of(moves.move_rate(case, at=now, satisfaction=score, via=via), note=note)
 
     return _transition(action="rate", case_id=case_id, actor=actor, effect=effect)
 
@@ -470,3 +477,90 @@ def case_urge(*, case_id: int, actor: User, note: str) -> Case:
         return Change.of(moves.move_urge(case, at=now), note=text)
 
     return _transition(action="urge", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_reassign(*, case_id: int, actor: User, team_id: int, reason: str, expected_version: int | None = None):
+    """改派: a dispatched (or already accepted) case goes to another team of the district, with a reason; the new
+    team must accept it in a new dispatch window. The event carries the new ownership evidence."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        text = _require(reason, field="reason", message=_("改派必须填写原因"))
+        team = _team_for(team_id, case)
+        if team.pk == case.team_id:
+            raise InvalidInput(_("请选择另一支队伍"), field="team", code="same_team")
+        return Change.of(moves.move_reassign(case, at=now, team=team), note=text)
+
+    return _transition(
+        action="reassign", case_id=case_id, actor=actor, effect=effect, expected_version=expected_version
+    )
+
+
+def case_recall(*, case_id: int, actor: User, reason: str) -> Case:
+    """撤回: the dispatchers take a dispatched (or accepted) case back from its team to 已立案, with a reason."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        text = _require(reason, field="reason", message=_("撤回必须填写原因"))
+        return Change.of(moves.move_recall(case, at=now), note=text)
+
+    return _transition(action="recall", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_reclassify(*, case_id: int, actor: User, category: str, reason: str) -> Case:
+    """改类: the case's category changes (old → new in the event); the due date and a running handling deadline
+    are recomputed with the new category's limits (moves.move_reclassify), and the department follows it."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        text = _require(reason, field="reason", message=_("改类必须填写原因"))
+        new = Category.objects.filter(code=(category or "").strip(), is_active=True, parent__isnull=False).first()
+        if new is None:
+            raise InvalidInput(
+                _("未知的案件类别: %(code)s") % {"code": category}, field="category", code="unknown_category"
+            )
+        if new.pk == case.category_id:
+            raise InvalidInput(_("新类别与原类别相同"), field="category", code="same_category")
+        return Change.of(moves.move_reclassify(case, at=now, category=new), note=text)
+
+    return _transition(action="reclassify", case_id=case_id, actor=actor, effect=effect)
+
+
+def case_component_link(*, case_id: int, actor: User, component: str, note: str = "") -> Case:
+    """关联部件: a dispatcher names the component (部件) a case is about, by code (picked on the desk map); its
+    maintainer then routes the case — the case's department and the ranking (selectors.dispatch_candidates)."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        found = component_resolve(code=component or "", district_id=case.district_id)
+        if found.pk == case.component_id:
+            raise InvalidInput(_("案件已关联该部件"), field="component", code="same_component")
+        return Change.of(moves.move_component_link(case, at=now, component=found), note=note)
+
+    return _transition(action="component_link", case_id=case_id, actor=actor, effect=effect)
+
+
+URGE_ANSWER_RULES = ("urge_answer", "urge_answer_team")
+
+
+def case_urge_answer(*, case_id: int, actor: User, note: str, rule: str | None = None) -> Case:
+    """督办回复: the urged party (the team, or the area's dispatchers) answers the oldest unanswered urge of the
+    case; the answer is required. No state change; the ledger (desk_selectors.urges_ledger) pairs urge and answer.
+    `rule`: which of the two RULES rows applies — by default the team's for a patrol member, else the
+    dispatchers'."""
+
+    def effect(case: Case, now: datetime) -> Change:
+        text = _require(note, field="note", message=_("督办回复必须填写回复内容"))
+        urge = urge_unanswered(case=case)
+        if urge is None:  # the rule's guard saw a count; the ledger has none: nothing to answer
+            raise TransitionNotAllowed(_("没有待回复的督办"), code="no_urge")
+        case.urges_open = max(0, case.urges_open - 1)
+        return Change.of(moves.move_urge_answer(case, at=now, urge=urge), note=text)
+
+    if rule is None:
+        rule = "urge_answer_team" if access.role_effective(actor) in access.FIELD_ROLES else "urge_answer"
+    if rule not in URGE_ANSWER_RULES:
+        raise ValueError(rule)
+    return _transition(action=rule, case_id=case_id, actor=actor, effect=effect)
+
+
+def urge_unanswered(*, case: Case) -> CaseEvent | None:
+    """The case's oldest URGED event that no URGE_ANSWERED event names."""
+    answered = case.events.filter(type=E.URGE_ANSWERED).values_list(f"data__{events.URGE}", flat=True)
+    return case.events.filter(type=E.URGED).exclude(pk__in=[int(x) for x in answered if x]).order_by("id").first()

@@ -125,7 +125,7 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     dispatch_select(desk_page, case.code, "待立案")
     assert desk_page.locator("#d-photos img").count() == 1
     # The buttons are the case's `actions` from the server, labelled by it; no team picker yet.
-    assert shown_actions(desk_page, "#d-actions") == ["file", "void", "merge"]
+    assert shown_actions(desk_page, "#d-actions") == ["file", "void", "merge", "component_link", "reclassify"]
     assert desk_page.locator('#d-actions [data-action="void"]').inner_text() == "作废"
     assert desk_page.locator("#d-cands-box").is_hidden()
     desk_page.click('#d-actions [data-action="file"]')  # opens its form (an optional note)

@@ -327,6 +327,10 @@ function inputControl(input) {
       return h("select", attrs, h("option", { value: "", text: "—" }), (config.urgencies || []).map(([v, l]) => h("option", { value: v, text: l })));
     case "case":
       return h("input", { ...attrs, type: "text", maxlength: 32, autocomplete: "off" });
+    case "component": // a component code (the desk fills it from a click on the components layer)
+      return h("input", { ...attrs, type: "text", maxlength: 24, autocomplete: "off", "data-component-input": "" });
+    case "category": // a category code; the page may offer a <datalist id="gm-categories"> of them
+      return h("input", { ...attrs, type: "text", maxlength: 16, autocomplete: "off", list: "gm-categories" });
     default: // "text", and any kind this page does not know yet
       return h("textarea", { ...attrs, rows: 2, maxlength: 2000 });
   }

@@ -248,6 +248,7 @@ function showCase(f) {
   loadDuplicates(f);
   loadTimeline(current.id);
   loadSpeakers(f);
+  document.dispatchEvent(new CustomEvent("gm:case-shown", { detail: f })); // desk_actions.js: the print link
 }
 
 /* --- actions --- */
@@ -444,6 +445,9 @@ async function loadTimeline(id) {
     ),
   );
 }
+
+document.addEventListener("gm:cases-changed", () => (refreshQueue(), current && select(current.id))); // desk_actions.js
+document.addEventListener("gm:open-case", (e) => select(e.detail)); // desk_actions.js: a case of the urge ledger
 
 /* The feed: the desk's scope keeps the queue, its counts and the open case current (no polling); the user's
    own scope feeds the inbox (a send-back, an escalation…: badge and list; a line opens its case here). */

@@ -376,7 +376,7 @@ function refreshSoon() {
 }
 // A case envelope says whether the case is open (`data.open`); without it, its status against the server's list.
 const isOpen = (d) => (typeof d.open === "boolean" ? d.open : states.open.includes(d.status));
-async function caseChanged(env) {
+function caseChanged(env) {
   const d = env.data;
   const old = state.caseMarkers.get(d.code);
   if (old) casesLayer.removeLayer(old);
@@ -386,14 +386,6 @@ async function caseChanged(env) {
   const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", categoryName(d), states.labels[d.status] || d.status, d.case_id, d.level, d.urgency], fresh);
   state.caseMarkers.set(d.code, m);
   casesLayer.addLayer(m);
-  if (fresh) {
-    // The feed carries no photos: fetch the case once for its thumbnail.
-    const r = await api(`/api/cases/${d.case_id}/`);
-    if (r.ok && state.caseMarkers.get(d.code) === m) {
-      const thumb = (r.data.properties.photos || []).find((ph) => ph.kind === "before");
-      if (thumb) m.setPopupContent(m.getPopup().getContent() + `<img class="gm-thumb" src="${thumb.url}" alt="">`);
-    }
-  }
 }
 function teamMoved(d) {
   const m = teamMarkers.get(d.team_id);

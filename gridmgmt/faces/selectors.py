@@ -15,7 +15,7 @@ from django.utils import timezone
 from geo.models import Camera, Speaker
 from geo.selectors import serial_queries
 from gridmgmt import access
-from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
+from gridmgmt.kpi import KpiRow, coverage_compute, coverage_total, kpi_compute, kpi_stock
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.names import name_localized, name_localized_expr
 from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
@@ -55,6 +55,13 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
         "on_time_rate": k.on_time_closure_rate,  # 按期结案率
         "satisfaction": round(k.satisfaction_mean, 2) if k.satisfaction_mean is not None else None,
     }
+
+
+def wall_coverage(*, teams: QuerySet[PatrolTeam], now: datetime) -> float | None:
+    """Today's 巡查覆盖率 of the teams (gridmgmt.kpi.coverage_compute): the share of all their cells covered."""
+    today = timezone.localtime(now).date()
+    rows = coverage_compute(team_ids=list(teams.values_list("pk", flat=True)), first=today, last=today)
+    return coverage_total(rows)
 
 
 class RawJSON(str):
@@ -204,6 +211,7 @@ def wall_snapshot(
     bbox: tuple[float, float, float, float] | None = None,
     teams: QuerySet[PatrolTeam] | None = None,
     speakers: QuerySet[Speaker] | None = None,
+    coverage_teams: QuerySet[PatrolTeam] | None = None,
 ) -> dict:
     """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs and cell counts as events
     arrive. "cases" (with `bbox`), "teams" (with `teams`) and "speakers" (with `speakers`) are the wall's other
@@ -218,6 +226,8 @@ def wall_snapshot(
             data["last_event_id"] = last.first() or 0
         if "kpis" in parts:
             data["kpis"] = wall_kpis(cases=cases, now=now)
+            if coverage_teams is not None:
+                data["kpis"]["coverage"] = wall_coverage(teams=coverage_teams, now=now)
         if "cells" in parts:
             data["cells"] = wall_cell_counts(cases=cases, now=now)
         if "heat" in parts:

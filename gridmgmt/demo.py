@@ -732,7 +732,7 @@ def demo_trackers_register(*, district: AdminArea) -> StepResult:
 
 # --------------------------------------------------------------------------------------------- tracks
 TRACK_DAYS = 2  # yesterday (a whole working day) and today up to `now`
-TRACK_STEP_S = 60  # one fix a minute
+TRACK_STEP_S = 120  # one fix every two minutes (keeps the demo load fast: ~74,000 fixes a day)
 TRACK_MINUTES_PER_CELL = 4  # a member walks ~100 m (one cell) in 4 minutes, looking around
 # Shifts (local time): from, to, and where the walk resumes (steps after the morning's start) — lunch is a gap,
 # which breaks the track and shows in the attendance.
@@ -783,7 +783,7 @@ ON CONFLICT (device_id, at) DO NOTHING
 def generate_tracks(*, district: AdminArea, now: datetime, days: int = TRACK_DAYS) -> StepResult:
     """Plausible tracks for every demo tracker (`demo-<username>`): each member walks through the cells of their
     team's responsibility grids (a serpentine, one cell every few minutes, members of a team spread along it), one
-    fix a minute in the morning and the afternoon shifts of yesterday and of today up to `now` — so the dispatch
+    fix every two minutes in the morning and the afternoon shifts of yesterday and of today up to `now` — so the dispatch
     map replays a day and the wall shows a coverage. One INSERT … SELECT (no Python loop over fixes); a day that
     already has demo fixes is skipped."""
     from realtime import positions

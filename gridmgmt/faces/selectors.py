@@ -3,10 +3,12 @@ the wall then follows the event feed and asks for cases only inside its viewport
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Polygon
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
@@ -57,11 +59,24 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
     }
 
 
+WALL_COVERAGE_SECONDS = 300  # the wall's coverage figure is computed at most this often per set of teams
+
+
 def wall_coverage(*, teams: QuerySet[PatrolTeam], now: datetime) -> float | None:
-    """Today's 巡查覆盖率 of the teams (gridmgmt.kpi.coverage_compute): the share of all their cells covered."""
+    """Today's 巡查覆盖率 of the teams (gridmgmt.kpi.coverage_compute): the share of all their cells covered. A slow
+    figure (a day's tracks of a district: seconds of PostGIS work) on a screen that re-reads its KPIs after every
+    burst of events: kept in the shared cache for WALL_COVERAGE_SECONDS."""
     today = timezone.localtime(now).date()
-    rows = coverage_compute(team_ids=list(teams.values_list("pk", flat=True)), first=today, last=today)
-    return coverage_total(rows)
+    sql, params = teams.values("pk").query.sql_with_params()  # the teams as the access gate chose them, unread
+    digest = hashlib.sha1(f"{connection.settings_dict['NAME']}|{today}|{sql}|{params}".encode()).hexdigest()
+    key = f"wall:coverage:{digest}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached["value"]
+    ids = list(teams.values_list("pk", flat=True))
+    value = coverage_total(coverage_compute(team_ids=ids, first=today, last=today))
+    cache.set(key, {"value": value}, WALL_COVERAGE_SECONDS)
+    return value
 
 
 class RawJSON(str):

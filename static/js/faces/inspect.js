@@ -1,10 +1,10 @@
-/* /patrol/ beside patrol.js: what the phone adds for its second kind of user, the grid inspector (监督员), and
+/* /patrol/ beside patrol.js: what the phone adds for its second kind of user, the grid inspector (jianduyuan), and
    for anyone who reports from it.
    - The check queue needs nothing here: the server gives an inspector's page the statuses of its checks
-     (config.tasks: 待核查) and the feed scope of its area (config.taskScope), so patrol.js's task list, map,
+     (config.tasks: the check queue) and the feed scope of its area (config.taskScope), so patrol.js's task list, map,
      detail and action forms show the area's handled cases with the check_pass / check_fail actions the
      server allows — each with the photos and note it asks for, sent with where the phone is.
-   - "My reports" (我的上报): the cases this user reported (GET /api/cases/?mine=true), newest first, with
+   - "My reports": the cases this user reported (GET /api/cases/?mine=true), newest first, with
      their status now — an inspector's or a patrol member's own reports, read from the server, so they are
      the same on every phone. */
 import { api, config, h, timeText } from "./common.js";

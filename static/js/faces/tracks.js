@@ -1,7 +1,7 @@
-/* The dispatch map's track replay (轨迹回放): who was where. A small control on the map picks a team (the
+/* The dispatch map's track replay: who was where. A small control on the map picks a team (the
    teams this user may see: /api/teams/), a day and optionally one member; the server returns one GeoJSON
    Feature per device (/api/tracks/: a MultiLineString broken at long silences, `times` per vertex), the day's
-   巡查覆盖率 of the team (/api/kpis/coverage/) and its attendance (/api/attendance/: on duty at the first fix,
+   patrol coverage of the team (/api/kpis/coverage/) and its attendance (/api/attendance/: on duty at the first fix,
    off at the last). A slider (and ▶) moves a dot per device along its track through the day.
    Every figure is the server's; this file only draws. */
 import { api, h, map, t } from "./common.js";

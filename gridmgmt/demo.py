@@ -782,10 +782,10 @@ ON CONFLICT (device_id, at) DO NOTHING
 
 def generate_tracks(*, district: AdminArea, now: datetime, days: int = TRACK_DAYS) -> StepResult:
     """Plausible tracks for every demo tracker (`demo-<username>`): each member walks through the cells of their
-    team's responsibility grids (a serpentine, one cell every few minutes, members of a team spread along it), one
-    fix every two minutes in the morning and the afternoon shifts of yesterday and of today up to `now` — so the dispatch
-    map replays a day and the wall shows a coverage. One INSERT … SELECT (no Python loop over fixes); a day that
-    already has demo fixes is skipped."""
+    team's responsibility grids (a serpentine, one cell every few minutes, members of a team spread along it), a
+    fix every two minutes in the morning and the afternoon shifts of yesterday and of today up to `now` — so the
+    dispatch map replays a day and the wall shows a coverage. One INSERT … SELECT (no Python loop over fixes); a
+    day that already has demo fixes is skipped."""
     from realtime import positions
 
     today = now.astimezone(TZ).date()

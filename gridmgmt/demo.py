@@ -739,9 +739,9 @@ TRACK_MINUTES_PER_CELL = 4  # a member walks ~100 m (one cell) in 4 minutes, loo
 TRACK_SHIFTS = ((8, 30, 12, 0, 0), (13, 0, 17, 30, 225))
 
 _TRACKS_SQL = """
-WITH tc AS (  -- each team's cells, numbered along a serpentine through its grids (row by row, back and forth)
+WITH tc AS (  -- each team's cells, numbered along a serpentine over its area (row by row, back and forth)
     SELECT rg.team_id, ST_X(c.center) AS x, ST_Y(c.center) AS y,
-           row_number() OVER (PARTITION BY rg.team_id ORDER BY rg.id, floor(ST_Y(c.center) / 0.0009),
+           row_number() OVER (PARTITION BY rg.team_id ORDER BY floor(ST_Y(c.center) / 0.0009),
                CASE WHEN floor(ST_Y(c.center) / 0.0009)::bigint %% 2 = 0 THEN ST_X(c.center) ELSE -ST_X(c.center) END
            ) AS k
     FROM geo_responsibilitygrid rg JOIN geo_gridcell c ON c.responsibility_grid_id = rg.id
@@ -756,16 +756,29 @@ WITH tc AS (  -- each team's cells, numbered along a serpentine through its grid
     JOIN gridmgmt_patrolteam t ON t.id = u.team_id
     WHERE d.kind = 'tracker' AND d.identifier LIKE %(prefix)s AND u.is_active AND t.district_id = %(district)s
 ), steps AS (
-    SELECT st.day_n, st.t0 + s * make_interval(secs => %(step)s) AS at, st.w0 + s AS w
-    FROM unnest(%(day_n)s::int[], %(t0)s::timestamptz[], %(w0)s::int[], %(count)s::int[]) AS st(day_n, t0, w0, cnt),
+    SELECT st.day_n, st.shift, st.t0, st.t0 + st.cnt * make_interval(secs => %(step)s) AS t1,
+           st.t0 + s * make_interval(secs => %(step)s) AS at, st.w0 + s AS w
+    FROM unnest(%(day_n)s::int[], %(shift)s::int[], %(t0)s::timestamptz[], %(w0)s::int[], %(count)s::int[])
+             AS st(day_n, shift, t0, w0, cnt),
          generate_series(0, st.cnt - 1) AS s
 ), walk AS (
+    -- back and forth along the serpentine (position p of a ping-pong of 2n − 2 steps), never jumping from its end
+    -- to its start
     SELECT dev.device_id, dev.user_id, dev.team_id, n.n, steps.at, steps.w,
-           ((dev.m * n.n) / dev.mm + steps.day_n * 37 + steps.w / %(per_cell)s) %% n.n + 1 AS k1,
+           ((dev.m * n.n) / dev.mm + steps.day_n * 37 + steps.w / %(per_cell)s) %% greatest(2 * n.n - 2, 1) AS p,
            (steps.w %% %(per_cell)s)::float8 / %(per_cell)s AS f,
            ((dev.device_id * 7919 + steps.w * 104729) %% 1000) / 1000.0 - 0.5 AS jx,
            ((dev.device_id * 104729 + steps.w * 7919) %% 1000) / 1000.0 - 0.5 AS jy
     FROM dev JOIN n ON n.team_id = dev.team_id CROSS JOIN steps
+    -- members come on duty up to 20 minutes late and leave up to 24 minutes early (attendance differs)
+    WHERE NOT (steps.shift = 0 AND steps.at < steps.t0 + (dev.device_id %% 5) * interval '5 min')
+      AND NOT (steps.shift = 1 AND steps.at > steps.t1 - (dev.device_id * 7 %% 5) * interval '6 min')
+), ends AS (
+    SELECT w.*,
+           CASE WHEN w.p < w.n THEN w.p ELSE 2 * w.n - 2 - w.p END + 1 AS k1,
+           CASE WHEN (w.p + 1) %% greatest(2 * w.n - 2, 1) < w.n THEN (w.p + 1) %% greatest(2 * w.n - 2, 1)
+                ELSE 2 * w.n - 2 - (w.p + 1) %% greatest(2 * w.n - 2, 1) END + 1 AS k2
+    FROM walk w
 )
 INSERT INTO realtime_position
     (device_id, at, received_at, user_id, team_id, point, speed, course, altitude, accuracy, battery)
@@ -773,9 +786,9 @@ SELECT w.device_id, w.at + (w.device_id %% 50) * interval '1 s', w.at + (w.devic
        w.user_id, w.team_id,
        ST_SetSRID(ST_MakePoint(a.x + (b.x - a.x) * w.f + w.jx * 0.0002, a.y + (b.y - a.y) * w.f + w.jy * 0.0002), 4326),
        0.4, NULL, 5, 8, 100 - (w.w %% 600) / 8.0
-FROM walk w
+FROM ends w
 JOIN tc a ON a.team_id = w.team_id AND a.k = w.k1
-JOIN tc b ON b.team_id = w.team_id AND b.k = w.k1 %% w.n + 1
+JOIN tc b ON b.team_id = w.team_id AND b.k = w.k2
 ON CONFLICT (device_id, at) DO NOTHING
 """
 
@@ -800,16 +813,17 @@ def generate_tracks(*, district: AdminArea, now: datetime, days: int = TRACK_DAY
             [settings.TIME_ZONE, TRACKER_PREFIX + "%", datetime.combine(wanted[0], datetime.min.time(), tzinfo=TZ)],
         )
         have = {r[0] for r in cur.fetchall()}
-    day_n, t0, w0, count = [], [], [], []
+    day_n, shift, t0, w0, count = [], [], [], [], []
     for day in wanted:
         if day in have:
             continue
-        for h0, m0, h1, m1, resume in TRACK_SHIFTS:
+        for n, (h0, m0, h1, m1, resume) in enumerate(TRACK_SHIFTS):
             start = datetime(day.year, day.month, day.day, h0, m0, tzinfo=TZ)
             end = min(datetime(day.year, day.month, day.day, h1, m1, tzinfo=TZ), now)
             steps = int((end - start).total_seconds() // TRACK_STEP_S)
             if steps > 0:
                 day_n.append(day.toordinal() % 1000)
+                shift.append(n)
                 t0.append(start)
                 w0.append(resume)
                 count.append(steps)
@@ -822,6 +836,7 @@ def generate_tracks(*, district: AdminArea, now: datetime, days: int = TRACK_DAY
         "step": TRACK_STEP_S,
         "per_cell": TRACK_MINUTES_PER_CELL * 60 // TRACK_STEP_S,
         "day_n": day_n,
+        "shift": shift,
         "t0": t0,
         "w0": w0,
         "count": count,

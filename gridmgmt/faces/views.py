@@ -385,7 +385,13 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
     user = request.user
     context = _map_context(request, user=user)
     # The task tab's name: an inspector's tasks are the check queue (待核查).
-    context["tasks_label"] = _("待核查") if access.phone_work_roles(user) != access.FIELD_ROLES else _("我的任务")
+    checker = access.phone_work_roles(user) != access.FIELD_ROLES
+    context["tasks_label"] = _("待核查") if checker else _("我的任务")
+    context["tasks_hint"] = (
+        _("点案件查看处置反馈、照片和结案条件,到现场拍照后核查通过或不通过。")
+        if checker
+        else _("点任务查看说明、照片、处置标准和导航,在详情里签收和提交处置。")
+    )
     context["config"] = _page_config(
         request,
         categories=_categories(),

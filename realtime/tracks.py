@@ -32,7 +32,8 @@ WITH p AS (
            CASE WHEN p.at - lag(p.at) OVER w > %(gap)s THEN 1 ELSE 0 END AS brk
     FROM realtime_position p
     WHERE p.at >= %(start)s AND p.at < %(end)s
-      AND (p.team_id = ANY(%(teams)s) OR p.user_id = ANY(%(users)s))
+      AND (p.team_id = ANY(%(teams)s)
+           OR p.device_id IN (SELECT id FROM realtime_device WHERE user_id = ANY(%(users)s)))  -- the key's index
     WINDOW w AS (PARTITION BY p.device_id ORDER BY p.at)
 ), thin AS (
     -- Every k-th fix of a device with more than TRACK_POINTS_MAX (its last and each part's first kept).
@@ -125,7 +126,8 @@ WITH p AS (
     SELECT (p.at AT TIME ZONE %(tz)s)::date AS day, p.user_id, p.team_id, p.at, p.point,
            p.at - lag(p.at) OVER (PARTITION BY p.user_id, (p.at AT TIME ZONE %(tz)s)::date ORDER BY p.at) AS step
     FROM realtime_position p
-    WHERE p.at >= %(start)s AND p.at < %(end)s AND (p.team_id = ANY(%(teams)s) OR p.user_id = ANY(%(users)s))
+    WHERE p.at >= %(start)s AND p.at < %(end)s
+      AND (p.team_id = ANY(%(teams)s) OR p.device_id IN (SELECT id FROM realtime_device WHERE user_id = ANY(%(users)s)))
 )
 SELECT p.day, p.user_id, u.username, trim(u.last_name || u.first_name),
        (array_agg(p.team_id ORDER BY p.at DESC))[1],

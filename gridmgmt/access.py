@@ -28,7 +28,7 @@ SPEAKER_CALLERS = DISPATCHERS  # speak to the street through the loudspeakers (g
 
 # Which face (page) each role may open, and where each role lands after logging in.
 FACE_ROLES = {
-    "patrol": frozenset({R.PATROL, R.ADMIN}),
+    "patrol": frozenset({R.PATROL, R.INSPECTOR, R.ADMIN}),  # the phone: patrol members and inspectors on site
     "wall": frozenset({R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}),
     "dispatch": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),
 }
@@ -37,10 +37,20 @@ ROLE_HOME = {
     R.WALL: "wall",
     R.DISPATCHER: "dispatch",
     R.SHIFT_LEADER: "dispatch",
-    R.INSPECTOR: "dispatch",
+    R.INSPECTOR: "patrol",  # an inspector works on site: the phone (the desk stays open to them)
     R.ADMIN: "dispatch",
     R.RESIDENT: "report",
 }
+
+
+# Whose actions the phone's task list holds (gridmgmt.rules.statuses_actionable): a patrol member's field work
+# (accept, handle, extension request, self-handle…), an inspector's checks (核查: check_pass/check_fail).
+PHONE_WORK = {R.INSPECTOR: frozenset({R.INSPECTOR})}
+
+
+def phone_work_roles(user) -> frozenset:
+    """The roles whose actions fill `user`'s task list on the phone (FIELD_ROLES unless PHONE_WORK says)."""
+    return PHONE_WORK.get(role_effective(user), FIELD_ROLES)
 
 
 def role_effective(user) -> str:
@@ -138,6 +148,25 @@ def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
 
 def team_access(*, user: User, team_id: int) -> PatrolTeam:
     return _one_or_404(teams_visible(user=user), {"pk": team_id}, "队伍不存在 (team not found)")
+
+
+def track_teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
+    """Whose tracks, attendance and coverage a user may read (who was where): command-centre staff, the teams of
+    their area (as teams_visible); patrol members and residents none — members do not follow each other."""
+    if user.is_authenticated and role_effective(user) in STAFF_ROLES:
+        return teams_visible(user=user)
+    return PatrolTeam.objects.none()
+
+
+def track_team_access(*, user: User, team_id: int) -> PatrolTeam:
+    return _one_or_404(track_teams_visible(user=user), {"pk": team_id}, "队伍不存在 (team not found)")
+
+
+def track_member_access(*, user: User, member_id: int) -> User:
+    """A patrol member whose track `user` may read: one of a team in track_teams_visible."""
+    teams = track_teams_visible(user=user)
+    members = User.objects.filter(team__in=teams.values("pk"))
+    return _one_or_404(members, {"pk": member_id}, "队员不存在 (member not found)")
 
 
 def cells_visible(*, user: User) -> QuerySet[GridCell]:

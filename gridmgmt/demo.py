@@ -207,6 +207,7 @@ def generate_demo_data(
         ("cases", lambda: generate_cases(district=district, count=scale.cases, days=scale.days, seed=seed, now=now)),
         ("patrol login", lambda: demo_patrol_team_pick(district=district)),
         ("speakers", lambda: generate_speakers(district=district, count=scale.speakers, seed=seed)),
+        ("tracks", lambda: generate_tracks(district=district, now=now)),
     ]
     return [_run(name=name, fn=fn, out=out) for name, fn in steps]
 
@@ -727,6 +728,123 @@ def demo_trackers_register(*, district: AdminArea) -> StepResult:
     if not created:
         return StepResult("trackers", skipped=True, detail="every patrol member has a tracker")
     return StepResult("trackers", created=created, detail=f"{TRACKER_PREFIX}<username>, e.g. {TRACKER_PREFIX}patrol")
+
+
+# --------------------------------------------------------------------------------------------- tracks
+TRACK_DAYS = 2  # yesterday (a whole working day) and today up to `now`
+TRACK_STEP_S = 120  # one fix every two minutes (keeps the demo load fast: ~74,000 fixes a day)
+TRACK_MINUTES_PER_CELL = 4  # a member walks ~100 m (one cell) in 4 minutes, looking around
+# Shifts (local time): from, to, and where the walk resumes (steps after the morning's start) — lunch is a gap,
+# which breaks the track and shows in the attendance.
+TRACK_SHIFTS = ((8, 30, 12, 0, 0), (13, 0, 17, 30, 225))
+
+_TRACKS_SQL = """
+WITH tc AS (  -- each team's cells, numbered along a serpentine over its area (row by row, back and forth)
+    SELECT rg.team_id, ST_X(c.center) AS x, ST_Y(c.center) AS y,
+           row_number() OVER (PARTITION BY rg.team_id ORDER BY floor(ST_Y(c.center) / 0.0009),
+               CASE WHEN floor(ST_Y(c.center) / 0.0009)::bigint %% 2 = 0 THEN ST_X(c.center) ELSE -ST_X(c.center) END
+           ) AS k
+    FROM geo_responsibilitygrid rg JOIN geo_gridcell c ON c.responsibility_grid_id = rg.id
+    WHERE rg.district_id = %(district)s AND rg.team_id IS NOT NULL
+), n AS (
+    SELECT team_id, count(*) AS n FROM tc GROUP BY team_id
+), dev AS (  -- the demo trackers; members of a team start spread along its cells
+    SELECT d.id AS device_id, u.id AS user_id, u.team_id,
+           row_number() OVER (PARTITION BY u.team_id ORDER BY u.username) - 1 AS m,
+           count(*) OVER (PARTITION BY u.team_id) AS mm
+    FROM realtime_device d JOIN gridmgmt_user u ON u.id = d.user_id
+    JOIN gridmgmt_patrolteam t ON t.id = u.team_id
+    WHERE d.kind = 'tracker' AND d.identifier LIKE %(prefix)s AND u.is_active AND t.district_id = %(district)s
+), steps AS (
+    SELECT st.day_n, st.shift, st.t0, st.t0 + st.cnt * make_interval(secs => %(step)s) AS t1,
+           st.t0 + s * make_interval(secs => %(step)s) AS at, st.w0 + s AS w
+    FROM unnest(%(day_n)s::int[], %(shift)s::int[], %(t0)s::timestamptz[], %(w0)s::int[], %(count)s::int[])
+             AS st(day_n, shift, t0, w0, cnt),
+         generate_series(0, st.cnt - 1) AS s
+), walk AS (
+    -- back and forth along the serpentine (position p of a ping-pong of 2n − 2 steps), never jumping from its end
+    -- to its start
+    SELECT dev.device_id, dev.user_id, dev.team_id, n.n, steps.at, steps.w,
+           ((dev.m * n.n) / dev.mm + steps.day_n * 37 + steps.w / %(per_cell)s) %% greatest(2 * n.n - 2, 1) AS p,
+           (steps.w %% %(per_cell)s)::float8 / %(per_cell)s AS f,
+           ((dev.device_id * 7919 + steps.w * 104729) %% 1000) / 1000.0 - 0.5 AS jx,
+           ((dev.device_id * 104729 + steps.w * 7919) %% 1000) / 1000.0 - 0.5 AS jy
+    FROM dev JOIN n ON n.team_id = dev.team_id CROSS JOIN steps
+    -- members come on duty up to 20 minutes late and leave up to 24 minutes early (attendance differs)
+    WHERE NOT (steps.shift = 0 AND steps.at < steps.t0 + (dev.device_id %% 5) * interval '5 min')
+      AND NOT (steps.shift = 1 AND steps.at > steps.t1 - (dev.device_id * 7 %% 5) * interval '6 min')
+), ends AS (
+    SELECT w.*,
+           CASE WHEN w.p < w.n THEN w.p ELSE 2 * w.n - 2 - w.p END + 1 AS k1,
+           CASE WHEN (w.p + 1) %% greatest(2 * w.n - 2, 1) < w.n THEN (w.p + 1) %% greatest(2 * w.n - 2, 1)
+                ELSE 2 * w.n - 2 - (w.p + 1) %% greatest(2 * w.n - 2, 1) END + 1 AS k2
+    FROM walk w
+)
+INSERT INTO realtime_position
+    (device_id, at, received_at, user_id, team_id, point, speed, course, altitude, accuracy, battery)
+SELECT w.device_id, w.at + (w.device_id %% 50) * interval '1 s', w.at + (w.device_id %% 50 + 2) * interval '1 s',
+       w.user_id, w.team_id,
+       ST_SetSRID(ST_MakePoint(a.x + (b.x - a.x) * w.f + w.jx * 0.0002, a.y + (b.y - a.y) * w.f + w.jy * 0.0002), 4326),
+       0.4, NULL, 5, 8, 100 - (w.w %% 600) / 8.0
+FROM ends w
+JOIN tc a ON a.team_id = w.team_id AND a.k = w.k1
+JOIN tc b ON b.team_id = w.team_id AND b.k = w.k2
+ON CONFLICT (device_id, at) DO NOTHING
+"""
+
+
+def generate_tracks(*, district: AdminArea, now: datetime, days: int = TRACK_DAYS) -> StepResult:
+    """Plausible tracks for every demo tracker (`demo-<username>`): each member walks through the cells of their
+    team's responsibility grids (a serpentine, one cell every few minutes, members of a team spread along it), a
+    fix every two minutes in the morning and the afternoon shifts of yesterday and of today up to `now` — so the
+    dispatch map replays a day and the wall shows a coverage. One INSERT … SELECT (no Python loop over fixes).
+    Skipped once the demo trackers have any fix: a second `make demo` adds no rows."""
+    from realtime import positions
+
+    today = now.astimezone(TZ).date()
+    wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM realtime_position p JOIN realtime_device d ON d.id = p.device_id"
+            " WHERE d.identifier LIKE %s)",
+            [TRACKER_PREFIX + "%"],
+        )
+        if cur.fetchone()[0]:
+            return StepResult("tracks", skipped=True, detail="the demo trackers have tracks")
+    day_n, shift, t0, w0, count = [], [], [], [], []
+    for day in wanted:
+        for n, (h0, m0, h1, m1, resume) in enumerate(TRACK_SHIFTS):
+            start = datetime(day.year, day.month, day.day, h0, m0, tzinfo=TZ)
+            end = min(datetime(day.year, day.month, day.day, h1, m1, tzinfo=TZ), now)
+            steps = int((end - start).total_seconds() // TRACK_STEP_S)
+            if steps > 0:
+                day_n.append(day.toordinal() % 1000)
+                shift.append(n)
+                t0.append(start)
+                w0.append(resume)
+                count.append(steps)
+    if not count:
+        return StepResult("tracks", skipped=True, detail="no working hours yet on the demo days")
+    positions.partitions_create(wanted)
+    params = {
+        "district": district.pk,
+        "prefix": TRACKER_PREFIX + "%",
+        "step": TRACK_STEP_S,
+        "per_cell": TRACK_MINUTES_PER_CELL * 60 // TRACK_STEP_S,
+        "day_n": day_n,
+        "shift": shift,
+        "t0": t0,
+        "w0": w0,
+        "count": count,
+    }
+    with transaction.atomic(), connection.cursor() as cur:
+        # Fresh rows (the teams, members and trackers just made) have no statistics yet: without them the planner
+        # takes the numbered cells for two rows and multiplies every step by them (85 s instead of 0.1 s on the
+        # tests' tiny district).
+        cur.execute("ANALYZE geo_responsibilitygrid, gridmgmt_patrolteam, gridmgmt_user, realtime_device")
+        cur.execute(_TRACKS_SQL, params)
+        created = cur.rowcount
+    return StepResult("tracks", created=created, detail=f"fixes of the demo trackers, {len(set(day_n))} day(s)")
 
 
 def demo_patrol_team_pick(*, district: AdminArea, enough: int = 3) -> StepResult:

@@ -45,6 +45,13 @@ event (and onto the case for ``due``); grid = the case's responsibility grid; te
 (``team_id_copy``, or for a send-back the team named in its data), and the case's current team for
 ``due``. Events with no value for the group (e.g. a report before any team) form the row with ``key=None``.
 
+Patrol coverage (巡查覆盖率), per team per day — from the position history, not the event table
+    coverage = cells_covered / cells: ``cells`` the unit cells of the responsibility grids the team owns now,
+    ``cells_covered`` those a track of the team touched that day (``ST_Intersects``). A track is one device's
+    fixes of the day made while in the team, in time order (``ST_MakeLine``), broken where two fixes are more
+    than ``realtime.tracks.TRACK_GAP`` apart (a single fix counts as a point). Days are local calendar days.
+    ``coverage_compute``: one statement for every team and day asked for.
+
 Scope: ``scope_q`` is a Q on Case (e.g. ``access.area_filter(user)``); ``kpi_for_user`` scopes to what the
 user may see through ``gridmgmt.access``. Everything is one SQL statement: aggregates with FILTER, no
 Python loop over events.
@@ -56,6 +63,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Literal
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -63,6 +71,7 @@ from gridmgmt import access, events, states
 from gridmgmt.dbrouter import read_connection
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
+from realtime.tracks import TRACK_GAP
 
 E = CaseEvent.Type
 GroupBy = Literal["district", "street", "community", "grid", "team", "day", "week", "month"]
@@ -302,3 +311,95 @@ def kpi_stock(*, cases: QuerySet[Case], now: datetime) -> dict:
         open=Count("pk", filter=states.open_q()),
         overdue=Count("pk", filter=states.overdue_q(now=now)),
     )
+
+
+# --- patrol coverage (巡查覆盖率) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    day: date
+    team_id: int
+    name: str
+    cells: int  # cells of the team's responsibility grids
+    cells_covered: int  # of them, those a track of the team passed through that day
+    coverage: float | None  # cells_covered / cells; None for a team that owns no cell
+
+
+# Fixes per piece of a track in the coverage statement. The demo's 78 teams' day (148,000 fixes), under load 12:
+# pieces of 16 fixes 3.4 s, of 48 2.6 s, whole lines 3.0 s; a piece of two-point segments collected: 5–365 s.
+PIECE_FIXES = 48
+
+_COVERAGE_SQL = """
+WITH days AS (
+    SELECT d::date AS day, d::date::timestamp AT TIME ZONE %(tz)s AS t0,
+           (d::date + 1)::timestamp AT TIME ZONE %(tz)s AS t1
+    FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
+), fixes AS (
+    SELECT d.day, p.team_id, p.device_id, p.at, p.point, row_number() OVER w AS n,
+           CASE WHEN lead(p.at) OVER w - p.at <= %(gap)s THEN lead(p.point) OVER w END AS next_point,
+           CASE WHEN p.at - lag(p.at) OVER w > %(gap)s THEN 1 ELSE 0 END AS brk
+    FROM days d JOIN realtime_position p ON p.at >= d.t0 AND p.at < d.t1
+    WHERE p.team_id = ANY(%(teams)s)
+    WINDOW w AS (PARTITION BY d.day, p.device_id ORDER BY p.at)
+), parted AS (
+    SELECT *, sum(brk) OVER (PARTITION BY day, device_id ORDER BY at) AS part FROM fixes
+), chunks AS (
+    -- A track cut into pieces of PIECE_FIXES fixes, each carrying on to the next piece's first fix: the same line
+    -- ST_MakeLine draws, in pieces whose small boxes let the cells' spatial index find few candidates (a whole
+    -- day's line has a box of kilometres).
+    SELECT day, team_id,
+           array_remove(array_agg(point ORDER BY at)
+                        || (array_agg(next_point ORDER BY at DESC))[1], NULL) AS points
+    FROM parted
+    GROUP BY day, team_id, device_id, part, (n - 1) / %(piece)s
+), pieces AS MATERIALIZED (
+    SELECT day, team_id, CASE WHEN cardinality(points) > 1 THEN ST_MakeLine(points) ELSE points[1] END AS geom
+    FROM chunks
+), covered AS (
+    SELECT DISTINCT t.day, rg.team_id, c.id
+    FROM pieces t
+    JOIN geo_gridcell c ON ST_Intersects(c.geom, t.geom)
+    JOIN geo_responsibilitygrid rg ON rg.id = c.responsibility_grid_id AND rg.team_id = t.team_id
+), totals AS (
+    SELECT rg.team_id, count(*) AS cells
+    FROM geo_responsibilitygrid rg JOIN geo_gridcell c ON c.responsibility_grid_id = rg.id
+    WHERE rg.team_id = ANY(%(teams)s)
+    GROUP BY rg.team_id
+), cov AS (
+    SELECT day, team_id, count(*) AS n FROM covered GROUP BY day, team_id
+)
+SELECT d.day, tm.id, tm.name, coalesce(tot.cells, 0), coalesce(cov.n, 0)
+FROM days d CROSS JOIN gridmgmt_patrolteam tm
+LEFT JOIN totals tot ON tot.team_id = tm.id
+LEFT JOIN cov ON cov.day = d.day AND cov.team_id = tm.id
+WHERE tm.id = ANY(%(teams)s)
+ORDER BY d.day, tm.code
+"""
+
+
+def coverage_compute(*, team_ids: list[int], first: date, last: date) -> list[CoverageRow]:
+    """巡查覆盖率 of each team of `team_ids` for each local day in [first, last] (definition above)."""
+    if last < first:
+        raise InvalidInput(_("结束日期不能早于起始日期"), field="end", code="bad_period")
+    if not team_ids:
+        return []
+    params = {
+        "tz": settings.TIME_ZONE,
+        "first": first,
+        "last": last,
+        "teams": list(team_ids),
+        "gap": TRACK_GAP,
+        "piece": PIECE_FIXES,
+    }
+    with read_connection().cursor() as cur:
+        cur.execute(_COVERAGE_SQL, params)
+        return [
+            CoverageRow(day=d, team_id=t, name=n, cells=c, cells_covered=v, coverage=_ratio(v, c))
+            for d, t, n, c, v in cur.fetchall()
+        ]
+
+
+def coverage_total(rows: list[CoverageRow]) -> float | None:
+    """The share of all the teams' cells covered (a wall's one figure): Σ covered / Σ cells."""
+    return _ratio(sum(r.cells_covered for r in rows), sum(r.cells for r in rows))

@@ -120,6 +120,7 @@ class CaseFilter(filters.FilterSet):
     urgency = filters.ChoiceFilter(field_name="urgency", choices=Case.Urgency.choices)
     category = CharInFilter(method="filter_category", help_text="类别代码(小类或大类),逗号分隔")
     team = filters.CharFilter(method="filter_team", help_text="处置队伍 代码或 id")
+    mine = filters.BooleanFilter(method="filter_mine", help_text="true: 只列出本人上报的案件")
     light = ChoiceInFilter(
         method="filter_light",
         choices=[(v, v) for v in ("green", "yellow", "red", "none")],
@@ -173,6 +174,12 @@ class CaseFilter(filters.FilterSet):
 
     def filter_team(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs.filter(team=_by_id_or_code(PatrolTeam, value, field=name))
+
+    def filter_mine(self, qs: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if not value:
+            return qs
+        user = getattr(self.request, "user", None)
+        return qs.filter(reporter_id=user.id) if user is not None and user.is_authenticated else qs.none()
 
     def filter_light(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
         return states.cases_with_light(qs).filter(light__in=value)

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import auth, desk, kpis, notifications, public, speakers, views
+from gridmgmt.api import auth, desk, kpis, notifications, public, speakers, tracks, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
@@ -21,6 +21,9 @@ urlpatterns = [
     path("categories/", views.CategoryList.as_view(), name="category-list"),
     path("me/", views.MeView.as_view(), name="me"),
     path("kpis/", kpis.KpiView.as_view(), name="kpis"),
+    path("kpis/coverage/", tracks.CoverageView.as_view(), name="kpis-coverage"),
+    path("tracks/", tracks.TrackView.as_view(), name="tracks"),
+    path("attendance/", tracks.AttendanceView.as_view(), name="attendance"),
     path("duplicates/", views.DuplicatesView.as_view(), name="duplicates"),
     path("urges/", desk.UrgeLedger.as_view(), name="urge-ledger"),
     path("return-visits/", desk.ReturnVisitList.as_view(), name="return-visits"),

@@ -3,19 +3,21 @@ the wall then follows the event feed and asks for cases only inside its viewport
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Polygon
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
 from geo.models import AdminArea, Camera, Speaker
 from geo.selectors import serial_queries
 from gridmgmt import access
-from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
+from gridmgmt.kpi import KpiRow, coverage_compute, coverage_total, kpi_compute, kpi_stock
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
 from gridmgmt.names import name_localized, name_localized_expr
 from gridmgmt.states import OPEN_STATUSES, cases_with_light, overdue_q
@@ -55,6 +57,26 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
         "on_time_rate": k.on_time_closure_rate,  # 按期结案率
         "satisfaction": round(k.satisfaction_mean, 2) if k.satisfaction_mean is not None else None,
     }
+
+
+WALL_COVERAGE_SECONDS = 300  # the wall's coverage figure is computed at most this often per set of teams
+
+
+def wall_coverage(*, teams: QuerySet[PatrolTeam], now: datetime) -> float | None:
+    """Today's 巡查覆盖率 of the teams (gridmgmt.kpi.coverage_compute): the share of all their cells covered. A slow
+    figure (a day's tracks of a district: seconds of PostGIS work) on a screen that re-reads its KPIs after every
+    burst of events: kept in the shared cache for WALL_COVERAGE_SECONDS."""
+    today = timezone.localtime(now).date()
+    sql, params = teams.values("pk").query.sql_with_params()  # the teams as the access gate chose them, unread
+    digest = hashlib.sha1(f"{connection.settings_dict['NAME']}|{today}|{sql}|{params}".encode()).hexdigest()
+    key = f"wall:coverage:{digest}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached["value"]
+    ids = list(teams.values_list("pk", flat=True))
+    value = coverage_total(coverage_compute(team_ids=ids, first=today, last=today))
+    cache.set(key, {"value": value}, WALL_COVERAGE_SECONDS)
+    return value
 
 
 class RawJSON(str):
@@ -266,6 +288,7 @@ def wall_snapshot(
     bbox: tuple[float, float, float, float] | None = None,
     teams: QuerySet[PatrolTeam] | None = None,
     speakers: QuerySet[Speaker] | None = None,
+    coverage_teams: QuerySet[PatrolTeam] | None = None,
 ) -> dict:
     """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs, cell counts and alerts as
     events arrive. "cases" (with `bbox`), "teams" (with `teams`), "speakers" (with `speakers`), "areas" and
@@ -280,6 +303,8 @@ def wall_snapshot(
             data["last_event_id"] = last.first() or 0
         if "kpis" in parts:
             data["kpis"] = wall_kpis(cases=cases, now=now)
+            if coverage_teams is not None:
+                data["kpis"]["coverage"] = wall_coverage(teams=coverage_teams, now=now)
         if "cells" in parts:
             data["cells"] = wall_cell_counts(cases=cases, now=now)
         if "heat" in parts:

@@ -235,6 +235,19 @@ JS_MESSAGES = {
     "status_now": gettext_lazy("案件状态:%(status)s"),
     "got_it": gettext_lazy("知道了"),
     "action_failed": gettext_lazy("未能提交:%(reason)s"),
+    # The dispatch map's track replay (static/js/faces/tracks.js).
+    "track_title": gettext_lazy("轨迹回放"),
+    "track_team": gettext_lazy("队伍"),
+    "track_member": gettext_lazy("队员"),
+    "track_all_members": gettext_lazy("全部队员"),
+    "track_day": gettext_lazy("日期"),
+    "track_show": gettext_lazy("显示轨迹"),
+    "track_clear": gettext_lazy("清除轨迹"),
+    "track_play": gettext_lazy("播放"),
+    "track_time": gettext_lazy("回放时刻"),
+    "track_none": gettext_lazy("该时段没有定位记录"),
+    "track_coverage": gettext_lazy("巡查覆盖率"),
+    "track_on_off": gettext_lazy("上岗 %(on)s · 离岗 %(off)s"),
     # The inbox (static/js/faces/inbox.js) of every staff face.
     "inbox_empty": gettext_lazy("暂无通知"),
     "inbox_new": gettext_lazy("新通知"),
@@ -396,9 +409,28 @@ def _statuses_joined(statuses) -> str:
     return ",".join(s for s in Case.Status.values if s in statuses)
 
 
-def _patrol_task_statuses() -> str:
-    """The phone's task list: the statuses a field action starts from (gridmgmt.rules: accept, handle…)."""
-    return _statuses_joined(statuses_actionable(roles=access.FIELD_ROLES))
+def _patrol_task_statuses(user: User | None = None) -> str:
+    """The phone's task list: the statuses the user's phone work starts from (gridmgmt.rules): a patrol member's
+    field actions (accept, handle…), an inspector's checks (handled: 待核查)."""
+    roles = access.phone_work_roles(user) if user is not None else access.FIELD_ROLES
+    return _statuses_joined(statuses_actionable(roles=roles))
+
+
+def _task_scope(user: User) -> str | None:
+    """The feed scope that carries the phone's tasks (realtime/PROTOCOL.md): a team member's team; an inspector's
+    area (the check queue is the area's handled cases); `all` for staff bound to no area."""
+    if user.team_id:
+        return f"team:{user.team_id}"
+    if _role(user) not in access.STAFF_ROLES:
+        return None
+    if access.is_unrestricted(user):
+        return "all"
+    area = AdminArea.objects.filter(pk=user.area_id).values_list("level", flat=True).first()
+    return (
+        f"{area}:{user.area_id}"
+        if area in (AdminArea.Level.DISTRICT, AdminArea.Level.STREET, AdminArea.Level.COMMUNITY)
+        else None
+    )
 
 
 @staff_face(PATROL_ROLES)
@@ -406,13 +438,24 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
     """/patrol/: the phone page — report, my tasks, the offline queue."""
     user = request.user
     context = _map_context(request, user=user)
+    # The task tab's name: an inspector's tasks are the check queue (待核查).
+    checker = access.phone_work_roles(user) != access.FIELD_ROLES
+    context["tasks_label"] = _("待核查") if checker else _("我的任务")
+    context["tasks_hint"] = (
+        _("点案件查看处置反馈、照片和结案条件,到现场拍照后核查通过或不通过。")
+        if checker
+        else _("点任务查看说明、照片、处置标准和导航,在详情里签收和提交处置。")
+    )
     context["config"] = _page_config(
         request,
         categories=_categories(),
         user={"id": user.id, "name": user.get_full_name() or user.username, "team": user.team_id},
-        tasks=_patrol_task_statuses(),
-        # The team's cases on the feed: a dispatch reloads the task list at once (realtime/PROTOCOL.md).
-        taskScope=f"team:{user.team_id}" if user.team_id else None,
+        tasks=_patrol_task_statuses(user),
+        # The team's (an inspector's: the area's) cases on the feed: a dispatch or a fix reloads the task list at
+        # once (realtime/PROTOCOL.md).
+        taskScope=_task_scope(user),
+        # The own-reports list (static/js/faces/inspect.js): the cases this user reported.
+        mine=reverse("api:case-list") + "?mine=true&page_size=50",
         inbox=_inbox(request, case_href=_case_href(user)),
         serviceWorker=reverse("faces:patrol-sw"),
         photoMax=MAX_PHOTOS,
@@ -517,6 +560,7 @@ def wall_snapshot(request: HttpRequest) -> HttpResponse:
             bbox=bbox,
             teams=access.teams_visible(user=request.user) if "teams" in parts else None,
             speakers=access.speakers_visible(user=request.user) if "speakers" in parts else None,
+            coverage_teams=access.track_teams_visible(user=request.user),  # 巡查覆盖率 among the KPIs
         )
     return HttpResponse(selectors.snapshot_render(data), content_type="application/json")
 

@@ -222,7 +222,7 @@ def test_wall_snapshot_counts(client, world, django_assert_max_num_queries):
     event = CaseEventFactory(case=late, type=CaseEvent.Type.FILED, to_status=Case.Status.FILED)
     CameraFactory(district=world.district)
     login(client, world.users[User.Role.WALL])
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(16):  # 14, +2 for today's 巡查覆盖率 when it is not cached yet
         data = client.get("/wall/snapshot.json").json()
     assert data["last_event_id"] == event.id
     k = data["kpis"]

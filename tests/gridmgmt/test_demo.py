@@ -2,7 +2,7 @@
 
 import re
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from io import StringIO
 from itertools import pairwise
 from pathlib import Path
@@ -145,6 +145,7 @@ def test_requested_counts(generated, tiny_district, media):
         "photos": 30, "cameras": SCALE.cameras, "components": SCALE.components, "teams": SCALE.teams,
         "users": len(demo.DEMO_USERS), "cases": SCALE.cases, "speakers": min(SCALE.speakers, SCALE.cameras),
         "trackers": User.objects.filter(role=User.Role.PATROL).count(),
+        "tracks": _scalar("SELECT count(*) FROM realtime_position"),
     }  # fmt: skip
     assert Camera.objects.filter(code__startswith=f"{DISTRICT}-CAM-").count() == SCALE.cameras
     assert Component.objects.count() == SCALE.components
@@ -455,3 +456,36 @@ def test_point_in_cell_never_empty_even_for_a_sliver(db):
         generate_empty, bad = cur.fetchone()
     assert generate_empty > 0  # the case the fallback exists for
     assert bad == 0
+
+
+def test_demo_tracks_replay_and_coverage(generated, client):
+    """The demo's teams walk their cells yesterday and today until NOW: a replay of a team and its 巡查覆盖率."""
+    from gridmgmt import kpi
+
+    day, yesterday = NOW.date(), NOW.date() - timedelta(days=1)
+    # Every fix lies in a cell of its team's responsibility grids (a walk between neighbouring cells).
+    outside = _scalar(
+        """SELECT count(*) FROM realtime_position p WHERE NOT EXISTS (
+               SELECT 1 FROM geo_gridcell c JOIN geo_responsibilitygrid rg ON rg.id = c.responsibility_grid_id
+               WHERE rg.team_id = p.team_id AND ST_Covers(c.geom, p.point))"""
+    )
+    assert outside <= _scalar("SELECT count(*) FROM realtime_position") // 100
+    teams = list(PatrolTeam.objects.order_by("code").values_list("pk", flat=True))
+    rows = kpi.coverage_compute(team_ids=teams, first=yesterday, last=day)
+    assert [(r.day, r.cells_covered > 0) for r in rows] == [(yesterday, True)] * 5 + [(day, True)] * 5
+    assert all(0 < r.coverage <= 1 for r in rows)
+    assert all(a.cells_covered >= b.cells_covered for a, b in zip(rows[:5], rows[5:], strict=True))  # a whole day
+    # The replay of the patrol login's team: one track per member's tracker, in time order, on duty from 08:30.
+    login = User.objects.get(username="patrol")
+    client.force_login(User.objects.get(username="dispatcher"))
+    r = client.get("/api/tracks/", {"team": login.team_id, "start": f"{yesterday}T00:00:00", "end": f"{day}T00:00:00"})
+    features = r.json()["features"]
+    members = User.objects.filter(team_id=login.team_id, role=User.Role.PATROL)
+    assert sorted(f["properties"]["username"] for f in features) == sorted(m.username for m in members)
+    for f in features:
+        times = f["properties"]["times"]
+        assert times == sorted(times) and len(f["geometry"]["coordinates"]) == 2  # morning and afternoon
+        on = datetime.fromisoformat(f["properties"]["first_at"])
+        assert datetime(2024, 6, 13, 8, 30, tzinfo=TZ) <= on <= datetime(2024, 6, 13, 8, 51, tzinfo=TZ)
+    r = client.get("/api/attendance/", {"team": login.team_id, "start": str(yesterday), "end": str(day)})
+    assert {a["day"] for a in r.json()} == {str(yesterday), str(day)}

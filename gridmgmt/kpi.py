@@ -39,9 +39,12 @@ On-time counts per role (each with its base count)
 
 Groups: day / week / month split the period by the local calendar (the key is the period's first date;
 ``due`` by the date of the promise). district / street / community use the area ids copied onto each
-event (and onto the case for ``due``); grid = the case's responsibility grid; team = the team on the event
-(``team_id_copy``, or for a send-back the team named in its data), and the case's current team for
-``due``. Events with no value for the group (e.g. a report before any team) form the row with ``key=None``.
+event (and onto the case for ``due``); grid = the case's responsibility grid; department = the case's
+current department; team = the team on the event (``team_id_copy``, or for a send-back the team named in
+its data), and the case's current team for ``due``; person = the event's actor (who reported, filed,
+dispatched, handled, checked, closed…): ``due`` is not attributed to a person (it falls in the key=None
+row), and ``check_failed`` counts for the inspector who failed the check. Events with no value for the
+group (e.g. a report before any team) form the row with ``key=None``.
 
 Scope: ``scope_q`` is a Q on Case (e.g. ``access.area_filter(user)``); ``kpi_for_user`` scopes to what the
 user may see through ``gridmgmt.access``. Everything is one SQL statement: aggregates with FILTER, no
@@ -51,21 +54,25 @@ Python loop over events.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from geo.models import GridCell
 from gridmgmt import access, events, states
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 
 E = CaseEvent.Type
-GroupBy = Literal["district", "street", "community", "grid", "team", "day", "week", "month"]
+GroupBy = Literal["district", "street", "community", "grid", "department", "team", "person", "day", "week", "month"]
 PERIODS = ("day", "week", "month")
 SATISFIED_MIN = 4
+# A person's label: 姓名 (family name first), else the username.
+_PERSON_LABELS = "(SELECT id, coalesce(nullif(trim(last_name || first_name), ''), username) AS name FROM gridmgmt_user)"
 _NO_GROUP = -1  # stands for NULL in the join of the two aggregates (FULL JOIN needs an equality)
 
 # group → (expression over event e / its case c, expression over case c, label table)
@@ -81,6 +88,10 @@ _GROUPS: dict[str | None, tuple[str, str, str | None]] = {
         "c.team_id",
         "gridmgmt_patrolteam",
     ),
+    # The case's current department (the one it was routed to), for its events and its promise alike.
+    "department": ("c.department_id", "c.department_id", "gridmgmt_department"),
+    # The person who did the event; a promise belongs to no person (`due` falls in the key=None row).
+    "person": ("e.actor_id", "NULL::bigint", _PERSON_LABELS),
 }
 # Per period: the local (Asia/Shanghai) calendar day / ISO week (Monday) / month the event falls in; for
 # `due`, the one the promise falls in. The key is that period's first date.
@@ -300,3 +311,33 @@ def kpi_stock(*, cases: QuerySet[Case], now: datetime) -> dict:
         open=Count("pk", filter=states.open_q()),
         overdue=Count("pk", filter=states.overdue_q(now=now)),
     )
+
+
+def month_bounds(*, month: date) -> tuple[datetime, datetime]:
+    """[first day of `month`, first day of the next month) in local time."""
+    tz = timezone.get_current_timezone()
+    first = month.replace(day=1)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return datetime.combine(first, time.min, tzinfo=tz), datetime.combine(following, time.min, tzinfo=tz)
+
+
+def kpi_month_report(*, user: User, month: date) -> dict[str, list[KpiRow]]:
+    """月度考评: the month's figures per street and per department, over what `user` may see."""
+    start, end = month_bounds(month=month)
+    return {
+        "street": kpi_for_user(user=user, start=start, end=end, group_by="street"),
+        "department": kpi_for_user(user=user, start=start, end=end, group_by="department"),
+    }
+
+
+def kpi_heat(*, cases: QuerySet[Case], start: datetime, end: datetime) -> list[tuple[float, float, int]]:
+    """Cases reported in ``[start, end)`` per unit cell, as (lat, lon, count) at the cell's centre (WGS-84):
+    the statistics page's heat map. Two queries: the counts, then the centres of the cells that have any."""
+    counts = dict(
+        cases.filter(reported_at__gte=start, reported_at__lt=end)
+        .values_list("cell_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    centres = GridCell.objects.filter(pk__in=list(counts)).values_list("pk", "center")
+    return [(round(c.y, 6), round(c.x, 6), counts[pk]) for pk, c in centres]

@@ -31,6 +31,7 @@ FACE_ROLES = {
     "patrol": frozenset({R.PATROL, R.ADMIN}),
     "wall": frozenset({R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}),
     "dispatch": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),
+    "stats": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),  # /stats/, 月度考评
 }
 ROLE_HOME = {
     R.PATROL: "patrol",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ def table_csv(*, rows: Iterable[dict], columns: Sequence[Column] = KPI_COLUMNS) 
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
+_SHEET_BAD = re.compile(r"[\\/*?:\[\]]")
 _FORMATS = {"rate": "0.0%", "float": "0.00", "int": "0"}
 
 
@@ -72,7 +74,7 @@ def workbook_write(
     wb = Workbook()
     wb.remove(wb.active)
     for title, caption, rows in sheets:
-        ws = wb.create_sheet(title=title[:31])  # Excel's limit on sheet names
+        ws = wb.create_sheet(title=_SHEET_BAD.sub("、", title)[:31])  # Excel's rules for sheet names
         ws.append([caption])
         ws.append([str(c.label) for c in columns])
         for cell in ws[2]:

@@ -34,14 +34,15 @@ def test_stats_page_for_staff_only(client, world):
     assert "vendor/echarts/echarts.min.js" in html
     config = config_of(html)
     assert config["api"] == "/api/kpis/"
-    assert [g for g, _ in config["groups"]] == ["street", "community", "department", "team", "person", "grid", "district"]
+    groups = [g for g, _ in config["groups"]]
+    assert groups == ["street", "community", "department", "team", "person", "grid", "district"]
     assert [c["key"] for c in config["columns"]][:3] == ["key", "name", "received"]
 
 
 def test_heat_counts_cases_per_cell_in_scope(client, world):
     report(world)
     report(world)
-    (lat, lon, n), = as_user(client, world.users[R.DISPATCHER]).get("/stats/heat.json").json()["points"]
+    ((lat, lon, n),) = as_user(client, world.users[R.DISPATCHER]).get("/stats/heat.json").json()["points"]
     lon_c, lat_c = world.centre()
     assert (round(lat, 5), round(lon, 5), n) == (round(lat_c, 5), round(lon_c, 5), 2)
     assert as_user(client, world.users["far_dispatcher"]).get("/stats/heat.json").json() == {"points": []}

@@ -34,6 +34,8 @@ GROUP_LABELS = {
     "grid": gettext_lazy("责任网格"),
     "district": gettext_lazy("区"),
 }
+# The period's totals shown as tiles above the charts (keys of KpiRowSerializer).
+TILES = ("received", "filed", "closed", "due", "closure_rate", "on_time_closure_rate", "rework_rate", "satisfied_rate")
 STATS_LABELS = {
     "total": gettext_lazy("合计"),
     "none": gettext_lazy("(未归属)"),
@@ -62,6 +64,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         periods=[[p, str(label)] for p, label in PERIOD_LABELS.items()],
         columns=[{"key": c.key, "label": str(c.label), "kind": c.kind} for c in export.KPI_COLUMNS],
         labels={k: str(v) for k, v in STATS_LABELS.items()},
+        tiles=list(TILES),
     )
     context["last_month"] = _last_month().strftime("%Y-%m")
     return render(request, "faces/stats.html", context)

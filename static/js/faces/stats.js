@@ -34,7 +34,7 @@ function query(extra) {
   return `${config.api}?${q}`;
 }
 
-const TILES = ["received", "filed", "closed", "due", "closure_rate", "on_time_closure_rate", "rework_rate", "satisfied_rate"];
+const TILES = config.tiles || [];  // which figures head the page: the server's choice
 
 function tiles(row) {
   const box = document.getElementById("tiles");

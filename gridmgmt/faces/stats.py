@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from geo import folium_offline
+from geo.coords import wgs84_to_gcj02
 from gridmgmt import access, export, kpi
 from gridmgmt.api.kpis import GROUPS, KpiQuery, KpiRowSerializer, KpiXlsxRenderer
 from gridmgmt.faces.views import _map_context, _page_config, staff_face
@@ -79,6 +81,9 @@ def stats_heat(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"code": "invalid", "field": field, "detail": str(errors[0])}, status=400)
     start, end = _day_bounds(query.validated_data["start"], query.validated_data["end"])
     points = kpi.kpi_heat(cases=access.cases_visible(user=request.user), start=start, end=end)
+    if points and folium_offline.display_datum() == "gcj02":  # data stays WGS-84: shifted for display only
+        lon, lat = wgs84_to_gcj02([p[1] for p in points], [p[0] for p in points])
+        points = [(round(float(y), 6), round(float(x), 6), p[2]) for x, y, p in zip(lon, lat, points, strict=True)]
     return JsonResponse({"points": points})
 
 

@@ -68,3 +68,13 @@ def test_monthly_english(client, world):
     )
     assert response.status_code == 200
     assert "monthly evaluation" in response.content.decode().lower()
+
+
+def test_heat_points_are_shifted_for_a_gcj02_basemap_only(client, world, settings):
+    from geo.coords import wgs84_to_gcj02
+
+    report(world)
+    settings.BASEMAP_DATUM = "gcj02"
+    ((lat, lon, n),) = as_user(client, world.users[R.DISPATCHER]).get("/stats/heat.json").json()["points"]
+    glon, glat = wgs84_to_gcj02(*world.centre())
+    assert (round(lat, 5), round(lon, 5), n) == (round(float(glat), 5), round(float(glon), 5), 1)

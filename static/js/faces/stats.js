@@ -61,6 +61,7 @@ function drawTrend(rows, period) {
   document.querySelector(".gm-stats-chart h2").textContent = fmt(labels.trend, { period: periodLabel[period] });
   trend.setOption(
     {
+      title: rows.length ? { show: false } : { text: labels.empty, left: "center", top: "middle", textStyle: { color: "#7b8794", fontSize: 14 } },
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: 44, right: 48, top: 72, bottom: 28 },
@@ -83,6 +84,7 @@ function drawCompare(rows, group) {
   const top = rows.filter((r) => r.key !== null).sort((a, b) => b.received - a.received).slice(0, 12);
   compare.setOption(
     {
+      title: top.length ? { show: false } : { text: labels.empty, left: "center", top: "middle", textStyle: { color: "#7b8794", fontSize: 14 } },
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: 44, right: 48, top: 72, bottom: 64 },

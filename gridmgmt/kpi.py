@@ -294,9 +294,19 @@ def kpi_compute(
     return rows
 
 
-def kpi_for_user(*, user: User, start: datetime, end: datetime, group_by: GroupBy | None = None) -> list[KpiRow]:
-    """KPIs over the cases `user` may see (gridmgmt.access): a street's staff get their street only."""
-    visible = access.cases_visible(user=user)
+def cases_in_area(*, cases: QuerySet[Case], area_id: int | None) -> QuerySet[Case]:
+    """`cases` narrowed to one district, street or community (by the ids stored on the case); None: all."""
+    if area_id is None:
+        return cases
+    return cases.filter(Q(district_id=area_id) | Q(street_id=area_id) | Q(community_id=area_id))
+
+
+def kpi_for_user(
+    *, user: User, start: datetime, end: datetime, group_by: GroupBy | None = None, area_id: int | None = None
+) -> list[KpiRow]:
+    """KPIs over the cases `user` may see (gridmgmt.access): a street's staff get their street only.
+    `area_id`: only the cases of that district, street or community (within what the user may see)."""
+    visible = cases_in_area(cases=access.cases_visible(user=user), area_id=area_id)
     if not visible.query.has_filters():  # unrestricted: no scope clause at all
         return kpi_compute(start=start, end=end, group_by=group_by)
     if visible.query.is_empty():

@@ -35,6 +35,9 @@ class KpiQuery(serializers.Serializer):
     start = AsciiDateField(required=False, help_text=_("起始日期 (含),默认本月 1 日"), input_formats=["iso-8601"])
     end = AsciiDateField(required=False, help_text=_("结束日期 (含),默认今天"), input_formats=["iso-8601"])
     group_by = serializers.ChoiceField(choices=GROUPS, required=False, help_text=_("分组;不填为整体"))
+    area = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text=_("只统计该区域 (区/街道/社区 id) 的案件")
+    )
     format = serializers.ChoiceField(
         choices=FORMATS, required=False, help_text=_("json (默认)、csv 或 xlsx:同一组数字,导出为文件")
     )
@@ -170,7 +173,9 @@ class KpiView(APIView):
         tz = timezone.get_current_timezone()
         start = datetime.combine(q["start"], time.min, tzinfo=tz)
         end = datetime.combine(q["end"] + timedelta(days=1), time.min, tzinfo=tz)  # the end date is included
-        rows = kpi.kpi_for_user(user=request.user, start=start, end=end, group_by=q.get("group_by"))
+        rows = kpi.kpi_for_user(
+            user=request.user, start=start, end=end, group_by=q.get("group_by"), area_id=q.get("area")
+        )
         now = timezone.now()
         stock = kpi.kpi_stock(cases=access.cases_visible(user=request.user), now=now)
         return Response(

@@ -19,9 +19,11 @@ from django.utils.translation import gettext_lazy
 
 from geo import folium_offline
 from geo.coords import wgs84_to_gcj02
+from geo.models import AdminArea
 from gridmgmt import access, export, kpi
 from gridmgmt.api.kpis import GROUPS, KpiQuery, KpiRowSerializer, KpiXlsxRenderer
 from gridmgmt.faces.views import _map_context, _page_config, staff_face
+from gridmgmt.names import name_localized
 
 STATS_ROLES = access.FACE_ROLES["stats"]
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -69,18 +71,22 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         tiles=list(TILES),
     )
     context["last_month"] = _last_month().strftime("%Y-%m")
+    # The area filter's choices: the streets/towns the user may see (their communities are a grouping).
+    streets = access.areas_visible(user=request.user).filter(level=AdminArea.Level.STREET).order_by("code")
+    context["areas"] = [(a.pk, name_localized(a)) for a in streets.only("pk", "name", "name_en", "code")]
     return render(request, "faces/stats.html", context)
 
 
 @staff_face(STATS_ROLES)
 def stats_heat(request: HttpRequest) -> JsonResponse:
     """Cases reported per cell in the period (?start=&end=, as /api/kpis/): [[lat, lon, n], …]."""
-    query = KpiQuery(data={k: request.GET[k] for k in ("start", "end") if k in request.GET})
+    query = KpiQuery(data={k: request.GET[k] for k in ("start", "end", "area") if k in request.GET})
     if not query.is_valid():
         field, errors = next(iter(query.errors.items()))
         return JsonResponse({"code": "invalid", "field": field, "detail": str(errors[0])}, status=400)
     start, end = _day_bounds(query.validated_data["start"], query.validated_data["end"])
-    points = kpi.kpi_heat(cases=access.cases_visible(user=request.user), start=start, end=end)
+    cases = kpi.cases_in_area(cases=access.cases_visible(user=request.user), area_id=query.validated_data.get("area"))
+    points = kpi.kpi_heat(cases=cases, start=start, end=end)
     if points and folium_offline.display_datum() == "gcj02":  # data stays WGS-84: shifted for display only
         lon, lat = wgs84_to_gcj02([p[1] for p in points], [p[0] for p in points])
         points = [(round(float(y), 6), round(float(x), 6), p[2]) for x, y, p in zip(lon, lat, points, strict=True)]

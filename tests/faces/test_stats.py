@@ -78,3 +78,13 @@ def test_heat_points_are_shifted_for_a_gcj02_basemap_only(client, world, setting
     ((lat, lon, n),) = as_user(client, world.users[R.DISPATCHER]).get("/stats/heat.json").json()["points"]
     glon, glat = wgs84_to_gcj02(*world.centre())
     assert (round(lat, 5), round(lon, 5), n) == (round(float(glat), 5), round(float(glon), 5), 1)
+
+
+def test_area_choices_are_the_users_streets(client, world):
+    from geo.models import AdminArea
+    from tests.factories import DistrictFactory
+
+    street = DistrictFactory(code="310115001", name="陆家嘴街道", level=AdminArea.Level.STREET, parent=world.district)
+    DistrictFactory(code="310101001", name="外滩街道", level=AdminArea.Level.STREET, parent=world.other_district)
+    html = as_user(client, world.users[R.DISPATCHER]).get("/stats/").content.decode()
+    assert f'<option value="{street.pk}">陆家嘴街道</option>' in html and "外滩街道" not in html

@@ -15,7 +15,7 @@ const fmt = (text, params) => Object.entries(params).reduce((s, [k, v]) => s.rep
 form.start.value = config.start;
 form.end.value = config.end;
 const params = new URLSearchParams(location.search);
-for (const name of ["start", "end", "group_by", "period"]) if (params.get(name)) form[name].value = params.get(name);
+for (const name of ["start", "end", "area", "group_by", "period"]) if (params.get(name)) form[name].value = params.get(name);
 
 const trend = echarts.init(document.getElementById("trend"));
 const compare = echarts.init(document.getElementById("compare"));
@@ -29,9 +29,14 @@ function show(value, kind) {
 }
 const pct = (v) => (v === null || v === undefined ? null : +(v * 100).toFixed(1));
 
+function filters() {
+  const q = { start: form.start.value, end: form.end.value };
+  if (form.area.value) q.area = form.area.value;
+  return q;
+}
+
 function query(extra) {
-  const q = new URLSearchParams({ start: form.start.value, end: form.end.value, ...extra });
-  return `${config.api}?${q}`;
+  return `${config.api}?${new URLSearchParams({ ...filters(), ...extra })}`;
 }
 
 const TILES = config.tiles || [];  // which figures head the page: the server's choice
@@ -137,8 +142,7 @@ function drawTable(rows, group) {
 
 let heat = null;
 async function drawHeat() {
-  const q = new URLSearchParams({ start: form.start.value, end: form.end.value });
-  const result = await api(`${config.heat}?${q}`);
+  const result = await api(`${config.heat}?${new URLSearchParams(filters())}`);
   if (!result.ok) return;
   const points = result.data.points;
   const max = Math.max(1, ...points.map((p) => p[2]));
@@ -154,7 +158,7 @@ async function load() {
   for (const [id, format] of [["export-xlsx", "xlsx"], ["export-csv", "csv"]]) {
     document.getElementById(id).href = query({ group_by: group, format });
   }
-  history.replaceState(null, "", `?${new URLSearchParams({ start: form.start.value, end: form.end.value, group_by: group, period })}`);
+  history.replaceState(null, "", `?${new URLSearchParams({ ...filters(), group_by: group, period })}`);
   const [total, byPeriod, byGroup] = await Promise.all([
     api(query({})),
     api(query({ group_by: period })),

@@ -86,3 +86,12 @@ def test_export_is_scoped_like_the_json(filed_world):
     response = get(filed_world, who="far_dispatcher", format="csv")
     (line,) = list(csv.reader(io.StringIO(response.content.decode("utf-8")[1:])))[1:]
     assert line[KEYS.index("received")] == "0"
+
+
+def test_area_narrows_the_figures_and_the_file(filed_world):
+    (row,) = get(filed_world, area=filed_world.district.pk).json()["results"]
+    assert (row["received"], row["filed"]) == (2, 1)
+    (other,) = get(filed_world, area=filed_world.other_district.pk).json()["results"]
+    assert other["received"] == 0
+    response = get(filed_world, area="x")
+    assert response.status_code == 400 and response.json()["field"] == "area"

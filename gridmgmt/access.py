@@ -168,6 +168,25 @@ def areas_visible(*, user: User) -> QuerySet[AdminArea]:
     return qs.filter(areas_within_q(user.area_id)) if user.area_id else qs.none()
 
 
+def district_of(*, area_id: int) -> int | None:
+    """The district an area lies in (itself for a district); None above district level. One query."""
+    row = (
+        AdminArea.objects.filter(pk=area_id)
+        .values_list("level", "parent_id", "parent__level", "parent__parent_id")
+        .first()
+    )
+    if row is None:
+        return None
+    level, parent, parent_level, grandparent = row
+    if level == AdminArea.Level.DISTRICT:
+        return area_id
+    if level == AdminArea.Level.STREET:
+        return parent
+    if level == AdminArea.Level.COMMUNITY:
+        return grandparent if parent_level == AdminArea.Level.STREET else parent
+    return None
+
+
 def users_visible(*, user: User) -> QuerySet[User]:
     """Accounts an administrator may see and edit: those of their area or below, and the members of the
     teams they see (gridmgmt.access.teams_visible); everyone for an unrestricted administrator."""

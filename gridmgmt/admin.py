@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -83,6 +83,28 @@ class AreaScopedAdminMixin:
             elif db_field.related_model is PatrolTeam:
                 kwargs["queryset"] = access.teams_visible(user=request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Area and team choices from the administrator's scope, plus the row's current value (a team member
+        may carry the district as area; a team's district sits above a street's administrator): a value they
+        could not pick is kept, never silently blanked."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.user.is_superuser:
+            return form
+        keep = {}
+        if obj is not None:
+            keep = {name: getattr(obj, f"{name}_id", None) for name in form.base_fields}
+        if "district" in form.base_fields and request.user.area_id:  # a new team: the administrator's district
+            keep.setdefault("district", None)
+            keep["district"] = keep["district"] or access.district_of(area_id=request.user.area_id)
+        for name, field in form.base_fields.items():
+            model = getattr(getattr(field, "queryset", None), "model", None)
+            if model in (AdminArea, PatrolTeam) and keep.get(name):
+                wider = Q(pk__in=field.queryset.values("pk")) | Q(pk=keep[name])
+                field.queryset = model.objects.filter(wider)
+                if model is AdminArea:
+                    field.queryset = field.queryset.defer("boundary")
+        return form
 
     def get_autocomplete_fields(self, request):
         # Autocomplete answers come from the other models' admins, unscoped: plain scoped selects instead.

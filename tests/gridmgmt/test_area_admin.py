@@ -23,7 +23,9 @@ def town():
     u = {
         "admin": UserFactory(username="east_admin", role=R.ADMIN, area=east, is_staff=True),
         "disp_e": UserFactory(username="disp_e", role=R.DISPATCHER, area=community),
-        "patrol_e": UserFactory(username="patrol_e", role=R.PATROL, team=team_e, last_name="张", first_name="三"),
+        "patrol_e": UserFactory(
+            username="patrol_e", role=R.PATROL, team=team_e, area=district, last_name="张", first_name="三"
+        ),
         "disp_w": UserFactory(username="disp_w", role=R.DISPATCHER, area=west),
         "patrol_w": UserFactory(username="patrol_w", role=R.PATROL, team=team_w),
         "root": UserFactory(username="root", role=R.ADMIN, is_staff=True, is_superuser=True),
@@ -85,3 +87,18 @@ def test_no_api_token_in_the_admin(client, town):
     client.force_login(u["root"])
     assert client.get("/admin/authtoken/tokenproxy/").status_code == 404
     assert Token.objects.get().key not in client.get(f"/admin/gridmgmt/user/{u['disp_e'].pk}/change/").content.decode()
+
+
+def test_values_above_the_admins_area_are_kept_not_blanked(client, town):
+    """A team's district and a member's district-wide area sit above a street's administrator: the forms keep
+    them as a choice (saving does not blank them), and offer nothing else outside the street."""
+    u, team_e, _, east, west = town
+    district = east.parent
+    client.force_login(u["admin"])
+    team_form = client.get(f"/admin/gridmgmt/patrolteam/{team_e.pk}/change/").context["adminform"].form
+    assert team_form.initial["district"] == district.pk
+    assert {a.name for a in team_form.fields["district"].queryset} == {"浦东新区", "东街道", "东社区"}
+    member_form = client.get(f"/admin/gridmgmt/user/{u['patrol_e'].pk}/change/").context["adminform"].form
+    assert district in member_form.fields["area"].queryset and west not in member_form.fields["area"].queryset
+    add_form = client.get("/admin/gridmgmt/patrolteam/add/").context["adminform"].form
+    assert {a.name for a in add_form.fields["district"].queryset} == {"浦东新区", "东街道", "东社区"}

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.gzip import gzip_page
 
 from geo import folium_offline
 from geo.coords import wgs84_to_gcj02
@@ -77,6 +78,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
     return render(request, "faces/stats.html", context)
 
 
+@gzip_page  # ~6k cells for a month of the demo: ~170 KB of JSON
 @staff_face(STATS_ROLES)
 def stats_heat(request: HttpRequest) -> JsonResponse:
     """Cases reported per cell in the period (?start=&end=, as /api/kpis/): [[lat, lon, n], …]."""

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check restore-drill s3rver stop lint fmt bench screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -22,12 +22,13 @@ PROD_ENV := DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.t
             SECURE_HSTS_SECONDS=3600 SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https NUM_PROXIES=1
 
 APT_PKGS := postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal32 libgeos-c1v5 libproj25 \
-            redis-server chromium fonts-wqy-microhei espeak-ng nginx openssl
+            redis-server chromium fonts-wqy-microhei espeak-ng nginx openssl nodejs
 
 help:
 	@echo "make demo   - install, start PostGIS + Redis, migrate, load the Pudong demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - the same set-up, then the whole test suite"
 	@echo "make prod-check - deploy/'s nginx + two workers over HTTPS under var/prod-check/, smoke-tested, torn down"
+	@echo "make restore-drill - back up a database with photos (scripts/backup.py), restore it fresh, compare"
 	@echo "make stop   - stop the private PostgreSQL and Redis started under var/"
 	@echo "make lint   - ruff check + format check"
 	@echo "make audit  - known vulnerabilities in the pinned requirements (part of make test)"
@@ -75,7 +76,7 @@ demo: demo-data
 serve: db
 	$(VENV)/bin/uvicorn gridmgmt.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536
 
-test: services audit
+test: services audit s3rver
 	$(PY) manage.py check --fail-level WARNING
 	$(MAKE) --no-print-directory deploy-check
 	$(MAKE) --no-print-directory prod-check
@@ -93,6 +94,21 @@ deploy-check: venv
 ## on failure (tests/prod_check/; part of make test). The system's nginx service is never touched.
 prod-check: services
 	TEST_DB_NAME=$${TEST_DB_NAME:-test_gridmgmt}_prodcheck $(VENV)/bin/pytest tests/prod_check --prod-check
+
+## A real S3-protocol server for the object-storage tests (tests/ops/test_s3_media.py), from the npm
+## registry, pinned, under var/node/ (Debian's nodejs; npm ships with it or is Debian's `npm` package).
+S3RVER_VERSION := 3.7.1
+S3RVER := $(VAR)/node/node_modules/.bin/s3rver
+s3rver: $(S3RVER)
+$(S3RVER): | system
+	@command -v npm >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q --no-install-recommends npm; }
+	npm install --prefix $(VAR)/node --no-audit --no-fund --loglevel=error s3rver@$(S3RVER_VERSION)
+	@touch $@
+
+## Backup → restore into a fresh database and media directory → compare counts and checksums
+## (scripts/backup.py, tests/ops/test_restore_drill.py: its own test database; also part of the suite).
+restore-drill: services
+	TEST_DB_NAME=$${TEST_DB_NAME:-test_gridmgmt}_drill $(VENV)/bin/pytest tests/ops/test_restore_drill.py -q -s
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

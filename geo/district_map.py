@@ -49,8 +49,8 @@ def display_name(area: AdminArea) -> str:
 def cell_tile_url_template() -> str:
     url = reverse("geo:cell-tile", kwargs={"z": 0, "x": 0, "y": 0}).replace("/0/0/0.", "/{z}/{x}/{y}.")
     if folium_offline.display_datum() == "gcj02":
-        # TODO(geo.views.cell_tile): tiles are WGS-84; on a GCJ-02 basemap the endpoint should shift each
-        # tile's cells by the GCJ-02 offset at the tile centre (varies < 1 m within a z13 tile).
+        # Vector tiles are drawn in tile pixels, past the map's CRS (folium_offline.new_map): the endpoint moves
+        # each tile's cells onto the GCJ-02 basemap (geo.selectors.tile_datum_shift).
         url += "?datum=gcj02"
     return url
 

@@ -7,8 +7,11 @@ that folium shares between classes and maps. Link names are folium's own, so a l
 the same name replaces the link rather than duplicating it.
 
 `new_map()` builds a Map with no tiles (or the configured local basemap), `maxZoom` as a Leaflet option
-(MarkerCluster needs it), and the data attribution. Our data is WGS-84; on a GCJ-02 basemap
-(`BASEMAP_DATUM=gcj02`) `to_display_geojson()` shifts it for display only.
+(MarkerCluster needs it), and the data attribution. Our data is WGS-84, and so is every coordinate a page
+handles; on a GCJ-02 basemap (`BASEMAP_DATUM=gcj02`) the map's CRS is `L.CRS.GCJ02`
+(`static/js/gcj02-crs.js`): the one place where every layer is shifted onto the basemap for display and every
+clicked point is shifted back (iterative inverse). Vector tiles bypass a CRS's projection: their endpoint
+shifts them (`geo.selectors.tile_datum_shift`).
 """
 
 from __future__ import annotations
@@ -79,22 +82,16 @@ def display_datum() -> str:
     return (getattr(settings, "BASEMAP_DATUM", "") or "wgs84").lower()
 
 
-def to_display_geometry(geom: shapely.Geometry) -> shapely.Geometry:
-    """A WGS-84 geometry in the basemap's datum (identity unless the basemap is GCJ-02)."""
-    if display_datum() != "gcj02":
-        return geom
-    # geo/coords.py is the one place that knows the GCJ-02 formulas (vectorised with numpy).
-    from geo.coords import transform_geometry, wgs84_to_gcj02
-
-    return transform_geometry(geom, wgs84_to_gcj02)
+def map_crs() -> str:
+    """The Leaflet CRS (a name under `L.CRS`) of every map: Web Mercator, or Web Mercator over GCJ-02 for a
+    GCJ-02 basemap (static/js/gcj02-crs.js shifts WGS-84 data for display and clicked points back)."""
+    return "GCJ02" if display_datum() == "gcj02" else "EPSG3857"
 
 
 def to_display_geojson(geojson: str) -> tuple[dict, tuple[float, float, float, float]]:
-    """WGS-84 GeoJSON geometry text → (GeoJSON dict in display datum, its bounds minx, miny, maxx, maxy)."""
+    """WGS-84 GeoJSON geometry text → (GeoJSON dict, its bounds minx, miny, maxx, maxy), both WGS-84: a map
+    takes WGS-84 whatever its basemap's datum (its CRS shifts for display, map_crs)."""
     geom = shapely.from_geojson(geojson)
-    if display_datum() == "gcj02":
-        geom = to_display_geometry(geom)
-        return json.loads(shapely.to_geojson(geom)), tuple(geom.bounds)
     return json.loads(geojson), tuple(geom.bounds)
 
 
@@ -180,6 +177,17 @@ class _ZoomControl(MacroElement):
         self.zoom_out = str(_("缩小"))
 
 
+class _Gcj02Crs(JSCSSMixin, MacroElement):
+    """Loads static/js/gcj02-crs.js (L.CRS.GCJ02) in the page's head, after Leaflet, before the map is made."""
+
+    _template = Template("")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "Gcj02Crs"
+        self.default_js = [("gcj02crs", static("js/gcj02-crs.js"))]
+
+
 class _ExposeMap(MacroElement):
     """`window.gridmgmtMap = <the L.map>` so page scripts (and browser tests) can reach the map."""
 
@@ -222,7 +230,10 @@ def new_map(
         # Without it Leaflet takes the largest minZoom of the layers (13 for the cell grid) for the map's.
         minZoom=0,
         zoom_control=False,  # _ZoomControl: the same buttons, named in the page's language
+        crs=map_crs(),
     )
+    if map_crs() == "GCJ02":
+        _Gcj02Crs().add_to(m)
     if basemap:
         folium.TileLayer(
             tiles=basemap.url,

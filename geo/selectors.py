@@ -1,9 +1,11 @@
 """Reads of the spatial domain. Spatial work happens in PostGIS; these functions only shape the queries."""
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import BooleanField, FloatField, QuerySet
 from django.db.models.expressions import RawSQL
@@ -15,17 +17,23 @@ CELL_TILE_MIN_ZOOM = 13
 TILE_EXTENT = 4096
 TILE_BUFFER = 64
 
+# Each cell's id is both the MVT feature id (`fid`, for Leaflet.VectorGrid's setFeatureStyle) and a property
+# `id`: VectorGrid hands a style function the properties only, and the wall shades a cell by its id.
+# ST_Affine moves the cells onto a GCJ-02 basemap (the identity on a WGS-84 one): see tile_datum_shift. The
+# cells are picked by the tile's box moved back by the shift at its centre, widened by `margin` degrees.
 _CELL_TILE_SQL = """
 WITH bounds AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc),
-     box AS (SELECT merc, ST_Transform(merc, 4326) AS wgs FROM bounds),
+     box AS (SELECT merc, ST_Expand(ST_Translate(ST_Transform(merc, 4326), %(back_lon)s, %(back_lat)s), %(margin)s)
+                    AS wgs FROM bounds),
      mvtgeom AS (
-        SELECT c.id,
-               ST_AsMVTGeom(ST_Transform(c.geom, 3857), box.merc, %(extent)s, %(buffer)s, true) AS geom,
+        SELECT c.id AS fid, c.id,
+               ST_AsMVTGeom(ST_Transform(ST_Affine(c.geom, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s), 3857),
+                            box.merc, %(extent)s, %(buffer)s, true) AS geom,
                c.code, round(c.area_m2)::int AS area_m2
         FROM geo_gridcell c, box
         WHERE c.geom && box.wgs
      )
-SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM mvtgeom
+SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'fid') FROM mvtgeom
 """
 
 
@@ -59,16 +67,91 @@ def tile_address_parse(*, z: int, x: int, y: int) -> TileAddress:
     return TileAddress(z=z, x=x, y=y)
 
 
-def cell_tile_mvt(*, tile: TileAddress) -> bytes:
-    """Unit cells of one XYZ tile as a Mapbox Vector Tile (layer `cells`), rendered by ST_AsMVT."""
+def tile_center(tile: TileAddress) -> tuple[float, float]:
+    """(lon, lat) of an XYZ tile's centre (Web Mercator)."""
+    n = 1 << tile.z
+    lon = (tile.x + 0.5) / n * 360.0 - 180.0
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (tile.y + 0.5) / n))))
+    return lon, lat
+
+
+@dataclass(frozen=True)
+class DatumShift:
+    """x' = a·x + b·y + xoff, y' = d·x + e·y + yoff (degrees): WGS-84 → the basemap's datum within one tile;
+    (dlon, dlat) is the shift at the tile's centre."""
+
+    a: float = 1.0
+    b: float = 0.0
+    d: float = 0.0
+    e: float = 1.0
+    xoff: float = 0.0
+    yoff: float = 0.0
+    dlon: float = 0.0
+    dlat: float = 0.0
+
+
+def tile_datum_shift(*, tile: TileAddress, datum: str) -> DatumShift:
+    """How to move WGS-84 data onto a basemap of `datum` within this tile: for GCJ-02 its offset at the tile's
+    centre and the offset's first derivatives there (geo.coords, by central differences), as one affine map.
+    The offset itself varies by up to ~10 m across a z13 tile (its short sine terms) — half a pixel at every
+    zoom, and a visible seam between tiles; linearised, what is left is ~1 m at a z13 tile's corner (1/20 px).
+    The identity for WGS-84."""
+    if datum != "gcj02":
+        return DatumShift()
+    from geo.coords import wgs84_to_gcj02
+
+    lon, lat = tile_center(tile)
+    h = 360.0 / (1 << tile.z) / 4  # a quarter of the tile's width
+    lons = np.array([lon, lon + h, lon - h, lon, lon])
+    lats = np.array([lat, lat, lat, lat + h, lat - h])
+    glon, glat = wgs84_to_gcj02(lons, lats)
+    dlon, dlat = glon - lons, glat - lats  # the offset at the centre and four neighbours
+    dx_dlon, dy_dlon = (dlon[1] - dlon[2]) / (2 * h), (dlat[1] - dlat[2]) / (2 * h)
+    dx_dlat, dy_dlat = (dlon[3] - dlon[4]) / (2 * h), (dlat[3] - dlat[4]) / (2 * h)
+    a, b, d, e = 1 + dx_dlon, dx_dlat, dy_dlon, 1 + dy_dlat
+    # The map sends the centre to centre + offset: xoff = lon + dlon − a·lon − b·lat (and the same for y).
+    xoff = lon + dlon[0] - a * lon - b * lat
+    yoff = lat + dlat[0] - d * lon - e * lat
+    return DatumShift(
+        a=float(a),
+        b=float(b),
+        d=float(d),
+        e=float(e),
+        xoff=float(xoff),
+        yoff=float(yoff),
+        dlon=float(dlon[0]),
+        dlat=float(dlat[0]),
+    )
+
+
+def cell_tile_mvt(*, tile: TileAddress, datum: str = "wgs84") -> bytes:
+    """Unit cells of one XYZ tile as a Mapbox Vector Tile (layer `cells`), rendered by ST_AsMVT; `datum`
+    "gcj02" draws them where a GCJ-02 basemap shows them (tile_datum_shift), the data staying WGS-84."""
     if tile.z < CELL_TILE_MIN_ZOOM:
         return b""
+    shift = tile_datum_shift(tile=tile, datum=datum)
     # One tile is a few thousand cells at most: the planner's estimate for ST_AsMVTGeom makes it start
     # parallel workers, whose start-up (each loads PostGIS) costs more than the whole serial render
     # (z13, 1,840 cells: 20 ms parallel, 7 ms serial).
     with serial_queries(), connection.cursor() as cur:
         cur.execute(
-            _CELL_TILE_SQL, {"z": tile.z, "x": tile.x, "y": tile.y, "extent": TILE_EXTENT, "buffer": TILE_BUFFER}
+            _CELL_TILE_SQL,
+            {
+                "z": tile.z,
+                "x": tile.x,
+                "y": tile.y,
+                "extent": TILE_EXTENT,
+                "buffer": TILE_BUFFER,
+                "a": shift.a,
+                "b": shift.b,
+                "d": shift.d,
+                "e": shift.e,
+                "xoff": shift.xoff,
+                "yoff": shift.yoff,
+                "back_lon": -shift.dlon,
+                "back_lat": -shift.dlat,
+                "margin": 0.0003 if datum == "gcj02" else 0.0,  # ~30 m: the shift varies ~10 m across a tile
+            },
         )
         row = cur.fetchone()
     return bytes(row[0]) if row and row[0] else b""

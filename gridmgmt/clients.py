@@ -13,18 +13,26 @@ Every limit in the project goes through here — DRF views through `ClientRateTh
 
 Rates are "count/period" strings (`30/hour`) from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], one table for
 DRF and non-DRF limits. Counting is a fixed window per (scope, client): one atomic INCR in Redis.
+
+Redis unreachable: limits are not counted (fail open, a warning logged per request) — a report must not be
+refused because the counter store is away (README, "Faults"). Everything else that needs Redis degrades as
+documented there.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+
+log = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -72,12 +80,16 @@ def limit_hit(*, scope: str, ident: str, rate: str | None = None) -> int | None:
     now = time.time()
     window = int(now // period)
     key = f"rl:{scope}:{ident}:{window}"
-    cache.add(key, 0, timeout=period + 1)
     try:
-        hits = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=period + 1)
-        hits = 1
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            hits = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=period + 1)
+            hits = 1
+    except (RedisError, OSError) as exc:
+        log.warning("rate limit %s not counted: cache unreachable (%s)", scope, exc)
+        return None
     if hits <= count:
         return None
     return max(1, int((window + 1) * period - now + 0.999))

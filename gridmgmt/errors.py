@@ -36,3 +36,10 @@ class NotFound(DomainError):
 
     status = 404
     code = "not_found"
+
+
+class StorageFull(DomainError):
+    """The photo store has no room left (ENOSPC/EDQUOT): nothing of the request is kept."""
+
+    status = 507
+    code = "storage_full"

@@ -88,8 +88,12 @@ def closed_data(*, on_time_overall: bool) -> dict:
     return {ON_TIME_OVERALL: on_time_overall}
 
 
-def rated_data(*, satisfaction: int) -> dict:
-    return {SATISFACTION: satisfaction}
+def rated_data(*, satisfaction: int, via: str = "") -> dict:
+    """评价 / 回访: the score; `via` = "phone" when a dispatcher recorded it on a return-visit call (回访)."""
+    data = {SATISFACTION: satisfaction}
+    if via:
+        data["via"] = via
+    return data
 
 
 def reopened_data(*, previous_team: PatrolTeam | None) -> dict:
@@ -132,6 +136,34 @@ def urged_data(*, team: PatrolTeam | None) -> dict:
     if team is not None:
         return {URGED_PARTY: URGED_TEAM, TEAM: team.code}
     return {URGED_PARTY: URGED_DISPATCHERS}
+
+
+URGE = "urge"  # urge_answered: the id of the URGED event answered
+
+
+def urge_answered_data(*, urge: CaseEvent) -> dict:
+    """督办回复: the party urged answers one urge (its event id); the answer is the event's note."""
+    return {URGE: urge.pk, "urged_at": _iso(urge.at)}
+
+
+def reassigned_data(*, from_team: PatrolTeam, team: PatrolTeam, evidence: dict) -> dict:
+    """改派: the case moves from one team to another (the reason is the event's note)."""
+    return {"from_team": from_team.code, TEAM: team.code, "evidence": evidence}
+
+
+def recalled_data(*, from_team: PatrolTeam) -> dict:
+    """撤回: the dispatchers take the case back from the team (the reason is the event's note)."""
+    return {"from_team": from_team.code}
+
+
+def reclassified_data(*, old: Category, new: Category, due_at: datetime | None, deadline_at: datetime | None) -> dict:
+    """改类: the category before and after, and the deadlines as recomputed by the new category's limits."""
+    return {"from": old.code, "to": new.code, "due_at": _iso(due_at), DEADLINE_AT: _iso(deadline_at)}
+
+
+def component_linked_data(*, component, department_code: str | None, previous: str | None) -> dict:
+    """关联部件: the component the case is about (code), the department it now routes to, the one it replaced."""
+    return {"component": component.code, "department": department_code, "previous_component": previous}
 
 
 def no_data() -> dict:
@@ -249,8 +281,11 @@ def event_build(
     note: str = "",
     data: dict | None = None,
     location: Point | None = None,
+    recorded_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> CaseEvent:
-    """An unsaved event row of `case` (its area and team ids copied for scoped feeds)."""
+    """An unsaved event row of `case` (its area and team ids copied for scoped feeds). `at` is when it
+    happened; `recorded_at` (an action queued offline) when the server wrote it, None when that is `at`."""
     return CaseEvent(
         case=case,
         type=type,
@@ -262,6 +297,8 @@ def event_build(
         note=note,
         data=data or {},
         location=location,
+        recorded_at=recorded_at,
+        idempotency_key=idempotency_key,
         district_id_copy=case.district_id,
         street_id_copy=case.street_id,
         community_id_copy=case.community_id,
@@ -354,7 +391,8 @@ def events_write(
 
 def event_append(*, photos: Iterable[CasePhoto] = (), **fields) -> CaseEvent:
     """Append one event of `case` (call it after saving the case: the envelope shows the case as saved).
-    `fields`: event_build's keywords (case, type, actor, from_status, to_status, at, note, data, location)."""
+    `fields`: event_build's keywords (case, type, actor, from_status, to_status, at, note, data, location,
+    recorded_at, idempotency_key)."""
     event = event_build(**fields)
     (event,) = events_write([event], photos={0: list(photos)})
     return event

@@ -1,6 +1,8 @@
 """Evaluation (综合评价): KPIs for a period, per area, grid or team, computed in SQL from the event table.
 
-A period is the half-open interval ``[start, end)``. An event counts in the period its ``at`` falls in;
+A period is the half-open interval ``[start, end)``. An event counts in the period its ``at`` falls in (for a
+field action a phone queued offline, when it was done there, bounded by the server's clock — services.workflow
+``occurred_at_bound``; ``recorded_at`` is when it reached the server);
 each row of ``kpi_compute`` is one group (or the whole scope when ``group_by`` is None).
 
 Counts (events in the period)
@@ -57,13 +59,13 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from geo.models import GridCell
 from gridmgmt import access, events, states
+from gridmgmt.dbrouter import read_connection
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, User
 
@@ -286,7 +288,7 @@ def kpi_compute(
         label_join=f"LEFT JOIN {label_table} n ON n.id = coalesce(a.g, d.g)" if label_table else "",
     )
     params = [start, end, [str(t) for t in _TYPES], *scope_params, SATISFIED_MIN, end, start, end, *scope_params]
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:  # the replica inside dbrouter.lag_tolerant()
         cur.execute(sql, params)
         rows = [KpiRow(**dict(zip(_COLUMNS, r, strict=True))) for r in cur.fetchall()]
     if group_by is None and not rows:

@@ -10,6 +10,7 @@ import secrets
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.gis.db import models
+from django.contrib.postgres.indexes import GinIndex
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -234,6 +235,10 @@ class Case(models.Model):
     camera = models.ForeignKey(
         "geo.Camera", verbose_name=_("摄像头"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # 部件: the public asset the case is about; its maintainer (养护单位) routes the case (services.moves).
+    component = models.ForeignKey(
+        "geo.Component", verbose_name=_("部件"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     duplicate_of = models.ForeignKey(
         "self", verbose_name=_("重复于"), null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
     )
@@ -265,6 +270,8 @@ class Case(models.Model):
     send_back_count = models.PositiveSmallIntegerField(_("退单次数"), default=0, db_default=0)
     rework_count = models.PositiveSmallIntegerField(_("返工次数"), default=0, db_default=0)
     extension_pending = models.BooleanField(_("延时待批"), default=False, db_default=False)
+    # 督办 not yet answered (回复) by the party urged: raised by each urge, lowered by each answer (services.moves).
+    urges_open = models.PositiveSmallIntegerField(_("待回复督办"), default=0, db_default=0)
     hotline_reply = models.TextField(_("热线回复"), blank=True, default="", db_default="")
     replied_at = models.DateTimeField(_("回复时间"), null=True, blank=True)
     dispatch_deadline_at = models.DateTimeField(_("派遣时限"), null=True, blank=True)
@@ -284,6 +291,11 @@ class Case(models.Model):
             models.Index(fields=["status", "district"], name="case_status_district"),
             models.Index(fields=["street", "status"], name="case_street_status"),
             models.Index(fields=["team", "status"], name="case_team_status"),
+            # The desk's search (gridmgmt.queue.cases_search): ILIKE on description and address through
+            # pg_trgm (a code prefix uses the unique code's pattern index), the reporter's phone by equality.
+            GinIndex(fields=["description"], name="case_description_trgm", opclasses=["gin_trgm_ops"]),
+            GinIndex(fields=["address"], name="case_address_trgm", opclasses=["gin_trgm_ops"]),
+            models.Index(fields=["reporter_phone"], name="case_reporter_phone", condition=~Q(reporter_phone="")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -346,6 +358,11 @@ class CaseEvent(models.Model):
         PUBLISHED = "published", _("公开")
         SPEAKER_CALLED = "speaker_called", _("喇叭喊话")
         URGED = "urged", _("督办")
+        URGE_ANSWERED = "urge_answered", _("督办回复")
+        REASSIGNED = "reassigned", _("改派")
+        RECALLED = "recalled", _("撤回")
+        RECLASSIFIED = "reclassified", _("改类")
+        COMPONENT_LINKED = "component_linked", _("关联部件")
 
     case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="events")
     type = models.CharField(_("类型"), max_length=24, choices=Type.choices)
@@ -365,12 +382,24 @@ class CaseEvent(models.Model):
     community_id_copy = models.BigIntegerField(null=True, db_index=True)
     team_id_copy = models.BigIntegerField(null=True, db_index=True)
     photos = models.ManyToManyField(CasePhoto, verbose_name=_("照片"), blank=True, related_name="events")
+    # An action queued on a phone offline: `at` is when it was done (the phone's time, bounded by
+    # gridmgmt.services.workflow.occurred_at_bound), `recorded_at` when the server wrote it; NULL = the same.
+    recorded_at = models.DateTimeField(_("记录时间"), null=True, blank=True)
+    # The client's idempotency key of the request that wrote it: a replay returns the case, writes nothing.
+    idempotency_key = models.CharField(_("幂等键"), max_length=64, null=True, blank=True)
 
     class Meta:
         verbose_name = _("案件事件")
         verbose_name_plural = _("案件事件")
         ordering = ["id"]
         indexes = [models.Index(fields=["case", "id"], name="caseevent_case_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="caseevent_case_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.type}"

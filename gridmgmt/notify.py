@@ -60,10 +60,11 @@ class Rule:
 
 URGED_DISPATCHER_ROLES = frozenset({User.Role.DISPATCHER})  # an urge not on a team presses the area's dispatchers
 
-# event type → (kind, who is told). Arbitration (审定) assigns a team like a dispatch does.
+# event type → (kind, who is told). Arbitration (审定) and reassignment (改派) assign a team like a dispatch does.
 RULES: dict[str, Rule] = {
     E.DISPATCHED: Rule(K.DISPATCHED, team=True),
     E.ARBITRATED: Rule(K.DISPATCHED, team=True),
+    E.REASSIGNED: Rule(K.DISPATCHED, team=True),  # 改派: the new team is told like any dispatch
     E.SENT_BACK: Rule(K.SENT_BACK, area_roles=access.DISPATCHERS),
     E.ESCALATED: Rule(K.ESCALATED, level_supervisors=True),
     E.EXTENSION_REQUESTED: Rule(K.EXTENSION_REQUESTED, area_roles=frozenset({User.Role.SHIFT_LEADER})),

@@ -10,6 +10,7 @@ and holds no role or status table of its own.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,7 +40,7 @@ MAX_SEND_BACKS = 2  # after this many, only arbitration (审定) can assign the 
 @dataclass(frozen=True)
 class Input:
     """A value an action needs from the user. `kind` tells a face which control to show:
-    text, team, photos, hours, satisfaction, case (a case code), urgency."""
+    text, team, photos, hours, satisfaction, case (a case code), urgency, category (a category code), component (a component code)."""
 
     name: str
     kind: str
@@ -94,6 +95,16 @@ def _not_published(case: Case, user: User) -> DomainError | None:
     return None
 
 
+def _urge_open_to(case: Case, user: User) -> DomainError | None:
+    """督办回复: an urge awaits an answer, and the user is of the party urged — a member of the case's team (it
+    holds the case: services.moves.urged_party), else one of the area's dispatchers."""
+    if case.urges_open <= 0:
+        return TransitionNotAllowed(_("没有待回复的督办"), code="no_urge")
+    if role_effective(user) in FIELD_ROLES:
+        return _team_member(case, user)
+    return None
+
+
 def _is_hotline(case: Case) -> bool:
     return case.source == Case.Source.HOTLINE
 
@@ -109,6 +120,9 @@ _FAILURE = Input("note", "text", gettext_lazy("原因"), required=True)
 _HOURS = Input("hours", "hours", gettext_lazy("延长工作小时"), required=True)
 _HOTLINE_REPLY = Input("hotline_reply", "text", gettext_lazy("12345 回复内容"), required=_is_hotline)
 _URGE_NOTE = Input("note", "text", gettext_lazy("督办意见"), required=True)
+_COMPONENT = Input("component", "component", gettext_lazy("部件编码"), required=True)
+_CATEGORY = Input("category", "category", gettext_lazy("新类别代码"), required=True)
+_ANSWER = Input("note", "text", gettext_lazy("回复内容"), required=True)
 _SATISFACTION = Input("satisfaction", "satisfaction", gettext_lazy("满意度 (1–5)"), required=True)
 
 
@@ -125,6 +139,10 @@ class Rule:
     fields: dict = field(default_factory=dict)  # fixed body values (check: passed=true…)
     guard: Callable[[Case, User], DomainError | None] | None = None
     danger: bool = False  # a face asks for confirmation (void, send back, fail, park…)
+    # The status the action always leads to, for the field actions a phone may queue offline: the phone shows
+    # the actions allowed from there (`then`) before the server has taken the first. services.workflow checks
+    # that the move agrees.
+    to: str | None = None
 
 
 def _rule(sources, roles, event, label, path, *inputs, **kw) -> Rule:
@@ -140,11 +158,11 @@ RULES: dict[str, Rule] = {
     "merge":             _rule({S.REPORTED, S.FILED},    DISPATCHERS, E.MERGED,     pgettext_lazy("workflow action", "合并"), "merge", _INTO, _NOTE),
     "dispatch":          _rule({S.FILED, S.SENT_BACK},   DISPATCHERS, E.DISPATCHED, pgettext_lazy("workflow action", "派遣"), "dispatch", _TEAM, _NOTE, guard=_not_over_sent_back),
     "arbitrate":         _rule({S.SENT_BACK, S.FILED},   LEADERS,     E.ARBITRATED, pgettext_lazy("workflow action", "审定"), "arbitrate", _TEAM, _GROUNDS),
-    "accept":            _rule({S.DISPATCHED},           FIELD_ROLES, E.ACCEPTED,   pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member),
-    "send_back":         _rule({S.DISPATCHED},           FIELD_ROLES, E.SENT_BACK,  pgettext_lazy("workflow action", "退单"), "send-back", _REASON, guard=_team_member, danger=True),
-    "handle":            _rule({S.HANDLING},             FIELD_ROLES, E.HANDLED,    pgettext_lazy("workflow action", "处置反馈"), "handle", _AFTER_PHOTOS, _NOTE, guard=_team_member),
+    "accept":            _rule({S.DISPATCHED},           FIELD_ROLES, E.ACCEPTED,   pgettext_lazy("workflow action", "签收"), "accept", guard=_team_member, to=S.HANDLING),
+    "send_back":         _rule({S.DISPATCHED},           FIELD_ROLES, E.SENT_BACK,  pgettext_lazy("workflow action", "退单"), "send-back", _REASON, guard=_team_member, danger=True, to=S.SENT_BACK),
+    "handle":            _rule({S.HANDLING},             FIELD_ROLES, E.HANDLED,    pgettext_lazy("workflow action", "处置反馈"), "handle", _AFTER_PHOTOS, _NOTE, guard=_team_member, to=S.HANDLED),
     "extension_request": _rule({S.HANDLING},             FIELD_ROLES, E.EXTENSION_REQUESTED, pgettext_lazy("workflow action", "申请延时"), "extension-request", _HOURS, _REASON, guard=_no_extension_pending),
-    "self_handle":       _rule({S.REPORTED},             FIELD_ROLES, E.SELF_HANDLED, pgettext_lazy("workflow action", "自处理"), "self-handle", _AFTER_PHOTOS, _NOTE, guard=_in_a_team),
+    "self_handle":       _rule({S.REPORTED},             FIELD_ROLES, E.SELF_HANDLED, pgettext_lazy("workflow action", "自处理"), "self-handle", _AFTER_PHOTOS, _NOTE, guard=_in_a_team, to=S.HANDLED),
     "check_pass":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_PASSED, pgettext_lazy("workflow action", "核查通过"), "check", _CHECK_PHOTOS, _NOTE, fields={"passed": True}),
     "check_fail":        _rule({S.HANDLED},              CHECKERS,    E.CHECK_FAILED, pgettext_lazy("workflow action", "核查不通过"), "check", _CHECK_PHOTOS, _FAILURE, fields={"passed": False}, danger=True),
     "close":             _rule({S.CHECKED},              LEADERS,     E.CLOSED,     pgettext_lazy("workflow action", "结案"), "close", _HOTLINE_REPLY, _NOTE),
@@ -158,6 +176,18 @@ RULES: dict[str, Rule] = {
     "resume":            _rule({S.PARKED},               LEADERS,     E.RESUMED,    pgettext_lazy("workflow action", "恢复"), "resume", _NOTE),
     # 督办: the command centre presses whoever holds a running clock (services.moves.urged_party); no state change.
     "urge":              _rule(CLOCKED_STATUSES,         LEADERS,     E.URGED,      pgettext_lazy("workflow action", "督办"), "urge", _URGE_NOTE),
+    # 督办回复: the party urged answers (the ledger pairs each urge with its answer); no state change. The team
+    # answers while it holds the case; the area's dispatchers while its clock runs (one API path, two rules, so
+    # the patrol phone's task list — statuses_actionable — stays the team's own statuses).
+    "urge_answer":       _rule(CLOCKED_STATUSES,         {R.DISPATCHER}, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    "urge_answer_team":  _rule({S.DISPATCHED, S.HANDLING}, FIELD_ROLES, E.URGE_ANSWERED, pgettext_lazy("workflow action", "回复督办"), "urge-answer", _ANSWER, guard=_urge_open_to),
+    # 改派 to another team / 撤回 back to the dispatchers, while a team holds the case.
+    "reassign":          _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.REASSIGNED, pgettext_lazy("workflow action", "改派"), "reassign", _TEAM, _REASON),
+    "recall":            _rule({S.DISPATCHED, S.HANDLING}, DISPATCHERS, E.RECALLED, pgettext_lazy("workflow action", "撤回"), "recall", _REASON, danger=True),
+    # 改类: before the work is reported done; deadlines follow the new category's limits.
+    # 关联部件: before dispatch, name the component the case is about; its maintainer routes the case.
+    "component_link":    _rule({S.REPORTED, S.FILED, S.SENT_BACK}, DISPATCHERS, E.COMPONENT_LINKED, pgettext_lazy("workflow action", "关联部件"), "component-link", _COMPONENT, _NOTE),
+    "reclassify":        _rule({S.REPORTED, S.FILED, S.DISPATCHED, S.SENT_BACK, S.HANDLING}, DISPATCHERS, E.RECLASSIFIED, pgettext_lazy("workflow action", "改类"), "reclassify", _CATEGORY, _REASON),
 }
 # fmt: on
 
@@ -186,6 +216,12 @@ BUTTONS = {
     "park": pgettext_lazy("button", "挂账"),
     "resume": pgettext_lazy("button", "恢复"),
     "urge": pgettext_lazy("button", "督办"),
+    "urge_answer": pgettext_lazy("button", "回复督办"),
+    "urge_answer_team": pgettext_lazy("button", "回复督办"),
+    "reassign": pgettext_lazy("button", "改派"),
+    "recall": pgettext_lazy("button", "撤回"),
+    "reclassify": pgettext_lazy("button", "改类"),
+    "component_link": pgettext_lazy("button", "关联部件"),
 }
 
 
@@ -213,6 +249,12 @@ DONE = {
     "park": pgettext_lazy("action done", "已挂账"),
     "resume": pgettext_lazy("action done", "已恢复办理"),
     "urge": pgettext_lazy("action done", "已督办,责任方已收到通知"),
+    "urge_answer": pgettext_lazy("action done", "已回复督办"),
+    "urge_answer_team": pgettext_lazy("action done", "已回复督办"),
+    "reassign": pgettext_lazy("action done", "已改派,等待新队伍签收"),
+    "recall": pgettext_lazy("action done", "已撤回,等待重新派遣"),
+    "reclassify": pgettext_lazy("action done", "已改类,时限已按新类别重算"),
+    "component_link": pgettext_lazy("action done", "已关联部件,由其养护单位处置"),
 }
 
 
@@ -247,12 +289,17 @@ def statuses_actionable(*, roles) -> frozenset:
     return frozenset(s for rule in RULES.values() if rule.roles & roles for s in rule.sources)
 
 
-def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
+def case_actions_allowed(*, case: Case, user: User, then: bool = True) -> list[dict]:
     """The actions `user` may take on `case` now, in RULES order, as the faces render them:
-    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"}.
-    Whether the user may see the case at all is the access gate's decision, made before this."""
-    return [
-        {
+    {"name", "label", "path", "fields", "inputs": [{"name", "kind", "label", "required"}], "danger", "done"},
+    and for an action with a certain outcome (`Rule.to`) "then": the actions allowed once it is taken (what a
+    phone offline offers next, e.g. 处置反馈 after 签收). Whether the user may see the case at all is the access
+    gate's decision, made before this."""
+    actions = []
+    for name, rule in RULES.items():
+        if not action_allowed(action=name, case=case, user=user):
+            continue
+        action = {
             "name": name,
             "label": str(BUTTONS[name]),
             "path": rule.path,
@@ -261,9 +308,12 @@ def case_actions_allowed(*, case: Case, user: User) -> list[dict]:
             "danger": rule.danger,
             "done": str(DONE[name]),
         }
-        for name, rule in RULES.items()
-        if action_allowed(action=name, case=case, user=user)
-    ]
+        if then and rule.to is not None:
+            after = copy.copy(case)
+            after.status = rule.to
+            action["then"] = case_actions_allowed(case=after, user=user, then=False)
+        actions.append(action)
+    return actions
 
 
 # --- street loudspeakers (街头语音呼叫喇叭) ------------------------------------------------------------------

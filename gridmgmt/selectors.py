@@ -213,6 +213,7 @@ def case_duplicates_find(*, category_code: str, **query) -> list[Case]:
 
 KNN_POOL_MIN = 20  # teams fetched by the KNN index scan before scoring (plus the grid owner)
 OWNER_BONUS = 40.0
+DEPARTMENT_BONUS = 60.0  # the case's department (a component's maintainer, else the category's default)
 SKILL_BONUS = 15.0
 DISTANCE_CAP_M = 5000.0  # farther (or position unknown) scores like 5 km
 DISTANCE_PER_POINT_M = 100.0
@@ -231,8 +232,15 @@ WITH owner AS (
     WHERE t.district_id = %(district)s AND t.status <> 'off_duty' AND t.last_position IS NOT NULL
     ORDER BY t.last_position <-> %(g)s::geography
     LIMIT %(k)s
+), dept AS (  -- the nearest teams of the case's department, wherever they are
+    SELECT t.id FROM gridmgmt_patrolteam t
+    WHERE t.district_id = %(district)s AND t.status <> 'off_duty' AND t.department_id = %(department)s
+    ORDER BY t.last_position <-> %(g)s::geography NULLS LAST, t.code
+    LIMIT %(k)s
 ), pool AS (
     SELECT id FROM knn
+    UNION
+    SELECT id FROM dept
     UNION
     SELECT t.id FROM gridmgmt_patrolteam t JOIN owner ON owner.team_id = t.id
     WHERE t.district_id = %(district)s AND t.status <> 'off_duty'
@@ -240,6 +248,7 @@ WITH owner AS (
     SELECT t.*,
            ST_Distance(t.last_position, %(g)s::geography) AS distance_m,
            coalesce(t.id = (SELECT team_id FROM owner), false) AS owns_grid,
+           coalesce(t.department_id = %(department)s, false) AS same_department,
            (SELECT count(*) FROM gridmgmt_case c
              WHERE c.team_id = t.id AND c.status = ANY(%(open)s) AND c.id <> %(case)s) AS workload,
            EXISTS (SELECT 1 FROM gridmgmt_patrolteam_skills s
@@ -248,6 +257,7 @@ WITH owner AS (
 )
 SELECT facts.*,
        (CASE WHEN owns_grid THEN {OWNER_BONUS} ELSE 0 END
+        + CASE WHEN same_department THEN {DEPARTMENT_BONUS} ELSE 0 END
         + CASE WHEN skill THEN {SKILL_BONUS} ELSE 0 END
         - least(coalesce(distance_m, {DISTANCE_CAP_M}), {DISTANCE_CAP_M}) / {DISTANCE_PER_POINT_M}
         - {WORKLOAD_PENALTY} * workload
@@ -267,12 +277,15 @@ class Candidate:
     workload: int
     skill: bool
     reasons: list[str] = field(default_factory=list)
+    same_department: bool = False
 
 
 def _reasons(team: PatrolTeam) -> list[str]:
     reasons = []
     if team.owns_grid:
         reasons.append(_("负责该责任网格"))
+    if team.same_department:
+        reasons.append(_("案件的处置部门"))
     if team.distance_m is None:
         reasons.append(_("位置未知"))
     else:
@@ -295,6 +308,8 @@ def dispatch_candidates_sql(*, case: Case, limit: int = 10) -> tuple[str, dict]:
         "k": max(KNN_POOL_MIN, 2 * limit),
         "open": _OPEN,
         "case": case.pk or 0,
+        # Only a component's maintainer routes by department; a category's default department never has (0: none).
+        "department": (case.department_id or 0) if case.component_id else 0,
         "category": case.category_id,
         "limit": limit,
     }
@@ -308,10 +323,14 @@ def dispatch_candidates(*, case: Case, limit: int = 10) -> list[Candidate]:
     geography index, metres) plus the owner of the case's responsibility grid. Each is scored (higher is
     better)::
 
-        score = 40 · owns_grid + 15 · skill − min(distance_m, 5000) / 100 − 5 · workload − 10 · busy
+        score = 60 · same_department + 40 · owns_grid + 15 · skill
+                − min(distance_m, 5000) / 100 − 5 · workload − 10 · busy
 
     distance_m is the spheroid distance from the team's last position (unknown → 5000); workload counts
-    the team's open cases; skill means the case's category is in the team's skills; busy = status 处置中.
+    the team's open cases; skill means the case's category is in the team's skills; busy = status 处置中;
+    same_department means the case names a component (部件) and the team belongs to its department — the
+    component's maintainer (养护单位, services.moves.department_route); the nearest k teams of that department
+    join the pool wherever they are. (A category's default department alone does not rank teams.)
     So the owner comes first unless another team is over 4 km closer (or much less loaded), and every
     100 m costs as much as a fifth of an open case. Ties go to the nearer team, then by code."""
     sql, params = dispatch_candidates_sql(case=case, limit=limit)
@@ -325,6 +344,7 @@ def dispatch_candidates(*, case: Case, limit: int = 10) -> list[Candidate]:
             workload=int(t.workload),
             skill=bool(t.skill),
             reasons=_reasons(t),
+            same_department=bool(t.same_department),
         )
         for t in teams
     ]

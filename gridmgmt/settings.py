@@ -100,6 +100,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request latency by view (README, "Observability")
     "gridmgmt.observability.requestlog.RequestContextMiddleware",  # request id + user id on every log record
+    "gridmgmt.unavailable.DatabaseUnavailableMiddleware",  # database gone for a moment: 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -145,8 +146,27 @@ if DB_POOL_MAX_SIZE > 0 and not DATABASES["default"].get("CONN_MAX_AGE"):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DB_POOL_MAX_SIZE),
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": 30,
+        # Seconds a request waits for a connection (all busy, or PostgreSQL unreachable) before the 503 of
+        # gridmgmt.unavailable.
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
     }
+    # Django then gives the pool psycopg_pool's connection check: one round trip per checkout, so after
+    # PostgreSQL restarts the pool's dead connections are replaced before a request gets one (otherwise each
+    # would fail once, as a 503; README, "Faults").
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A streaming replica for reads that tolerate lag (wall snapshot, KPIs): gridmgmt/dbrouter.py, README "Scale-out".
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            os.environ["DATABASE_REPLICA_URL"],
+            engine="django.contrib.gis.db.backends.postgis",
+            conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        ),
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        "CONN_HEALTH_CHECKS": DATABASES["default"].get("CONN_HEALTH_CHECKS", False),
+        "TEST": {"MIRROR": "default"},  # tests: the test database stands in for the replica
+    }
+    DATABASE_ROUTERS = ["gridmgmt.dbrouter.ReplicaRouter"]
 # Parallel test runs (helpers, CI shards) may name their own test database.
 if os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
@@ -160,6 +180,24 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
+# Redis Sentinel instead of REDIS_URL's one server (README, "Scale-out"): the channel layer and the cache ask
+# the sentinels for the current master and follow a failover. REDIS_SENTINELS=host:port,host:port,…
+REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "gridmgmt")
+REDIS_SENTINEL_DB = int(os.environ.get("REDIS_SENTINEL_DB", "0"))
+REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "") or None
+if REDIS_SENTINELS:
+    from gridmgmt.redissentinel import sentinels_parse
+
+    _sentinel = {
+        "master_name": REDIS_SENTINEL_MASTER,
+        "sentinels": sentinels_parse(REDIS_SENTINELS),
+        "db": REDIS_SENTINEL_DB,
+        "password": REDIS_PASSWORD,
+    }
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {**_sentinel, "sentinel_kwargs": {"password": REDIS_PASSWORD} if REDIS_PASSWORD else None}
+    ]
 
 AUTH_USER_MODEL = "gridmgmt.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -184,14 +222,39 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles"))
 # The ASGI app serves /static/ itself (intranet demo, tests); turn off when nginx serves collectstatic output.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 if not SERVE_STATIC:
     # nginx serves collectstatic's output: content-hashed names, cached for a year (gridmgmt/staticstorage.py).
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "gridmgmt.staticstorage.HashedStaticStorage"},
-    }
+    STORAGES["staticfiles"] = {"BACKEND": "gridmgmt.staticstorage.HashedStaticStorage"}
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+# Photos on S3-compatible object storage instead of MEDIA_ROOT (gridmgmt/mediastorage.py, README "Scale-out"):
+# a private bucket; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the instance's role).
+MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")
+# Stream photos through the app instead of redirecting to a presigned URL (storage browsers cannot reach).
+MEDIA_S3_PROXY = env_bool("MEDIA_S3_PROXY", False)
+if MEDIA_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "gridmgmt.mediastorage.PhotoS3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "location": os.environ.get("MEDIA_S3_PREFIX", ""),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,  # MinIO, Ceph RGW, OSS, COS …
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE", "path"),
+            "signature_version": "s3v4",
+            "default_acl": None,  # the bucket's own (private)
+            "querystring_auth": True,
+            "querystring_expire": int(os.environ.get("MEDIA_S3_URL_SECONDS", "60")),
+            "file_overwrite": False,  # photos get fresh names; never replace an object
+            "object_parameters": {"CacheControl": "private, max-age=3600"},
+        },
+    }
 # Photos are answered by gridmgmt.media (access checked per request, DEBUG or not). Behind nginx the view only
 # decides and nginx sends the file: `X-Accel-Redirect: /protected-media/<path>` (an `internal` location
 # aliased to MEDIA_ROOT, deploy/nginx/gridmgmt.conf). Off: the process streams the file itself.
@@ -325,6 +388,9 @@ CACHES = {
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "gridmgmt"),
     }
 }
+if REDIS_SENTINELS and not os.environ.get("CACHE_URL"):
+    CACHES["default"]["LOCATION"] = f"sentinel://{REDIS_SENTINEL_MASTER}/{REDIS_SENTINEL_DB}"  # named, not dialled
+    CACHES["default"]["OPTIONS"] = {"pool_class": "gridmgmt.redissentinel.SentinelPool", **_sentinel}
 # Proxies in front of the app that append to X-Forwarded-For. 0: trust no X-Forwarded-For (the client is
 # REMOTE_ADDR). Behind one nginx with `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`: 1.
 # gridmgmt.clients.client_ip reads it for every limit; DRF and django-axes are pointed at the same function.

@@ -80,6 +80,30 @@ redis_stop() {
   fi
 }
 
+# A hot standby of the private cluster for trying DATABASE_REPLICA_URL by hand (README, "Scale-out"):
+# pg_basebackup -R into var/, its own socket directory. The tests make their own (tests/pgcluster.py).
+replica_start() {
+  local data; data="$(dirname "$(pgdata_dir)")/pgreplica"
+  mkdir -p "$SOCK/replica" && chown postgres:postgres "$SOCK/replica"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    echo "==> pg_basebackup -R into $data"
+    runuser -u postgres -- "$PGBIN/pg_basebackup" -h "$SOCK" -U postgres -D "$data" -R -X stream -c fast --no-sync
+    echo "unix_socket_directories = '$SOCK/replica'" >> "$data/postgresql.conf"
+  fi
+  if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" -l "$data/../postgresql-replica.log" -w -t 60 \
+      -o "-k $SOCK/replica" start >/dev/null
+  fi
+  echo "DATABASE_REPLICA_URL=postgres://gridmgmt@$(python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1],safe=""))' "$SOCK/replica")/gridmgmt"
+}
+
+replica_stop() {
+  local data; data="$(dirname "$(pgdata_dir)")/pgreplica"
+  if [ -s "$data/PG_VERSION" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    echo "==> stopping the replica"; runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
+}
+
 case "${1:-start}" in
   start)
     rm -f "$ENVFILE.new"; : > "$ENVFILE.new"
@@ -93,6 +117,8 @@ case "${1:-start}" in
     mv "$ENVFILE.new" "$ENVFILE"
     ;;
   stop)
-    pg_stop; redis_stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+    replica_stop; pg_stop; redis_stop ;;
+  replica-start) replica_start ;;
+  replica-stop) replica_stop ;;
+  *) echo "usage: $0 start|stop|replica-start|replica-stop" >&2; exit 2 ;;
 esac

@@ -26,3 +26,15 @@ def test_nginx_body_cap_admits_the_largest_report():
     cap = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1)) * 2**20
     assert cap >= MAX_BYTES * MAX_PHOTOS + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     assert cap <= 2 * (MAX_BYTES * MAX_PHOTOS + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+def test_the_prune_timer_runs_the_retention_of_the_feed_log_and_the_positions():
+    """deploy/systemd: the daily timer starts the service, whose command is realtime_prune — which deletes old
+    feed rows and maintains the position partitions (both exercised in tests/realtime/test_tracking.py)."""
+    unit = (ROOT / "deploy/systemd/gridmgmt-prune.service").read_text()
+    timer = (ROOT / "deploy/systemd/gridmgmt-prune.timer").read_text()
+    assert re.search(r"^ExecStart=\S+/python manage\.py realtime_prune --days \d+$", unit, re.M)
+    assert re.search(r"^OnCalendar=\*-\*-\* \d\d:\d\d:\d\d$", timer, re.M)  # daily
+    assert "WantedBy=gridmgmt.target" in timer
+    command = (ROOT / "realtime/management/commands/realtime_prune.py").read_text()
+    assert "DELETE FROM realtime_feedevent" in command and "partitions_maintain()" in command

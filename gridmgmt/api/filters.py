@@ -6,15 +6,14 @@ from datetime import UTC
 
 from django import forms
 from django.contrib.gis.geos import Polygon
-from django.db.models import Case as CaseWhen
-from django.db.models import F, IntegerField, Q, QuerySet, When
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from rest_framework_gis.filters import InBBoxFilter
 
 from geo.models import AdminArea, GridCell, ResponsibilityGrid
-from gridmgmt import states
+from gridmgmt import access, queue, states
 from gridmgmt.datetimes import EARLIEST, LATEST
 from gridmgmt.errors import InvalidInput
 from gridmgmt.models import Case, CaseEvent, PatrolTeam
@@ -128,24 +127,40 @@ class CaseFilter(filters.FilterSet):
     )
     reported_after = DateTimeFilter(field_name="reported_at", lookup_expr="gte")
     reported_before = DateTimeFilter(field_name="reported_at", lookup_expr="lt")
+    level = filters.MultipleChoiceFilter(
+        field_name="level", choices=Case.Level.choices, help_text="处置层级 (1 网格 … 4 区), 可重复: level=3&level=4"
+    )
+    search = filters.CharFilter(
+        method="filter_search",
+        help_text="编号前缀, 或描述/地址中的片段 (不区分大小写); 工作人员还可按上报人完整电话查找",
+    )
+    ordering = filters.ChoiceFilter(
+        method="filter_ordering",
+        choices=[(f"{sign}{key}", f"{sign}{key}") for key in queue.ORDERINGS for sign in ("", "-")],
+        help_text=(
+            "deadline: 计时中的案件在前, 时限最早(最超时)在前; light: 红灯→黄灯→绿灯→未计时, 同灯按时限; "
+            "age: 最早上报在前; level: 处置层级最高在前, 同层级按时限。前缀 - 反向。默认: 最新上报在前"
+        ),
+    )
     order = filters.ChoiceFilter(
-        method="filter_order",
+        method="filter_ordering",
         choices=[("deadline", "deadline"), ("-deadline", "-deadline")],
-        help_text="deadline: 当前环节时限最早(最超时)在前,无时限的在后; -deadline: 反之。默认: 最新上报在前",
+        help_text="旧参数, 同 ordering=deadline / -deadline",
     )
 
     class Meta:
         model = Case
         fields: list[str] = []
 
-    def filter_order(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        # The server orders, so a page of the queue holds the most urgent cases of all, not of the newest page:
-        # cases whose clock runs first (a parked case's old deadline is paused, not overdue), by deadline;
-        # reported_at and id complete a total order (page boundaries never repeat or skip a case).
-        running = CaseWhen(When(status__in=states.CLOCKED_STATUSES, then=0), default=1, output_field=IntegerField())
-        if value == "deadline":
-            return qs.order_by(running, F("deadline_at").asc(nulls_last=True), "reported_at", "id")
-        return qs.order_by(running, F("deadline_at").desc(nulls_last=True), "-reported_at", "-id")
+    def filter_ordering(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        # The server orders, so a page of the queue holds the first cases of the whole queue, not of the
+        # newest page (gridmgmt.queue.cases_order).
+        return queue.cases_order(qs=qs, ordering=value)
+
+    def filter_search(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        # The reporter's phone is matched for staff only: nobody else may learn which case a number reported.
+        staff = self.request is not None and access.is_staff_user(self.request.user)
+        return queue.cases_search(qs=qs, text=value, with_phone=staff)
 
     def filter_area(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs.filter(area_q(_by_id_or_code(AdminArea, value, field=name)))

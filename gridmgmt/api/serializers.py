@@ -139,7 +139,9 @@ class ReporterSerializer(serializers.Serializer):
 
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency"])
+    kind = serializers.ChoiceField(
+        choices=["text", "team", "photos", "hours", "satisfaction", "case", "urgency", "category", "component"]
+    )
     label = serializers.CharField()
     required = serializers.BooleanField()
 
@@ -154,6 +156,11 @@ class ActionSerializer(serializers.Serializer):
     inputs = ActionInputSerializer(many=True)
     danger = serializers.BooleanField()
     done = serializers.CharField(help_text="操作成功后向用户显示的确认 (e.g. 已提交处理,等待核查)")
+    then = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="结果确定的现场操作 (签收、退单、处置反馈、自处理) 执行后可做的操作; 离线手机据此显示下一步",
+    )
 
 
 class CaseSerializer(FieldsBuiltOnce, GeoFeatureModelSerializer):
@@ -516,6 +523,12 @@ class CaseReportInput(serializers.Serializer):
     reporter_phone = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
     external_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="发现时间 (离线排队的上报: 手机上的时间; 不晚于服务器时间, 不早于 72 小时前)"
+    )
+    component = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=24, help_text="部件编码: 其养护单位为处置部门"
+    )
     photos = _photos_field()
 
 
@@ -555,7 +568,23 @@ class ArbitrateInput(NoteInput):
     team = serializers.IntegerField(help_text="处置队伍 id")
 
 
-class LocatedNoteInput(NoteInput, _LocationInput):
+class _QueuedInput(serializers.Serializer):
+    """A field action a phone may queue offline: when it was done there, and the request's own key."""
+
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        help_text="完成时间 (离线排队的操作: 手机上的时间; 不晚于服务器时间, 不早于 72 小时前或案件上一事件)",
+    )
+    idempotency_key = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="幂等键 (也可用 Idempotency-Key 头)"
+    )
+
+
+class LocatedNoteInput(NoteInput, _LocationInput, _QueuedInput):
+    pass
+
+
+class SendBackInput(ReasonInput, _QueuedInput):
     pass
 
 
@@ -573,9 +602,38 @@ class CloseInput(NoteInput):
 
 class RateInput(NoteInput):
     satisfaction = serializers.IntegerField(min_value=1, max_value=5)
+    via = serializers.ChoiceField(
+        choices=["", "phone"], required=False, default="", help_text="phone: 派遣员电话回访 (回访) 记录的评价"
+    )
 
 
-class ExtensionRequestInput(ReasonInput):
+class ReassignInput(ReasonInput):
+    team = serializers.IntegerField(help_text="新的处置队伍 id")
+    expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ComponentLinkInput(NoteInput):
+    component = serializers.CharField(max_length=24, help_text="部件编码")
+
+
+class ReclassifyInput(ReasonInput):
+    category = serializers.CharField(max_length=16, help_text="新类别(小类)代码")
+
+
+BULK_ACTIONS = ("file", "void", "dispatch")
+
+
+class BulkInput(serializers.Serializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=100, help_text="案件 id (最多 100 个)"
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    team = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="dispatch: 队伍 id")
+
+
+class ExtensionRequestInput(ReasonInput, _QueuedInput):
     hours = serializers.FloatField(help_text="申请延长的工作小时数")
 
 
@@ -671,9 +729,18 @@ class CandidateSerializer(serializers.Serializer):
     owns_grid = serializers.BooleanField()
     workload = serializers.IntegerField()
     skill = serializers.BooleanField()
+    busy = serializers.SerializerMethodField(help_text="队伍处置中 (排序扣分)")
     reasons = serializers.ListField(child=serializers.CharField())
+
+    def get_busy(self, candidate) -> bool:
+        return candidate.team.status == PatrolTeam.Status.BUSY
 
 
 class CandidatesSerializer(serializers.Serializer):
     case = serializers.CharField(help_text="案件编号")
     results = CandidateSerializer(many=True)
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="符合筛选条件的案件总数 (所有状态)")
+    by_status = serializers.DictField(child=serializers.IntegerField(), help_text="状态 → 数量 (每个状态都有, 无则 0)")

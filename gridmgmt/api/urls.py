@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from gridmgmt.api import auth, kpis, notifications, public, speakers, views
+from gridmgmt.api import auth, desk, kpis, notifications, public, speakers, views
 
 router = SimpleRouter()
 router.register("cases", views.CaseViewSet, basename="case")
@@ -22,6 +22,9 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("kpis/", kpis.KpiView.as_view(), name="kpis"),
     path("duplicates/", views.DuplicatesView.as_view(), name="duplicates"),
+    path("urges/", desk.UrgeLedger.as_view(), name="urge-ledger"),
+    path("return-visits/", desk.ReturnVisitList.as_view(), name="return-visits"),
+    path("components/", desk.ComponentList.as_view(), name="component-list"),
     path("token/", auth.TokenLogin.as_view(), name="token"),
     path("public/reports/", public.PublicReportCreate.as_view(), name="public-report"),
     path("public/cases/<str:code>/", public.PublicCaseDetail.as_view(), name="public-case"),

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, status, viewsets
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 from geo.coords import point_parse
 from geo.models import GridCell
 from geo.selectors import speakers_near
-from gridmgmt import access, clients, rules, selectors, services, states
+from gridmgmt import access, clients, queue, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
 from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
@@ -149,9 +150,21 @@ def _service_action(name: str, service, input_class, summary: str, **action_kwar
     return _workflow_action(input_class, summary, **action_kwargs)(method)
 
 
-def _handling(data: dict) -> dict:
-    """The note, photos and position of a handling or checking report."""
-    return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data)}
+def _queued(request, data: dict) -> dict:
+    """A field action's time on the phone and its idempotency key (services.workflow: a replay writes nothing)."""
+    return {"occurred_at": data.get("occurred_at"), "idempotency_key": idempotency_key_get(request, data)}
+
+
+def _report_time(data: dict):
+    """A report queued on a phone offline counts from when it was made there (bounded like field actions)."""
+    if data.get("occurred_at") is None:
+        return None
+    return services.occurred_at_bound(occurred_at=data["occurred_at"], now=timezone.now(), previous_at=None)
+
+
+def _handling(request, data: dict) -> dict:
+    """The note, photos and position of a handling or checking report, with its queue details."""
+    return {"note": data["note"], "photos": data.get("photos", []), "location": _point(data), **_queued(request, data)}
 
 
 def _action_schema(request, summary: str, *, if_match: bool = False):
@@ -249,6 +262,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             idempotency_key=key,
             idempotency_scope=f"api:user:{user.pk}",  # the key is this account's (services.intake)
             external_id=data["external_id"],
+            at=_report_time(data),
+            component_code=data["component"],
         )
         if not created and not access.cases_visible(user=user).filter(pk=case.pk).exists():
             # Someone else's key: say it is taken without showing their case.
@@ -256,6 +271,28 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if created:
             return self._respond(case, status_code=status.HTTP_201_CREATED, written=True)
         return self._respond(case)
+
+    # --- the desk's queue tabs ---
+
+    @extend_schema(
+        summary="案件数量 (按状态; 与列表相同的筛选与搜索)",
+        description="派遣台的队列标签: status 给出各标签的状态合集 (如全部在办), by_status 为各状态的数量。",
+        responses={200: s.CaseCountsSerializer, 400: OpenApiResponse(description="无效输入")},
+        filters=True,  # the list's filters (CaseFilter) in the schema
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def counts(self, request):
+        # Every queue tab's count at once: the list's filters (status: the statuses of all the tabs), by status.
+        params = request.query_params.copy()
+        for name in ("ordering", "order", "page", "page_size"):
+            params.pop(name, None)
+        scoped = access.cases_visible(user=request.user)
+        narrowed = CaseFilter(data=params, queryset=scoped, request=request)
+        if not narrowed.is_valid():
+            raise translate_validation(narrowed.errors)
+        within = BBoxFilter().filter_queryset(request, narrowed.qs, self)  # in_bbox, as the list
+        figures = queue.case_counts_by_status(qs=within)
+        return Response(s.CaseCountsSerializer(figures).data)
 
     # --- dispatch help ---
 
@@ -332,21 +369,23 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @_workflow_action(s.LocatedNoteInput, "签收")
     def accept(self, request, case_id, d):
-        return services.case_accept(case_id=case_id, actor=request.user, location=_point(d))
+        return services.case_accept(case_id=case_id, actor=request.user, location=_point(d), **_queued(request, d))
 
-    send_back = _service_action("send_back", services.case_send_back, s.ReasonInput, "退单", url_path="send-back")
+    @_workflow_action(s.SendBackInput, "退单", url_path="send-back")
+    def send_back(self, request, case_id, d):
+        return services.case_send_back(case_id=case_id, actor=request.user, reason=d["reason"], **_queued(request, d))
 
     @_workflow_action(s.HandleInput, "处置反馈 (须上传处置后照片)")
     def handle(self, request, case_id, d):
-        return services.case_handle(case_id=case_id, actor=request.user, **_handling(d))
+        return services.case_handle(case_id=case_id, actor=request.user, **_handling(request, d))
 
     @_workflow_action(s.HandleInput, "自处理", url_path="self-handle")
     def self_handle(self, request, case_id, d):
-        return services.case_self_handle(case_id=case_id, actor=request.user, **_handling(d))
+        return services.case_self_handle(case_id=case_id, actor=request.user, **_handling(request, d))
 
     @_workflow_action(s.CheckInput, "核查 (passed=false 返工)")
     def check(self, request, case_id, d):
-        return services.case_check(case_id=case_id, actor=request.user, passed=d["passed"], **_handling(d))
+        return services.case_check(case_id=case_id, actor=request.user, passed=d["passed"], **_handling(request, d))
 
     @_workflow_action(s.CloseInput, "结案 (12345 工单须填写 hotline_reply)")
     def close(self, request, case_id, d):
@@ -354,9 +393,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             case_id=case_id, actor=request.user, note=d["note"], hotline_reply=d["hotline_reply"]
         )
 
-    @_workflow_action(s.RateInput, "评价 (1–5)")
+    @_workflow_action(s.RateInput, "评价 (1–5; 派遣员电话回访: via=phone)")
     def rate(self, request, case_id, d):
-        return services.case_rate(case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"])
+        return services.case_rate(
+            case_id=case_id, actor=request.user, satisfaction=d["satisfaction"], note=d["note"], via=d["via"]
+        )
 
     reopen = _service_action("reopen", services.case_reopen, s.ReasonInput, "重新打开 (未解决)")
 
@@ -368,10 +409,62 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     urge = _service_action("urge", services.case_urge, s.NoteInput, "督办 (值班长;须填写督办意见 note)")
 
+    urge_answer = _service_action(
+        "urge_answer",
+        services.case_urge_answer,
+        s.NoteInput,
+        "回复督办 (被督办的队伍或派遣员; 须填写 note)",
+        url_path="urge-answer",
+    )
+
+    @_workflow_action(s.ReassignInput, "改派到另一队伍 (须填写原因)", if_match=True)
+    def reassign(self, request, case_id, d):
+        expected = d.get("expected_version")
+        if expected is None:
+            expected = _if_match_version(request)
+        return services.case_reassign(
+            case_id=case_id, actor=request.user, team_id=d["team"], reason=d["reason"], expected_version=expected
+        )
+
+    component_link = _service_action(
+        "component_link",
+        services.case_component_link,
+        s.ComponentLinkInput,
+        "关联部件 (其养护单位为处置部门, 用于派遣排序)",
+        url_path="component-link",
+    )
+
+    recall = _service_action("recall", services.case_recall, s.ReasonInput, "撤回到已立案 (须填写原因)")
+
+    reclassify = _service_action(
+        "reclassify", services.case_reclassify, s.ReclassifyInput, "改类 (时限按新类别重算; 须填写原因)"
+    )
+
+    @extend_schema(
+        summary="批量立案/作废/派遣 (逐案结果: 每案一个事务和一个事件, 不能办理的案件单独报告 403/404/409)",
+        request=s.BulkInput,
+        responses={
+            200: OpenApiResponse(description="{results: [{id, ok, code, status} | {id, ok, http_status, error}]}")
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="bulk", pagination_class=None, filter_backends=[])
+    def bulk(self, request):
+        d = _parse(s.BulkInput, request)
+        results = services.cases_bulk_act(
+            actor=request.user,
+            action=d["action"],
+            case_ids=d["cases"],
+            note=d["note"],
+            reason=d["reason"],
+            team_id=d["team"],
+        )
+        done = sum(1 for r in results if r["ok"])
+        return Response({"ok": done, "failed": len(results) - done, "results": results})
+
     @_workflow_action(s.ExtensionRequestInput, "申请延时", url_path="extension-request")
     def extension_request(self, request, case_id, d):
         return services.case_extension_request(
-            case_id=case_id, actor=request.user, hours=d["hours"], reason=d["reason"]
+            case_id=case_id, actor=request.user, hours=d["hours"], reason=d["reason"], **_queued(request, d)
         )
 
     @_workflow_action(s.ExtensionDecideInput, "审批延时", url_path="extension-decide")

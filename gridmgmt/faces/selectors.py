@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Polygon
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
-from geo.models import Camera, Speaker
+from geo.models import AdminArea, Camera, Speaker
 from geo.selectors import serial_queries
 from gridmgmt import access
 from gridmgmt.kpi import KpiRow, kpi_compute, kpi_stock
@@ -65,7 +65,7 @@ def _json_agg(qs: QuerySet, *, agg: str, empty: str, join: str = "") -> RawJSON:
     """One JSON value aggregated by PostgreSQL over the rows of `qs` (as `t`): for the parts with ~10,000–20,000
     rows, building them as Python lists and encoding them again cost more than the queries themselves."""
     sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cur:
+    with connections[qs.db].cursor() as cur:  # qs.db: the replica inside dbrouter.lag_tolerant()
         cur.execute(f"SELECT coalesce({agg}, '{empty}')::text FROM ({sql}) AS t {join}", params)
         return RawJSON(cur.fetchone()[0])
 
@@ -133,7 +133,8 @@ def wall_viewport_cases(
     *, cases: QuerySet[Case], bbox: tuple[float, float, float, float], now: datetime, limit: int = WALL_CASES_LIMIT
 ) -> dict:
     """The open cases in a WGS-84 box, newest first (the order of /api/cases/), at most `limit`, with how many
-    there are: {"count": n, "cases": [[lat, lon, code, light, category, status label], ...]}.
+    there are: {"count": n, "cases": [[lat, lon, code, light, category, status label, id, level, urgency], ...]}
+    (level: Case.Level, 0 grid … 3 district; urgency: Case.Urgency).
 
     What the wall draws and nothing more, as plain rows (light computed in SQL): the same 500 cases through
     the REST serializer cost ~200 ms of Python per viewport."""
@@ -143,12 +144,22 @@ def wall_viewport_cases(
     rows = (
         cases_with_light(inside, now=now)
         .order_by("-reported_at", "-id")
-        .values_list(_y("point"), _x("point"), "code", "light", name_localized_expr("category__"), "status")
+        .values_list(
+            _y("point"),
+            _x("point"),
+            "code",
+            "light",
+            name_localized_expr("category__"),
+            "status",
+            "id",
+            "level",
+            "urgency",
+        )
     )[:limit]
     labels = dict(Case.Status.choices)
     drawn = [
-        [round(lat, 6), round(lon, 6), code, light, name, str(labels[status])]
-        for lat, lon, code, light, name, status in rows
+        [round(lat, 6), round(lon, 6), code, light, name, str(labels[status]), pk, level, urgency]
+        for lat, lon, code, light, name, status, pk, level, urgency in rows
     ]
     total = len(drawn) if len(drawn) < limit else inside.count()
     return {"count": total, "limit": limit, "cases": drawn}
@@ -178,6 +189,56 @@ def wall_speakers(*, speakers: QuerySet[Speaker]) -> list[list]:
     return [[round(lat, 6), round(lon, 6), *rest] for lat, lon, *rest in rows]
 
 
+def wall_area_labels(*, district_id: int | None) -> list[list]:
+    """[[lat, lon, level, name]] of the district's streets/towns and communities, a point inside each (PostGIS
+    ST_PointOnSurface), the name in the request's language (name_en on an English page when there is one)."""
+    if district_id is None:
+        return []
+    areas = AdminArea.objects.filter(
+        Q(level=AdminArea.Level.STREET, parent_id=district_id)
+        | Q(level=AdminArea.Level.COMMUNITY, parent__parent_id=district_id),
+        boundary__isnull=False,
+    )
+    label = Func(F("boundary"), function="ST_PointOnSurface")
+    rows = (
+        areas.order_by("level", "code")
+        .annotate(lx=Func(label, function="ST_X", output_field=FloatField()))
+        .annotate(ly=Func(label, function="ST_Y", output_field=FloatField()))
+        .values_list("ly", "lx", "level", name_localized_expr())
+    )
+    return [[round(lat, 6), round(lon, 6), level, name] for lat, lon, level, name in rows]
+
+
+WALL_ALERTS_LIMIT = 30
+
+
+def wall_alerts(*, cases: QuerySet[Case], district_id: int | None, now: datetime) -> dict:
+    """What the centre must act on, each list most pressing first and at most WALL_ALERTS_LIMIT long, with its
+    full count: open cases escalated above the grid level (highest level first), open urgent cases (oldest
+    first), offline cameras (longest silent first)."""
+    open_cases = cases.filter(status__in=OPEN_STATUSES)
+    escalated = open_cases.filter(level__gt=Case.Level.GRID)
+    urgent = open_cases.filter(urgency=Case.Urgency.URGENT)
+    fields = ("id", "code", "level", "urgency", "light", name_localized_expr("category__"), "address", "reported_at")
+
+    def rows(qs: QuerySet[Case], *order: str) -> list[dict]:
+        keys = ("id", "code", "level", "urgency", "light", "category", "address", "reported_at")
+        picked = cases_with_light(qs, now=now).order_by(*order).values_list(*fields)[:WALL_ALERTS_LIMIT]
+        return [dict(zip(keys, r, strict=True)) for r in picked]
+
+    cameras = Camera.objects.exclude(status=Camera.Status.ONLINE)
+    if district_id is not None:
+        cameras = cameras.filter(district_id=district_id)
+    offline = cameras.order_by(F("last_seen_at").asc(nulls_first=True), "code").values(
+        "id", "code", "name", "last_seen_at"
+    )[:WALL_ALERTS_LIMIT]
+    return {
+        "escalated": {"count": escalated.count(), "rows": rows(escalated, "-level", "reported_at", "id")},
+        "urgent": {"count": urgent.count(), "rows": rows(urgent, "reported_at", "id")},
+        "cameras": {"count": cameras.count(), "rows": list(offline)},
+    }
+
+
 SNAPSHOT_PARTS = ("kpis", "cells", "heat", "cameras", "ticker")
 
 
@@ -191,8 +252,9 @@ def snapshot_render(data: dict) -> str:
     return f"{body[:-1]}, {spliced}}}" if body != "{}" else f"{{{spliced}}}"
 
 
-# Asked for by name only: the viewport's cases (needs a bbox), the teams' positions, the loudspeakers.
-EXTRA_PARTS = ("cases", "teams", "speakers")
+# Asked for by name only: the viewport's cases (needs a bbox), the teams' positions, the loudspeakers, the
+# street/community name labels and the alert panel.
+EXTRA_PARTS = ("cases", "teams", "speakers", "areas", "alerts")
 
 
 def wall_snapshot(
@@ -205,9 +267,9 @@ def wall_snapshot(
     teams: QuerySet[PatrolTeam] | None = None,
     speakers: QuerySet[Speaker] | None = None,
 ) -> dict:
-    """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs and cell counts as events
-    arrive. "cases" (with `bbox`), "teams" (with `teams`) and "speakers" (with `speakers`) are the wall's other
-    start-up reads."""
+    """The parts asked for (SNAPSHOT_PARTS by default); the wall refreshes only KPIs, cell counts and alerts as
+    events arrive. "cases" (with `bbox`), "teams" (with `teams`), "speakers" (with `speakers`), "areas" and
+    "alerts" are the wall's other start-up reads."""
     now = now or timezone.now()
     parts = set(SNAPSHOT_PARTS) if not parts else parts & {*SNAPSHOT_PARTS, *EXTRA_PARTS}
     # Short reads, several requests at once on few cores: no parallel workers (geo.selectors.serial_queries).
@@ -226,6 +288,10 @@ def wall_snapshot(
             data["cameras"] = wall_cameras(district_id=district_id)
         if "ticker" in parts:
             data["ticker"] = wall_ticker(cases=cases)
+        if "areas" in parts:
+            data["areas"] = wall_area_labels(district_id=district_id)
+        if "alerts" in parts:
+            data["alerts"] = wall_alerts(cases=cases, district_id=district_id, now=now)
         if "cases" in parts and bbox is not None:
             data["cases"] = wall_viewport_cases(cases=cases, bbox=bbox, now=now)
         if "teams" in parts and teams is not None:

@@ -6,9 +6,13 @@ everything else (intake, workflow, timelines), so a face never has rules of its 
 
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -24,11 +28,15 @@ from geo import district_map
 from geo.models import AdminArea, GridCell
 from geo.selectors import CELL_TILE_MIN_ZOOM
 from gridmgmt import access, clients
+from gridmgmt import selectors as case_selectors
+from gridmgmt.dbrouter import lag_tolerant
 from gridmgmt.faces import maps, selectors
 from gridmgmt.models import SPEAKER_REPEAT_MAX, Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.names import name_localized
+from gridmgmt.photos import MAX_PHOTOS
 from gridmgmt.rules import RULES, speaker_call_allowed, statuses_actionable
 from gridmgmt.states import OPEN_STATUSES, states_describe
+from realtime.scopes import scopes_default
 
 R = User.Role
 PATROL_ROLES = access.FACE_ROLES["patrol"]
@@ -101,7 +109,16 @@ JS_MESSAGES = {
     "offline": gettext_lazy("当前离线"),
     "online": gettext_lazy("已联网"),
     "server": gettext_lazy("服务器出错(%(status)s),请稍后重试。"),
-    "photo_type": gettext_lazy("只能上传照片(JPEG、PNG 或 WebP)。"),
+    "photo_type": gettext_lazy("只能上传照片(JPEG、PNG、WebP 或 HEIC)。"),
+    "photo_count": gettext_lazy("每次最多 %(n)s 张照片。"),
+    "photos_picked": gettext_lazy("已选 %(n)s 张照片"),
+    "waiting": gettext_lazy("等待发送"),
+    "task_waiting": gettext_lazy("已在本机完成、等待发送:%(list)s"),
+    "already_queued": gettext_lazy("该操作已在待发送队列中,联网后发送,无需再点。"),
+    "made_at": gettext_lazy("%(time)s 完成"),
+    "made_where": gettext_lazy("位置 %(lat)s, %(lon)s"),
+    "sent_at": gettext_lazy("%(time)s 已发送"),
+    "tasks_offline": gettext_lazy("当前离线:显示的是 %(time)s 读取的任务。"),
     "photo_size": gettext_lazy("照片不能超过 10 MB。"),
     "photo_required": gettext_lazy("请拍摄或选择一张照片。"),
     "location_required": gettext_lazy("请确定问题位置:使用定位,或在地图上点选。"),
@@ -137,7 +154,6 @@ JS_MESSAGES = {
     "reconnecting": gettext_lazy("正在重新连接…"),
     "no_tasks": gettext_lazy("暂无任务"),
     "no_cases": gettext_lazy("队列为空"),
-    "queue_more": gettext_lazy("显示时限最紧的 %(shown)s 件,共 %(count)s 件:用筛选缩小范围"),
     "confirm": gettext_lazy("确定吗?"),
     "cancel": gettext_lazy("取消"),
     "done": gettext_lazy("已完成"),
@@ -156,6 +172,26 @@ JS_MESSAGES = {
     "select_case": gettext_lazy("从左侧队列选择一个案件"),
     # Workflow button labels are not here: each case's `actions` carries its own (gridmgmt.rules).
     "extension_pending": gettext_lazy("延时待批"),
+    # The desk's queue and its ranked teams (static/js/faces/dispatch.js).
+    "queue_count": gettext_lazy("共 %(count)s 件,显示 %(shown)s 件"),
+    "queue_load_more": gettext_lazy("再显示 %(n)s 件(还有 %(left)s 件)"),
+    "queue_new": gettext_lazy("新"),
+    "queue_level": gettext_lazy("已升级至%(level)s"),
+    "filter_all": gettext_lazy("全部"),
+    "filters_on": gettext_lazy("(已选 %(n)s 项)"),
+    "fact_distance": gettext_lazy("距离"),
+    "fact_metres": gettext_lazy("%(m)s 米"),
+    "fact_km": gettext_lazy("%(km)s 公里"),
+    "fact_unknown": gettext_lazy("位置未知"),
+    "fact_workload": gettext_lazy("在办"),
+    "fact_cases": gettext_lazy("%(n)s 件"),
+    "fact_owner": gettext_lazy("责任网格"),
+    "fact_owner_yes": gettext_lazy("负责该网格"),
+    "fact_skill": gettext_lazy("技能"),
+    "fact_skill_yes": gettext_lazy("擅长该类别"),
+    "fact_no": gettext_lazy("否"),
+    "fact_status": gettext_lazy("状态"),
+    "fact_busy": gettext_lazy("处置中"),
     # The resident's loop: the report's result, "my reports", the tracking page.
     "keep_link": gettext_lazy(
         "请保存此链接:以后凭它查看进度,并在办结后评价。换了手机或清除浏览器数据后,只有这个链接能评价。"
@@ -217,6 +253,24 @@ JS_MESSAGES = {
     "speaker_all_near": gettext_lazy("本网格及附近全部喇叭(%(n)s 个)"),
     "speaker_this": gettext_lazy("仅此喇叭"),
     "speaker_cell": gettext_lazy("此喇叭所在网格及附近全部喇叭"),
+    # The wall (static/js/faces/wall.js): its footer, legend, alert panel and case card.
+    "viewport_cases": gettext_lazy("视野内在办案件:显示 %(shown)s / 共 %(total)s"),
+    "legend_cells_open": gettext_lazy("网格着色:在办案件数"),
+    "legend_cells_overdue": gettext_lazy("网格着色:超时案件数"),
+    "alerts_escalated": gettext_lazy("已升级案件"),
+    "alerts_urgent": gettext_lazy("紧急案件"),
+    "alerts_urgent_tag": gettext_lazy("紧急"),
+    "alerts_cameras": gettext_lazy("离线摄像头"),
+    "alerts_offline_tag": gettext_lazy("离线"),
+    "alerts_none": gettext_lazy("暂无需要处置的告警"),
+    "card_level": gettext_lazy("处置层级"),
+    "card_urgency": gettext_lazy("紧急程度"),
+    "card_address": gettext_lazy("地址"),
+    "card_reported": gettext_lazy("上报时间"),
+    "card_deadline": gettext_lazy("处置时限"),
+    "card_team": gettext_lazy("处置队伍"),
+    "card_source": gettext_lazy("来源"),
+    "card_open": gettext_lazy("在调度台打开"),
 }
 
 
@@ -361,6 +415,7 @@ def patrol_page(request: HttpRequest) -> HttpResponse:
         taskScope=f"team:{user.team_id}" if user.team_id else None,
         inbox=_inbox(request, case_href=_case_href(user)),
         serviceWorker=reverse("faces:patrol-sw"),
+        photoMax=MAX_PHOTOS,
     )
     return render(request, "faces/patrol.html", context)
 
@@ -386,13 +441,29 @@ def patrol_manifest(request: HttpRequest) -> JsonResponse:
     return response
 
 
+def static_version() -> str:
+    """A short digest that changes whenever a static file does: the patrol service worker's cache name, so a
+    deploy reaches phones (a changed worker replaces its cache). Behind nginx, the hashed storage's manifest
+    hash; else the source files' names, sizes and times (65 files: well under a millisecond)."""
+    manifest_hash = getattr(staticfiles_storage, "manifest_hash", "")
+    if manifest_hash:
+        return manifest_hash[:12]
+    digest = hashlib.sha256()
+    for root in settings.STATICFILES_DIRS:
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_file():
+                info = path.stat()
+                digest.update(f"{path.relative_to(root)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    return digest.hexdigest()[:12]
+
+
 @never_cache
 def patrol_service_worker(request: HttpRequest) -> HttpResponse:
     """The service worker, served under /patrol/ so that its scope covers the page."""
     response = render(
         request,
         "faces/patrol_sw.js",
-        {"shell": [reverse("faces:patrol")], "version": "1"},
+        {"shell": [reverse("faces:patrol")], "version": static_version()},
         content_type="text/javascript",
     )
     return response
@@ -417,6 +488,10 @@ def wall_page(request: HttpRequest) -> HttpResponse:
         categoryNames={c["code"]: c["name"] for c in _categories()},
         inbox=_inbox(request, case_href=_case_href(request.user)),
         speakers=_speakers(request.user),
+        # The four handling levels' names (Case.Level), for escalated cases on the map and in the alerts.
+        levels={value: str(label) for value, label in Case.Level.choices},
+        # A case card links to the desk for those who may use it.
+        caseHref=reverse("faces:dispatch") + "?case={id}" if _role(request.user) in DISPATCH_ROLES else "",
     )
     return render(request, "faces/wall.html", context)
 
@@ -434,14 +509,15 @@ def wall_snapshot(request: HttpRequest) -> HttpResponse:
             bbox = _bbox_parse(request.GET.get("bbox", ""))
         except ValueError:
             return _bbox_invalid()
-    data = selectors.wall_snapshot(
-        cases=access.cases_visible(user=request.user),
-        district_id=district.pk if district else None,
-        parts=parts,
-        bbox=bbox,
-        teams=access.teams_visible(user=request.user) if "teams" in parts else None,
-        speakers=access.speakers_visible(user=request.user) if "speakers" in parts else None,
-    )
+    with lag_tolerant():  # the replica's, when there is one: the feed brings the screen up to date
+        data = selectors.wall_snapshot(
+            cases=access.cases_visible(user=request.user),
+            district_id=district.pk if district else None,
+            parts=parts,
+            bbox=bbox,
+            teams=access.teams_visible(user=request.user) if "teams" in parts else None,
+            speakers=access.speakers_visible(user=request.user) if "speakers" in parts else None,
+        )
     return HttpResponse(selectors.snapshot_render(data), content_type="application/json")
 
 
@@ -467,18 +543,60 @@ def _dispatch_queues() -> list[dict]:
     return [*queues, {"label": str(gettext_lazy("全部在办")), "statuses": _statuses_joined(OPEN_STATUSES)}]
 
 
+def _desk_scope(user: User) -> str:
+    """The widest feed scope this user may hold other than their own inbox (realtime.scopes.scopes_default)."""
+    return next((sc.key for sc in scopes_default(user=user) if sc.kind != "user"), "")
+
+
+def _queue_filters(district) -> dict:
+    """The desk's filter choices: the district's streets, the major categories, sources, lights and levels."""
+    streets = AdminArea.objects.filter(level=AdminArea.Level.STREET, parent=district) if district else []
+    majors = Category.objects.filter(parent__isnull=True, is_active=True).order_by("code")
+    lights = states_describe()["lightLabels"]
+    return {
+        "area": [[a.code, a.name] for a in streets.only("code", "name").order_by("code")] if district else [],
+        "category": [[c.code, name_localized(c)] for c in majors],
+        "source": [[value, str(label)] for value, label in Case.Source.choices],
+        "light": [[light, lights[light]] for light in ("red", "yellow", "green", "none")],
+        "level": [[str(value), str(label)] for value, label in Case.Level.choices],
+    }
+
+
+def _ranking_rule() -> str:
+    """How the ranked teams are ordered, in words, from the ranking's own weights (gridmgmt.selectors)."""
+    return _(
+        "排序依据:负责该网格 +%(owner)s,擅长该类别 +%(skill)s,距离每 %(step)s 米 −1(最多计 %(cap)s 米),"
+        "每件在办 −%(load)s,处置中 −%(busy)s;得分高者在前。"
+    ) % {
+        "owner": round(case_selectors.OWNER_BONUS),
+        "skill": round(case_selectors.SKILL_BONUS),
+        "step": round(case_selectors.DISTANCE_PER_POINT_M),
+        "cap": round(case_selectors.DISTANCE_CAP_M),
+        "load": round(case_selectors.WORKLOAD_PENALTY),
+        "busy": round(case_selectors.BUSY_PENALTY),
+    }
+
+
 @staff_face(DISPATCH_ROLES)
 def dispatch_page(request: HttpRequest) -> HttpResponse:
     """/dispatch/: the queue, a case's details, duplicates, ranked teams, and the actions each case carries."""
+    from gridmgmt.faces.desk import desk_config  # the desk module imports this one (staff_face)
+
     user = request.user
     context = _map_context(request, user=user)
     context["queues"] = _dispatch_queues()
+    district = context["district"]
     context["config"] = _page_config(
         request,
         user={"id": user.id, "name": user.username},
         urgencies=[[value, str(label)] for value, label in Case.Urgency.choices],
+        # The queue follows the desk's area on the feed (realtime/PROTOCOL.md): new and changed cases at once.
+        scope=_desk_scope(user),
+        filters=_queue_filters(district),
+        rankingRule=_ranking_rule(),
         inbox=_inbox(request, case_href=_case_href(user)),
         speakers=_speakers(user),
+        desk=desk_config(user),
     )
     return render(request, "faces/dispatch.html", context)
 

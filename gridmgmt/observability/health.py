@@ -30,6 +30,8 @@ def _redis() -> str | None:
 
 
 def _media_disk() -> str | None:
+    if settings.MEDIA_S3_BUCKET:  # object storage: no local disk to fill
+        return None
     where = Path(settings.MEDIA_ROOT)
     while not where.exists():  # not created yet (no upload so far): the disk it will be created on
         where = where.parent

@@ -3,6 +3,7 @@
 what) and `gridmgmt.states` (status sets, deadline light); both are re-exported here for callers that
 only need "the services"."""
 
+from gridmgmt.services.bulk import cases_bulk_act
 from gridmgmt.services.intake import (
     case_alarm_attach,
     case_report,
@@ -17,6 +18,7 @@ from gridmgmt.services.workflow import (
     case_archive,
     case_check,
     case_close,
+    case_component_link,
     case_dispatch,
     case_extension_decide,
     case_extension_request,
@@ -26,12 +28,17 @@ from gridmgmt.services.workflow import (
     case_park,
     case_publish,
     case_rate,
+    case_reassign,
+    case_recall,
+    case_reclassify,
     case_reopen,
     case_resume,
     case_self_handle,
     case_send_back,
     case_urge,
+    case_urge_answer,
     case_void,
+    occurred_at_bound,
 )
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "case_archive",
     "case_check",
     "case_close",
+    "case_component_link",
     "case_dispatch",
     "case_extension_decide",
     "case_extension_request",
@@ -51,6 +59,9 @@ __all__ = [
     "case_park",
     "case_publish",
     "case_rate",
+    "case_reassign",
+    "case_recall",
+    "case_reclassify",
     "case_reopen",
     "case_report",
     "case_resume",
@@ -58,7 +69,10 @@ __all__ = [
     "case_send_back",
     "case_support",
     "case_urge",
+    "case_urge_answer",
     "case_void",
+    "cases_bulk_act",
     "category_resolve",
+    "occurred_at_bound",
     "ownership_evidence",
 ]

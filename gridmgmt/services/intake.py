@@ -15,11 +15,13 @@ from django.utils.translation import gettext as _
 
 from geo import selectors as geo_selectors
 from geo.coords import point_parse
+from geo.models import Component
 from gridmgmt import events, selectors
 from gridmgmt.errors import InvalidInput, OutsideServiceArea, TransitionNotAllowed
 from gridmgmt.events import event_append
 from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
 from gridmgmt.photos import photo_files_guard, photos_prepare, photos_store
+from gridmgmt.services import moves
 from gridmgmt.states import OPEN_STATUSES
 
 S = Case.Status
@@ -56,6 +58,16 @@ def category_resolve(*, code: str) -> Category:
     if category is None:
         _category_refuse(code=code)
     return category
+
+
+def component_resolve(*, code: str, district_id: int) -> Component:
+    """The 部件 named by `code` in the district (with its maintainer), or a 400 on the `component` field."""
+    component = (
+        Component.objects.select_related("maintainer").filter(code=code.strip(), cell__district_id=district_id).first()
+    )
+    if component is None:
+        raise InvalidInput(_("未知的部件编码: %(code)s") % {"code": code}, field="component", code="unknown_component")
+    return component
 
 
 def case_code(*, day, serial: int) -> str:
@@ -139,11 +151,14 @@ def case_report(
     external_id: str = "",
     at: datetime | None = None,
     data: dict | None = None,
+    component_code: str = "",
 ) -> tuple[Case, bool]:
     """File a report from any channel. Returns (case, created); a repeated idempotency key in the same
     `idempotency_scope` (channel and client: "api:user:7", "public:device:…", "hotline") returns the first case
     and writes nothing; another scope's key is another key. Everything is validated before anything is written.
-    `data` adds channel details (e.g. the camera alarm) to the REPORTED event.
+    `data` adds channel details (e.g. the camera alarm) to the REPORTED event. `component_code` names the
+    部件 the case is about (same district): its maintainer becomes the case's department (moves.department_route)
+    and the REPORTED event records the component.
 
     Three statements before the transaction (idempotency key, locate, the category with the code serial and
     the names the case shows) and one INSERT each in it for the case, its photos, the event, the event's photo
@@ -173,14 +188,17 @@ def case_report(
     cell = geo_selectors.cell_locate(lon=point.x, lat=point.y)
     if cell is None:
         raise OutsideServiceArea(_("该位置不在服务范围内"), field="location")
+    component = component_resolve(code=component_code, district_id=cell.district_id) if component_code else None
     prepared = photos_prepare(uploads=photos)
     category = _category_for_report(code=category_code, cell=cell)
-    now = at or timezone.now()
+    recorded = timezone.now()
+    now = at or recorded
     case = Case(
         code=case_code(day=timezone.localdate(), serial=category.code_serial),
         category_id=category.id,
         urgency=urgency or category.default_urgency,
-        department_id=category.default_department_id,
+        department_id=moves.department_route(category=category, component=component),
+        component=component,
         point=point,
         address=address[:200],
         cell_id=cell.id,
@@ -200,7 +218,11 @@ def case_report(
         idempotency_scope=idempotency_scope if idempotency_key else "",
         reported_at=now,
     )
-    selectors.case_related_attach(case, names=_names_shown(category=category, cell=cell))
+    names = _names_shown(category=category, cell=cell)
+    if component is not None:
+        names["_department_name"] = component.maintainer.name if component.maintainer_id else category.department_name
+        data = {**(data or {}), "component": component.code}
+    selectors.case_related_attach(case, names=names)
     try:
         with photo_files_guard(), transaction.atomic():
             case.save(force_insert=True)
@@ -216,6 +238,7 @@ def case_report(
                 note=description[:200],
                 data=events.reported_data(source=source, extra=data),
                 photos=stored,
+                recorded_at=recorded if now != recorded else None,
             )
     except IntegrityError:
         # Two submissions with one idempotency key raced: the other one won, return its case.

@@ -61,8 +61,24 @@ def ownership_evidence(*, case: Case, team: PatrolTeam) -> dict:
         evidence["grid_owner"] = grid.team_id == team.id
     if case.department_id:
         evidence["department"] = case.department.code
+        evidence["team_department"] = team.department_id == case.department_id
+    if case.component_id:
+        # 部件: the case names a public asset; its maintainer (养护单位) is the department that owns the case.
+        component = case.component
+        evidence["component"] = component.code
+        evidence["department_basis"] = "component_maintainer"
+    elif case.department_id:
+        evidence["department_basis"] = "category_default"
     evidence["cell"] = case.cell.code
     return evidence
+
+
+def department_route(*, category: Category, component=None):
+    """The department that owns a case: the component's maintainer (养护单位) when the case names one that has
+    it, else the category's default department. The one routing rule (intake, reclassify)."""
+    if component is not None and component.maintainer_id:
+        return component.maintainer_id
+    return category.default_department_id
 
 
 def move_file(case: Case, *, at: datetime, calendar: dict | None = None) -> Move:
@@ -147,9 +163,9 @@ def move_close(case: Case, *, at: datetime) -> Move:
     return Move(S.CLOSED, events.closed_data(on_time_overall=on_time))
 
 
-def move_rate(case: Case, *, at: datetime, satisfaction: int) -> Move:
+def move_rate(case: Case, *, at: datetime, satisfaction: int, via: str = "") -> Move:
     case.satisfaction = satisfaction
-    return Move(S.CLOSED, events.rated_data(satisfaction=satisfaction))
+    return Move(S.CLOSED, events.rated_data(satisfaction=satisfaction, via=via))
 
 
 def move_reopen(case: Case, *, at: datetime) -> Move:
@@ -208,6 +224,61 @@ def move_publish(case: Case, *, at: datetime) -> Move:
     return Move(case.status, events.no_data())
 
 
+def move_reassign(case: Case, *, at: datetime, team: PatrolTeam) -> Move:
+    """改派: another team takes the case; it must accept in a new dispatch window (the handling clock, if it
+    had started, starts again at its acceptance; the resident-facing due_at is unchanged)."""
+    old = case.team
+    case.team = team
+    case.accepted_at = None
+    case.extension_pending = False
+    stage_start(case, now=at, deadline=dispatch_window(case, at))
+    evidence = ownership_evidence(case=case, team=team)
+    return Move(S.DISPATCHED, events.reassigned_data(from_team=old, team=team, evidence=evidence))
+
+
+def move_recall(case: Case, *, at: datetime) -> Move:
+    """撤回: back to the dispatchers (filed), who have a new dispatch window; no send-back is counted."""
+    data = events.recalled_data(from_team=case.team)
+    case.team = None
+    case.accepted_at = None
+    case.extension_pending = False
+    stage_start(case, now=at, deadline=dispatch_window(case, at))
+    return Move(S.FILED, data)
+
+
+def move_reclassify(case: Case, *, at: datetime, category: Category, calendar: dict | None = None) -> Move:
+    """改类: the new category's limits apply from now on, counted from the stage starts they are counted from
+    at filing and acceptance: due_at from the dispatch deadline, the handling deadline from acceptance. The
+    department follows the new category unless a component routes the case."""
+    old = case.category
+    case.category = category
+    case.department_id = department_route(category=category, component=case.component if case.component_id else None)
+    amount, unit = handling_limit(case)
+    if case.dispatch_deadline_at is not None:
+        case.due_at = limit_add(start=case.dispatch_deadline_at, amount=amount, unit=unit, calendar=calendar)
+    if case.status == S.HANDLING and case.accepted_at is not None:
+        start = case.accepted_at
+        case.deadline_at = limit_add(start=start, amount=amount, unit=unit, calendar=calendar)
+        case.warn_at = limit_add(start=start, amount=amount * WARN_FRACTION, unit=unit, calendar=calendar)
+    data = events.reclassified_data(old=old, new=category, due_at=case.due_at, deadline_at=case.deadline_at)
+    return Move(case.status, data)
+
+
+def move_component_link(case: Case, *, at: datetime, component) -> Move:
+    """关联部件: the case names a component; its maintainer becomes the case's department (department_route)."""
+    previous = case.component.code if case.component_id else None
+    case.component = component
+    case.department_id = department_route(category=case.category, component=component)
+    dept = component.maintainer.code if component.maintainer_id else None  # None: the category's department stays
+    return Move(case.status, events.component_linked_data(component=component, department_code=dept, previous=previous))
+
+
+def move_urge_answer(case: Case, *, at: datetime, urge) -> Move:
+    """督办回复: nothing about the case changes (the service lowers its count of unanswered urges); the event
+    links the urge answered."""
+    return Move(case.status, events.urge_answered_data(urge=urge))
+
+
 def move_merge(case: Case, *, at: datetime, target: Case) -> Move:
     """Merged into `target` (whose supporters the service raises): closed with a link."""
     case.duplicate_of = target
@@ -227,5 +298,7 @@ def urged_party(case: Case) -> PatrolTeam | None:
 
 
 def move_urge(case: Case, *, at: datetime) -> Move:
-    """督办: nothing about the case changes; the event names who was pressed (gridmgmt.notify tells them)."""
+    """督办: nothing about the case changes but its count of unanswered urges; the event names who was pressed
+    (gridmgmt.notify tells them)."""
+    case.urges_open += 1
     return Move(case.status, events.urged_data(team=urged_party(case)))

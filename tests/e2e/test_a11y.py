@@ -272,7 +272,7 @@ def test_axe_dispatch(browser, live_server_url, world, lang, check):
     page.wait_for_selector("#queue li[data-case]")
     check(page, f"/dispatch/ queue ({lang})", f"dispatch_{lang}")
     # "All open" (the last queue): every light; then a case opened with its ranked teams, duplicates and timeline.
-    page.select_option("#queue-filter", page.locator("#queue-filter option").last.get_attribute("value"))
+    page.locator("#queues [role=tab]").last.click()
     for light in ("red", "yellow", "green"):
         page.wait_for_selector(f'#queue li[data-light="{light}"]')
     page.locator(f'#queue li[data-case="{cases["red"].code}"]').click()

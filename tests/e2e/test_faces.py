@@ -80,7 +80,7 @@ NO_PROBLEMS = {"outside": [], "failed": [], "http_errors": [], "console_errors":
 
 
 def dispatch_select(page, code: str, queue: str):
-    page.select_option("#queue-filter", label=queue)
+    page.click(f'#queues [role=tab][data-label="{queue}"]')
     page.locator(f'#queue li[data-case="{code}"]').click()
     page.wait_for_selector(f'#d-title:has-text("{code}")')
 
@@ -125,7 +125,7 @@ def test_resident_report_to_closure_across_all_faces(browser, live_server_url, w
     dispatch_select(desk_page, case.code, "待立案")
     assert desk_page.locator("#d-photos img").count() == 1
     # The buttons are the case's `actions` from the server, labelled by it; no team picker yet.
-    assert shown_actions(desk_page, "#d-actions") == ["file", "void", "merge"]
+    assert shown_actions(desk_page, "#d-actions") == ["file", "void", "merge", "component_link", "reclassify"]
     assert desk_page.locator('#d-actions [data-action="void"]').inner_text() == "作废"
     assert desk_page.locator("#d-cands-box").is_hidden()
     desk_page.click('#d-actions [data-action="file"]')  # opens its form (an optional note)
@@ -230,7 +230,10 @@ def test_patrol_offline_queue_sends_each_report_exactly_once(browser, live_serve
     page.route("**/api/cases/", lose_first_answer)
     phone.set_offline(False)
     page.wait_for_selector('#net[data-online="true"]')
-    page.wait_for_function("document.querySelectorAll('#queue li').length === 0", timeout=40_000)
+    # Both listed as sent (the one whose answer was lost too), none waiting.
+    page.wait_for_function("document.querySelectorAll('#queue li[data-state=sent]').length === 2", timeout=40_000)
+    assert page.locator("#queue li[data-state=queued], #queue li[data-state=failed]").count() == 0
+    assert page.locator("#queue-count").is_hidden()
     assert lost["n"] == 1
     cases = Case.objects.filter(source=Case.Source.PATROL).order_by("id")
     assert [c.description for c in cases] == ["离线上报 0", "离线上报 1"]

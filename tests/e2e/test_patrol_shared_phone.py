@@ -94,7 +94,7 @@ def test_queued_entries_are_sent_only_by_the_officer_who_made_them(browser, live
     page.close()
     login_in(phone, live_server_url, "patrol")
     page, log = open_face(phone, f"{live_server_url}/patrol/")
-    page.wait_for_function("document.querySelectorAll('#queue li').length === 0", timeout=40_000)
+    page.wait_for_function("document.querySelectorAll('#queue li[data-state=sent]').length === 1", timeout=40_000)
     case = Case.objects.get()
     assert (case.description, case.reporter.username) == ("A 的离线上报", "patrol")
     assert log.outside() == [] and log.page_errors == []

@@ -307,9 +307,9 @@ def test_wall_viewport_cases_are_plain_rows_in_one_read(client, world, django_as
     assert data["cases"]["count"] == 2 and data["cases"]["limit"] == 500
     rows = data["cases"]["cases"]
     assert [r[2] for r in rows] == [fresh.code, late.code]  # newest first, like /api/cases/
-    lat, lon, _code, light, category, status = rows[1]
+    lat, lon, _code, light, category, status, pk, level, urgency = rows[1]
     assert (round(lon, 6), round(lat, 6)) == (round(late.point.x, 6), round(late.point.y, 6))
-    assert (light, category, status) == ("red", "乱堆物堆料", "已派遣")
+    assert (light, category, status, pk, level, urgency) == ("red", "乱堆物堆料", "已派遣", late.pk, 0, "normal")
     assert rows[0][3] == "none"  # reported: no clock runs
 
 
@@ -372,7 +372,7 @@ def test_every_page_gets_the_case_states_from_the_server(client, world):
 
 def test_dispatch_queues_and_patrol_tasks_follow_the_rules(client, world):
     html = login(client, world.users[User.Role.DISPATCHER]).get("/dispatch/").content.decode()
-    options = re.findall(r'<option value="([a-z_,]+)">([^<]+)</option>', html)
+    options = re.findall(r'role="tab" data-statuses="([a-z_,]+)" data-label="([^"]+)"', html)
     assert options == [
         ("reported", "待立案"),
         ("filed,sent_back", "待派遣"),
@@ -463,3 +463,64 @@ def test_page_scripts_are_modules_without_a_global_namespace(client, world):
     html = client.get("/wall/").content.decode()
     assert '<script type="module" src="/static/js/faces/wall.js">' in html
     assert "common.js" not in html and "GridRealtime" not in html  # the modules import what they use
+
+
+def test_patrol_worker_is_versioned_by_the_static_files(client, world, settings, tmp_path):
+    """A deploy reaches phones: the worker's cache name is a digest of the static files, so a changed file
+    changes the worker (and its activation drops the old cache); the page is looked up ignoring Vary."""
+    from gridmgmt.faces.views import static_version
+
+    login(client, world.users[User.Role.PATROL])
+    sw = client.get("/patrol/sw.js").content.decode()
+    assert f'const CACHE = "gridmgmt-patrol-{static_version()}";' in sw
+    assert "ignoreVary: true" in sw
+    settings.STATICFILES_DIRS = [tmp_path]
+    (tmp_path / "app.js").write_text("1")
+    before = static_version()
+    (tmp_path / "app.js").write_text("22")
+    assert static_version() != before
+    assert re.fullmatch(r"[0-9a-f]{12}", before)
+
+
+def test_wall_area_labels_name_streets_and_communities_in_the_page_language(client, django_assert_num_queries):
+    from django.contrib.gis.geos import GEOSGeometry
+
+    from tests.world import world_with_levels_build
+
+    w = world_with_levels_build()
+    w.street.name_en = "Lujiazui Subdistrict"
+    w.street.save(update_fields=["name_en"])
+    login(client, w.users[User.Role.WALL])
+    with django_assert_num_queries(7):  # session, user, district; SAVEPOINT, SET LOCAL, the labels, RELEASE
+        with_labels = client.get("/wall/snapshot.json?only=areas").json()["areas"]
+    assert [(level, name) for _lat, _lon, level, name in with_labels] == [
+        ("community", "梅园社区"),
+        ("street", "陆家嘴街道"),
+    ]
+    lat, lon = with_labels[1][:2]
+    assert w.street.boundary.contains(GEOSGeometry(f"SRID=4326;POINT({lon} {lat})"))  # inside the area
+    english = client.get("/wall/snapshot.json?only=areas", HTTP_ACCEPT_LANGUAGE="en").json()["areas"]
+    assert [name for *_rest, name in english] == ["梅园社区", "Lujiazui Subdistrict"]  # no name_en: the name
+
+
+def test_wall_alerts_list_escalated_and_urgent_open_cases_and_offline_cameras(client, world, django_assert_num_queries):
+    from geo.models import Camera
+
+    now = timezone.now()
+    high = CaseFactory(cell=world.cells[1], category=world.category, status=Case.Status.DISPATCHED, level=2)
+    low = CaseFactory(cell=world.cells[2], category=world.category, status=Case.Status.DISPATCHED, level=1)
+    CaseFactory(cell=world.cells[3], category=world.category, status=Case.Status.CLOSED, level=3, closed_at=now)
+    urgent = CaseFactory(cell=world.cells[4], category=world.category, urgency=Case.Urgency.URGENT)
+    CaseFactory(cell=world.cells[4], category=world.category)  # normal, at grid level: no alert
+    CameraFactory(cell=world.cells[0])
+    silent = CameraFactory(cell=world.cells[5], status=Camera.Status.OFFLINE, last_seen_at=now - timedelta(hours=2))
+    login(client, world.users[User.Role.WALL])
+    # session, user, district; then SAVEPOINT, SET LOCAL, a count and the first rows of each list, RELEASE
+    with django_assert_num_queries(12):
+        alerts = client.get("/wall/snapshot.json?only=alerts").json()["alerts"]
+    assert alerts["escalated"]["count"] == 2
+    assert [(r["code"], r["level"]) for r in alerts["escalated"]["rows"]] == [(high.code, 2), (low.code, 1)]
+    assert alerts["urgent"]["count"] == 1 and alerts["urgent"]["rows"][0]["code"] == urgent.code
+    assert alerts["urgent"]["rows"][0]["light"] == "none" and alerts["urgent"]["rows"][0]["category"] == "乱堆物堆料"
+    assert alerts["cameras"]["count"] == 1
+    assert [(c["code"], c["name"]) for c in alerts["cameras"]["rows"]] == [(silent.code, silent.name)]

@@ -152,14 +152,18 @@ def test_map_page_with_basemap_url_adds_that_layer(client, district, settings):
     assert 'L.tileLayer(\n                "/intranet-tiles/{z}/{x}/{y}.png"' in html
 
 
-def test_map_page_on_gcj02_basemap_shifts_boundary(client, district, settings):
+def test_map_page_on_gcj02_basemap_uses_the_gcj02_crs_and_keeps_data_wgs84(client, district, settings):
     wgs = client.get("/map/").content.decode()
     settings.BASEMAP_DATUM = "gcj02"
     gcj = client.get("/map/").content.decode()
     lon = lambda html: float(re.search(r'"coordinates": \[\[\[+([\d.]+)', html).group(1))  # noqa: E731
-    # ~470 m east in Shanghai: about 0.0045° of longitude.
-    assert 0.003 < lon(gcj) - lon(wgs) < 0.006
-    assert "datum=gcj02" in gcj
+    # The boundary stays WGS-84 in the page: the map's CRS (static/js/gcj02-crs.js) shifts every layer alike.
+    assert lon(gcj) == lon(wgs)
+    assert "crs: L.CRS.EPSG3857" in wgs and "gcj02-crs.js" not in wgs
+    assert "crs: L.CRS.GCJ02" in gcj and "/static/js/gcj02-crs.js" in gcj
+    assert gcj.index("gcj02-crs.js") < gcj.index("crs: L.CRS.GCJ02")  # defined before the map is made
+    assert "datum=gcj02" in gcj  # vector tiles, drawn past the CRS, are shifted by their endpoint
+    assert_offline(gcj)
 
 
 def test_admin_login_page(client, db):

@@ -69,3 +69,47 @@ def test_tile_is_revalidated_by_etag(client, cells):
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == first["ETag"]
     other = client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf", headers={"If-None-Match": first["ETag"]})
     assert other.status_code == 200 and other["ETag"] != first["ETag"]
+
+
+def _features_by_id(content: bytes) -> dict[int, dict]:
+    return {f["id"]: f for f in mapbox_vector_tile.decode(content)["cells"]["features"]}
+
+
+def test_cell_tile_features_carry_their_id_as_feature_id_and_property(client, cells):
+    # The wall shades a cell by the id its style function gets, and VectorGrid gives it the properties only.
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    features = _features_by_id(client.get(f"/tiles/cells/16/{x}/{y}.pbf").content)
+    assert cells[4].pk in features
+    assert all(f["properties"]["id"] == fid for fid, f in features.items())
+
+
+def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
+    import numpy as np
+
+    from geo.coords import wgs84_to_gcj02
+    from geo.selectors import TILE_EXTENT
+
+    z = 13
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, z)
+    wgs = _features_by_id(client.get(f"/tiles/cells/{z}/{x}/{y}.pbf").content)
+    gcj = _features_by_id(client.get(f"/tiles/cells/{z}/{x}/{y}.pbf?datum=gcj02").content)
+    both = set(gcj) & set(wgs)  # the grid is near the tile's edge: the shift moves some rows in or out
+    assert both
+
+    def tile_units(lon, lat):  # Web Mercator → this tile's units, y up (as decode() gives them)
+        n = TILE_EXTENT * 2**z
+        tx = (np.asarray(lon) + 180) / 360 * n - x * TILE_EXTENT
+        ty = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n - y * TILE_EXTENT
+        return tx, TILE_EXTENT - ty
+
+    by_id = {c.pk: c for c in cells}
+    for pk in both:
+        ring = np.array(by_id[pk].geom.coords[0][0])
+        ex, ey = tile_units(*wgs84_to_gcj02(ring[:, 0], ring[:, 1]))  # every vertex where GCJ-02 puts it
+        wx, _wy = tile_units(ring[:, 0], ring[:, 1])
+        (shown,) = gcj[pk]["geometry"]["coordinates"]
+        # ~1.2 m per unit at z13: within 1.5 units of the exact GCJ-02 position (rounding + the linearisation),
+        # ~470 m (~390 units) east of the WGS-84 one.
+        assert min(p[0] for p in shown) == pytest.approx(ex.min(), abs=1.5)
+        assert min(p[1] for p in shown) == pytest.approx(ey.min(), abs=1.5)
+        assert 300 < ex.min() - wx.min() < 450

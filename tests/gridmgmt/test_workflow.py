@@ -14,10 +14,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.http import Http404
 
+from geo.models import Component
 from gridmgmt import rules, services
 from gridmgmt.errors import DomainError, InvalidInput, OutsideServiceArea, RoleNotAllowed, TransitionNotAllowed
-from gridmgmt.models import Case, CaseEvent, CasePhoto, User
-from tests.factories import CaseEventFactory, CaseFactory
+from gridmgmt.models import Case, CaseEvent, CasePhoto, Category, User
+from tests.factories import CaseEventFactory, CaseFactory, CategoryFactory
 from tests.world import jpeg, world_build
 
 S, E, R = Case.Status, CaseEvent.Type, User.Role
@@ -158,6 +159,8 @@ def _case_in(world, status: str, **kw) -> Case:
     fields.update(kw)
     case = CaseFactory(**fields)
     CaseEventFactory(case=case, type=E.REPORTED, to_status=S.REPORTED)
+    if kw.get("urges_open"):
+        CaseEventFactory(case=case, type=E.URGED, from_status=status, to_status=status, data={"party": "team"})
     if status == S.PARKED:
         CaseEventFactory(case=case, type=E.PARKED, from_status=S.HANDLING, to_status=S.PARKED)
         Case.objects.filter(pk=case.pk).update(parked_at=now)
@@ -165,7 +168,7 @@ def _case_in(world, status: str, **kw) -> Case:
 
 
 def _calls(world, into: Case | None = None):
-    team = world.team.pk
+    team, other = world.team.pk, world.other_team.pk
     return {
         "file": lambda c, a: services.case_file(case_id=c.pk, actor=a),
         "void": lambda c, a: services.case_void(case_id=c.pk, actor=a, reason="现场无此问题"),
@@ -189,7 +192,30 @@ def _calls(world, into: Case | None = None):
         "merge": lambda c, a: services.case_merge(case_id=c.pk, actor=a, into_id=into.pk),
         "publish": lambda c, a: services.case_publish(case_id=c.pk, actor=a),
         "urge": lambda c, a: services.case_urge(case_id=c.pk, actor=a, note="请今天处理完"),
+        "urge_answer": lambda c, a: services.case_urge_answer(case_id=c.pk, actor=a, note="已安排", rule="urge_answer"),
+        "urge_answer_team": lambda c, a: services.case_urge_answer(
+            case_id=c.pk, actor=a, note="已安排", rule="urge_answer_team"
+        ),
+        "reassign": lambda c, a: services.case_reassign(case_id=c.pk, actor=a, team_id=other, reason="人手不足"),
+        "recall": lambda c, a: services.case_recall(case_id=c.pk, actor=a, reason="派错"),
+        "component_link": lambda c, a: services.case_component_link(case_id=c.pk, actor=a, component=_component(world)),
+        "reclassify": lambda c, a: services.case_reclassify(case_id=c.pk, actor=a, category=_other(world), reason="改"),
     }  # fmt: skip
+
+
+def _component(world) -> str:
+    """The code of a component in the world's centre cell (to link a case to)."""
+    if not Component.objects.filter(code="0101000001").exists():
+        cell = world.cells[4]
+        Component.objects.create(code="0101000001", major_class="01", location=cell.center, cell=cell)
+    return "0101000001"
+
+
+def _other(world) -> str:
+    """The code of a second category of the world's major class (to reclassify into)."""
+    if not Category.objects.filter(code="E0405").exists():
+        CategoryFactory(code="E0405", name="占道经营", parent=world.category.parent)
+    return "E0405"
 
 
 def _extra(action: str) -> dict:
@@ -197,6 +223,8 @@ def _extra(action: str) -> dict:
         "extension_approve": {"extension_pending": True},
         "extension_reject": {"extension_pending": True},
         "publish": {"source": Case.Source.HOTLINE},  # residents' own reports are public already
+        "urge_answer": {"urges_open": 1},
+        "urge_answer_team": {"urges_open": 1},  # an urge awaits its answer (_case_in writes the URGED event)
     }.get(action, {})
 
 
@@ -230,6 +258,12 @@ ALLOWED = {
     "park": "....L.A",
     "resume": "....L.A",
     "urge": "....L.A",
+    "urge_answer": "..D....",
+    "urge_answer_team": ".P.....",
+    "reassign": "..D.L.A",
+    "recall": "..D.L.A",
+    "reclassify": "..D.L.A",
+    "component_link": "..D.L.A",
 }
 MATRIX = [(action, role, row[i] != ".") for action, row in ALLOWED.items() for i, role in enumerate(ROLES)]
 

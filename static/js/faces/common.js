@@ -110,12 +110,60 @@ export function timeText(iso) {
 }
 
 /* --- photos --- */
-const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
+// HEIC/HEIF (iPhones): the browser cannot draw it, the server converts it to JPEG (gridmgmt/photos.py).
+const HEIC_TYPES = ["image/heic", "image/heif"];
+const PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp", ...HEIC_TYPES];
+export const PHOTO_EDGE = 2560; // gridmgmt/photos.py MAX_EDGE: what the server would shrink to anyway
+export const photoMax = () => config.photoMax || 9; // gridmgmt/photos.py MAX_PHOTOS, from the page's config
 export function photoProblem(file) {
   if (!file) return t("photo_required");
-  if (file.type && !PHOTO_TYPES.includes(file.type)) return t("photo_type");
+  if (file.type && !PHOTO_TYPES.includes(file.type) && !/\.(heic|heif)$/i.test(file.name || "")) return t("photo_type");
   if (file.size > 10 * 1024 * 1024) return t("photo_size");
   return "";
+}
+
+/* A photo as it is worth sending: a JPEG no longer than PHOTO_EDGE on its long side, turned upright (a
+   50-MB phone shot becomes ~1 MB before it waits in the queue). A JPEG already small enough, a HEIC the
+   browser cannot draw, or anything that fails to decode is sent as it is (the server checks and converts). */
+export async function photoShrink(file) {
+  if (!file || HEIC_TYPES.includes(file.type) || /\.(heic|heif)$/i.test(file.name || "")) return file;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch (err) {
+    return file;
+  }
+  const long = Math.max(bitmap.width, bitmap.height);
+  if (file.type === "image/jpeg" && long <= PHOTO_EDGE) {
+    bitmap.close();
+    return file;
+  }
+  const scale = Math.min(1, PHOTO_EDGE / long);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+  if (!blob) return file;
+  const name = (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
+  return new File([blob], name, { type: "image/jpeg", lastModified: file.lastModified });
+}
+
+/* Several photos, each checked and shrunk: {files: [File], problem: ""}; at most photoMax(). */
+export async function photosReady(list) {
+  const picked = [...(list || [])];
+  if (picked.length > photoMax()) return { files: [], problem: t("photo_count", { n: photoMax() }) };
+  const files = [];
+  for (const file of picked) {
+    let problem = photoProblem(file);
+    if (problem) return { files: [], problem };
+    const small = await photoShrink(file);
+    problem = photoProblem(small);
+    if (problem) return { files: [], problem };
+    files.push(small);
+  }
+  return { files, problem: "" };
 }
 
 /* The GPS position in a JPEG's EXIF (APP1), or null. Enough of TIFF to read GPSLatitude/Longitude. */
@@ -279,6 +327,10 @@ function inputControl(input) {
       return h("select", attrs, h("option", { value: "", text: "—" }), (config.urgencies || []).map(([v, l]) => h("option", { value: v, text: l })));
     case "case":
       return h("input", { ...attrs, type: "text", maxlength: 32, autocomplete: "off" });
+    case "component": // a component code (the desk fills it from a click on the components layer)
+      return h("input", { ...attrs, type: "text", maxlength: 24, autocomplete: "off", "data-component-input": "" });
+    case "category": // a category code; the page may offer a <datalist id="gm-categories"> of them
+      return h("input", { ...attrs, type: "text", maxlength: 16, autocomplete: "off", list: "gm-categories" });
     default: // "text", and any kind this page does not know yet
       return h("textarea", { ...attrs, rows: 2, maxlength: 2000 });
   }
@@ -312,17 +364,16 @@ export function actionForm(action, { preset = {}, title = "", submitLabel = "", 
       onCancel ? h("button", { type: "button", class: "gm-secondary", "data-cancel": "", text: t("cancel"), onclick: onCancel }) : null,
     ),
   );
-  form.addEventListener("submit", (e) => {
+  form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const fields = { ...(action.fields || {}), ...preset };
     const files = [];
     for (const [input, control] of controls) {
       if (input.kind === "photos") {
-        for (const file of control.files) {
-          const problem = photoProblem(file);
-          if (problem) return say(err, problem, "error");
-          files.push({ field: input.name, name: file.name || "photo.jpg", blob: file });
-        }
+        // Several photos (up to the server's cap), each shrunk on the phone before it is queued or sent.
+        const ready = await photosReady(control.files);
+        if (ready.problem) return say(err, ready.problem, "error");
+        for (const file of ready.files) files.push({ field: input.name, name: file.name || "photo.jpg", blob: file });
         if (input.required && !files.some((f) => f.field === input.name)) {
           control.focus();
           return say(err, t("input_photo_required", { label: input.label }), "error");

@@ -1,11 +1,12 @@
-/* /dispatch/: the queue (sortable by deadline), one case's photos, place, duplicates nearby and ranked
-   teams on the map with their reasons, and the actions the server says this user may take on the case
-   now (each case's `actions`, from gridmgmt.rules). This page holds no role and no status table: an action
-   that needs a team is offered on each ranked team, one that needs a case on each duplicate, the rest as
-   buttons that open a form for their inputs. A refused action shows the server's message and changes
-   nothing. */
+/* /dispatch/: the queue (server-side: a tab per stage with its count, search, filters, ordering, "load more"),
+   one case's photos, place, duplicates nearby and ranked teams on the map with their facts, and the actions the
+   server says this user may take on the case now (each case's `actions`, from gridmgmt.rules). This page holds no
+   role and no status table: an action that needs a team is offered on each ranked team, one that needs a case on
+   each duplicate, the rest as buttons that open a form for their inputs. A refused action shows the server's
+   message and changes nothing. The queue follows the desk's scope on the real-time feed (no polling): a change
+   reloads what is shown, a new report that fits the queue is pinned at its top at once. */
 import { RealtimeClient } from "../realtime.js";
-import { actionBody, actionButton, actionForm, actionLabel, api, countdown, h, map as leafletMap, say, t, timeText } from "./common.js";
+import { actionBody, actionButton, actionForm, actionLabel, api, config, countdown, h, map as leafletMap, say, t, timeText } from "./common.js";
 import { inbox } from "./inbox.js";
 import { speakerConfig, speakerForm } from "./speakers.js";
 
@@ -13,60 +14,210 @@ const $ = (id) => document.getElementById(id);
 const map = leafletMap();
 const overlay = L.layerGroup().addTo(map);
 const queueLayer = L.layerGroup().addTo(map);
-let cases = [];
 let current = null;
+let picking = null; // the case last asked for: a slower answer for an earlier pick is dropped
 
 const inputOf = (action, kind) => (action.inputs || []).find((i) => i.kind === kind);
 const actionsWith = (p, kind) => (p.actions || []).filter((a) => inputOf(a, kind));
 
-const QUEUE_PAGE = 200;
-async function loadQueue() {
-  // The server orders by deadline, so the page holds the most urgent cases of the whole queue.
-  const order = $("sort").dataset.dir === "asc" ? "deadline" : "-deadline";
-  const r = await api(`/api/cases/?status=${$("queue-filter").value}&order=${order}&page_size=${QUEUE_PAGE}`);
+/* --- the queue: what is asked of the server (tab, search, filters, ordering) and what it answered --- */
+
+const QUEUE_PAGE = 50;
+const QUEUE_MAX = 500; // the API's largest page: a refresh re-reads what is shown in one request
+const queue = { rows: [], count: 0, pinned: new Map(), seq: 0 };
+const tabs = () => [...document.querySelectorAll("#queues [role=tab]")];
+const activeTab = () => tabs().find((b) => b.getAttribute("aria-selected") === "true") || tabs()[0];
+const filterSelects = () => [...document.querySelectorAll("#queue-filters [data-filter]")];
+
+/* The list's query without the status (the tabs' counts use the same one) and with it. */
+function queueParams({ withStatus = true } = {}) {
+  const params = new URLSearchParams();
+  const text = $("q").value.trim();
+  if (text) params.set("search", text);
+  for (const sel of filterSelects()) if (sel.value) params.set(sel.dataset.filter, sel.value);
+  if (withStatus) {
+    params.set("status", activeTab().dataset.statuses);
+    params.set("ordering", $("ordering").value);
+  }
+  return params;
+}
+
+/* Read the first `size` cases of the queue (a fresh read replaces the rows; `append` reads the next page). */
+async function loadQueue({ append = false, size = QUEUE_PAGE } = {}) {
+  const seq = ++queue.seq; // an older answer arriving after a newer request is dropped
+  const params = queueParams();
+  params.set("page_size", String(size));
+  if (append) params.set("page", String(Math.floor(queue.rows.length / QUEUE_PAGE) + 1));
+  const r = await api(`/api/cases/?${params}`);
+  if (seq !== queue.seq) return;
   if (!r.ok) return say($("queue-msg"), r.message, "error");
-  cases = r.data.features;
-  // Never hide that there are more: the count comes with the page.
-  say($("queue-msg"), r.data.count > cases.length ? t("queue_more", { shown: cases.length, count: r.data.count }) : "");
+  say($("queue-msg"), "");
+  // A page boundary can fall inside what is shown (a refresh read 57 rows): a row already shown is not added twice.
+  const shown = new Set(queue.rows.map((f) => f.id));
+  queue.rows = append ? [...queue.rows, ...r.data.features.filter((f) => !shown.has(f.id))] : r.data.features;
+  queue.count = r.data.count;
+  for (const f of queue.rows) queue.pinned.delete(f.id);
   renderQueue();
 }
-function renderQueue() {
-  const dir = $("sort").dataset.dir === "asc" ? 1 : -1;
-  const key = (f) => f.properties.deadline_at || f.properties.reported_at || "";
-  cases.sort((a, b) => dir * key(a).localeCompare(key(b)));
-  queueLayer.clearLayers();
-  if (!cases.length) return $("queue").replaceChildren(h("li", { class: "gm-muted", text: t("no_cases") }));
-  $("queue").replaceChildren(
-    ...cases.map((f) => {
-      const p = f.properties;
-      const [lon, lat] = f.geometry.coordinates;
-      L.circleMarker([lat, lon], { radius: 5, color: "#7f8c8d", fillOpacity: 0.6 }).on("click", () => select(f.id)).addTo(queueLayer);
-      // The row is one button (Enter and Space open it, a screen reader names it); a click anywhere on the row too.
-      return h(
-        "li",
-        { "data-light": p.light, "data-case": p.code, "aria-current": current && current.id === f.id ? "true" : null, onclick: () => select(f.id) },
-        h(
-          "button",
-          { type: "button", class: "gm-queue-open" },
-          h("strong", { text: `${(p.category && (p.category.label || p.category.name)) || ""} · ${p.status_label}` }),
-          h("span", { class: "gm-muted", text: `${p.code} · ${p.source_label}` }),
-          p.deadline_at && p.light !== "none" ? h("span", { text: countdown(p.deadline_at) }) : null, // no clock running (parked…): no countdown
-        ),
-      );
-    }),
+/* Everything shown again, as the server has it now (after a feed event or an action). */
+const refreshQueue = () => Promise.all([loadQueue({ size: Math.min(QUEUE_MAX, Math.max(QUEUE_PAGE, queue.rows.length)) }), loadCounts()]);
+/* A new question (tab, search, filter, ordering): start from the first page, forget pinned arrivals. */
+function restartQueue() {
+  queue.pinned.clear();
+  queue.rows = [];
+  $("queue").scrollTop = 0;
+  return Promise.all([loadQueue(), loadCounts()]);
+}
+
+async function loadCounts() {
+  // One read for every tab: the statuses of all of them, counted per status.
+  const params = queueParams({ withStatus: false });
+  params.set("status", [...new Set(tabs().flatMap((tab) => tab.dataset.statuses.split(",")))].join(","));
+  const r = await api(`/api/cases/counts/?${params}`);
+  if (!r.ok) return;
+  for (const tab of tabs()) {
+    const n = tab.dataset.statuses.split(",").reduce((sum, status) => sum + (r.data.by_status[status] || 0), 0);
+    tab.querySelector("[data-count]").textContent = String(n);
+  }
+}
+
+function queueRow(f, { pinned = false } = {}) {
+  const p = f.properties;
+  const category = (p.category && (p.category.label || p.category.name)) || "";
+  const where = p.address || p.cell || "";
+  // The row is one button (Enter and Space open it, a screen reader names it); a click anywhere on the row too.
+  return h(
+    "li",
+    { "data-light": p.light, "data-case": p.code, "data-new": pinned ? "true" : null, "aria-current": current && current.id === f.id ? "true" : null, onclick: () => select(f.id) },
+    h(
+      "button",
+      { type: "button", class: "gm-queue-open" },
+      h("strong", {}, pinned ? h("span", { class: "gm-new", text: t("queue_new") }) : null, `${category} · ${p.status_label}`),
+      h("span", { class: "gm-muted", text: `${p.code} · ${p.source_label}${p.level > 1 ? ` · ${t("queue_level", { level: p.level_label })}` : ""}` }),
+      where ? h("span", { class: "gm-queue-where", text: where }) : null,
+      p.summary ? h("span", { class: "gm-queue-desc", text: p.summary }) : null,
+      // No clock running (parked…): no countdown. The countdown says "overdue" in words; yellow says it too.
+      p.deadline_at && p.light !== "none" ? h("span", { class: "gm-queue-clock", text: p.light === "yellow" ? `${config.states.lightLabels.yellow} · ${countdown(p.deadline_at)}` : countdown(p.deadline_at) }) : null,
+    ),
   );
 }
-$("queue-filter").addEventListener("change", loadQueue);
-$("sort").addEventListener("click", () => {
-  const asc = $("sort").dataset.dir !== "asc";
-  $("sort").dataset.dir = asc ? "asc" : "desc";
-  $("sort").textContent = $("sort").textContent.replace(/[↑↓]/, asc ? "↑" : "↓");
-  loadQueue();
-});
+
+function renderQueue() {
+  queueLayer.clearLayers();
+  const pinned = [...queue.pinned.values()];
+  for (const f of [...pinned, ...queue.rows]) {
+    const [lon, lat] = f.geometry.coordinates;
+    L.circleMarker([lat, lon], { radius: 5, color: "#7f8c8d", fillOpacity: 0.6 }).on("click", () => select(f.id)).addTo(queueLayer);
+  }
+  const rows = [...pinned.map((f) => queueRow(f, { pinned: true })), ...queue.rows.map((f) => queueRow(f))];
+  $("queue").replaceChildren(...(rows.length ? rows : [h("li", { class: "gm-muted", text: t("no_cases") })]));
+  const shown = queue.rows.length;
+  $("queue-count").textContent = queue.count ? t("queue_count", { shown, count: queue.count }) : "";
+  // Never hide that there are more: "load more" says how many are left.
+  const left = queue.count - shown;
+  $("queue-more").hidden = left <= 0;
+  $("queue-more").textContent = t("queue_load_more", { n: Math.min(left, QUEUE_PAGE), left });
+}
+
+/* A case the feed announces: pinned at the top when it fits this queue's question and is not shown yet. With
+   no search or filter set, the envelope's status says whether it belongs to this tab, and it is drawn from the
+   envelope at once; the server then answers whether it fits (search, filters, scope) with the full row. */
+function envelopeRow(d) {
+  const sources = Object.fromEntries((config.filters || {}).source || []);
+  return {
+    id: d.case_id,
+    geometry: { type: "Point", coordinates: [d.lon, d.lat] },
+    properties: {
+      code: d.code,
+      status: d.status,
+      status_label: config.states.labels[d.status] || d.status,
+      category: { code: d.category, name: d.category_name },
+      source_label: sources[d.source] || d.source,
+      address: d.address,
+      light: d.light || "none",
+      deadline_at: d.deadline_at,
+      level: d.level,
+    },
+  };
+}
+async function pinArrival(d) {
+  const caseId = d.case_id;
+  if (queue.rows.some((f) => f.id === caseId) || queue.pinned.has(caseId)) return;
+  const params = queueParams();
+  const plain = [...params.keys()].every((k) => k === "status" || k === "ordering");
+  if (plain && activeTab().dataset.statuses.split(",").includes(d.status) && d.lon !== undefined) {
+    queue.pinned.set(caseId, envelopeRow(d));
+    renderQueue();
+  }
+  params.set("code", d.code);
+  const r = await api(`/api/cases/?${params}`);
+  if (!r.ok) return;
+  const f = r.data.features.find((x) => x.id === caseId);
+  if (f && !queue.rows.some((x) => x.id === caseId)) queue.pinned.set(caseId, f);
+  else queue.pinned.delete(caseId);
+  renderQueue();
+}
+
+function setupQueue() {
+  for (const tab of tabs()) {
+    tab.addEventListener("click", () => {
+      for (const other of tabs()) other.setAttribute("aria-selected", other === tab ? "true" : "false");
+      restartQueue();
+    });
+  }
+  const filters = config.filters || {};
+  for (const sel of filterSelects()) {
+    const choices = filters[sel.dataset.filter] || [];
+    sel.replaceChildren(h("option", { value: "", text: t("filter_all") }), ...choices.map(([value, label]) => h("option", { value, text: label })));
+    sel.addEventListener("change", () => {
+      showFiltersOn();
+      restartQueue();
+    });
+  }
+  $("filters-clear").addEventListener("click", () => {
+    for (const sel of filterSelects()) sel.value = "";
+    showFiltersOn();
+    restartQueue();
+  });
+  $("queue-search").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    restartQueue();
+  });
+  let typing = null;
+  $("q").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(restartQueue, 300); // search as one types, once a pause says the word is there
+  });
+  $("ordering").addEventListener("change", () => {
+    syncOverdue();
+    restartQueue();
+  });
+  $("overdue-first").addEventListener("click", () => {
+    // "Overdue first": red cases on top, the longest overdue first (ordering=light); again: back to deadlines.
+    $("ordering").value = $("ordering").value === "light" ? "deadline" : "light";
+    syncOverdue();
+    restartQueue();
+  });
+  $("queue-more").addEventListener("click", () => loadQueue({ append: true }));
+}
+const syncOverdue = () => $("overdue-first").setAttribute("aria-pressed", $("ordering").value === "light" ? "true" : "false");
+function showFiltersOn() {
+  const n = filterSelects().filter((sel) => sel.value).length;
+  $("filters-on").textContent = n ? t("filters_on", { n }) : "";
+}
+async function loadTeamFilter() {
+  const { teams } = await teamList();
+  const sel = document.querySelector('#queue-filters [data-filter="team"]');
+  const chosen = sel.value;
+  sel.replaceChildren(h("option", { value: "", text: t("filter_all") }), ...teams.map((tm) => h("option", { value: tm.code, text: tm.name })));
+  sel.value = chosen;
+}
 
 async function select(id) {
+  picking = id;
   const r = await api(`/api/cases/${id}/`);
   if (!r.ok) return say($("queue-msg"), r.message, "error");
+  if (picking !== null && picking !== id) return; // another case was picked meanwhile
   current = { id, feature: r.data, version: r.data.properties.version };
   document.querySelectorAll("#queue li").forEach((li) => {
     if (li.dataset.case === r.data.properties.code) li.setAttribute("aria-current", "true");
@@ -97,6 +248,7 @@ function showCase(f) {
   loadDuplicates(f);
   loadTimeline(current.id);
   loadSpeakers(f);
+  document.dispatchEvent(new CustomEvent("gm:case-shown", { detail: f })); // desk_actions.js: the print link
 }
 
 /* --- actions --- */
@@ -139,61 +291,85 @@ async function act(action, { fields, files }) {
   current.version = r.data.properties.version;
   showCase(r.data);
   say($("d-msg"), t("done"), "ok");
-  loadQueue();
+  refreshQueue();
 }
 
 /* --- the team picker: the ranked candidates, shown when an allowed action needs a team --- */
 
 async function loadCandidates(f) {
   const p = f.properties;
+  const id = current.id;
   const teamActions = actionsWith(p, "team");
+  // Only while the case can be sent to a team: a handled, closed or already dispatched case shows no ranking.
   $("d-cands-box").hidden = !teamActions.length;
   $("d-cands").replaceChildren();
+  $("d-cands-rule").textContent = config.rankingRule || "";
   if (!teamActions.length) return;
   const [lon, lat] = f.geometry.coordinates;
-  const r = await api(`/api/cases/${current.id}/candidates/`);
-  const list = r.ok ? r.data.results || r.data.candidates || r.data : [];
-  if (!Array.isArray(list) || !list.length) {
+  const r = await api(`/api/cases/${id}/candidates/`);
+  if (!current || current.id !== id) return; // another case was picked meanwhile
+  const list = r.ok ? r.data.results || [] : [];
+  const { teams, positions } = await teamList();
+  if (!current || current.id !== id) return;
+  if (!list.length) {
     // No ranking available: every visible team, so a case can still go out.
-    const teams = await api("/api/teams/?page_size=500");
-    const items = teams.ok ? teams.data.features.map((tf) => ({ team: { id: tf.id, name: tf.properties.name, code: tf.properties.code }, reasons: [], geometry: tf.geometry })) : [];
+    const items = teams.map((tm) => ({ team: tm, geometry: positions.get(tm.id) }));
     return renderCandidates(items, teamActions, lat, lon, t("no_candidates"));
   }
   // The ranking names teams; their last positions (to draw them) come from the team list.
-  const positions = await teamPositions();
   renderCandidates(
-    list.map((c) => ({ ...c, position: c.position || positions.get(c.team.id) })),
+    list.map((c) => ({ ...c, position: positions.get(c.team.id) })),
     teamActions,
     lat,
     lon,
     "",
   );
 }
-let positionsCache = null;
-async function teamPositions() {
-  if (!positionsCache || Date.now() - positionsCache.at > 30000) {
+let teamsCache = null;
+/* The visible teams ({id, code, name}) and their last positions, read at most every 30 s. */
+async function teamList() {
+  if (!teamsCache || Date.now() - teamsCache.at > 30000) {
     const r = await api("/api/teams/?page_size=500");
-    const positions = new Map(r.ok ? r.data.features.filter((f) => f.geometry).map((f) => [f.id, f.geometry]) : []);
-    positionsCache = { at: Date.now(), positions };
+    const features = r.ok ? r.data.features : [];
+    teamsCache = {
+      at: Date.now(),
+      teams: features.map((tf) => ({ id: tf.id, code: tf.properties.code, name: tf.properties.name })),
+      positions: new Map(features.filter((tf) => tf.geometry).map((tf) => [tf.id, tf.geometry])),
+    };
   }
-  return positionsCache.positions;
+  return teamsCache;
+}
+
+/* A ranked team's facts, each labelled in words (the score itself is not shown: the rule above says how the
+   facts order the teams). */
+function teamFacts(c) {
+  if (c.workload === undefined) return null;
+  const fact = (label, value, kind) => h("div", {}, h("dt", { text: label }), h("dd", { text: value, "data-kind": kind || null }));
+  const metres = (m) => (m >= 1000 ? t("fact_km", { km: (m / 1000).toFixed(1) }) : t("fact_metres", { m: Math.round(m) }));
+  return h(
+    "dl",
+    { class: "gm-cand-facts" },
+    fact(t("fact_distance"), c.distance_m === null ? t("fact_unknown") : metres(c.distance_m)),
+    fact(t("fact_workload"), t("fact_cases", { n: c.workload }), c.workload ? null : "good"),
+    fact(t("fact_owner"), c.owns_grid ? t("fact_owner_yes") : t("fact_no"), c.owns_grid ? "good" : "no"),
+    fact(t("fact_skill"), c.skill ? t("fact_skill_yes") : t("fact_no"), c.skill ? "good" : "no"),
+    c.busy ? fact(t("fact_status"), t("fact_busy"), "warn") : null,
+  );
 }
 
 function renderCandidates(list, teamActions, lat, lon, note) {
   const items = list.map((c, i) => {
-    const pos = c.position || (c.team && c.team.position) || c.geometry;
+    const pos = c.position || c.geometry;
     if (pos && pos.coordinates && i < 5) {
       const [tl, ta] = pos.coordinates;
       L.polyline([[lat, lon], [ta, tl]], { color: i === 0 ? "#27ae60" : "#2e86de", weight: i === 0 ? 4 : 2, dashArray: i ? "4 6" : null }).addTo(overlay);
-      L.marker([ta, tl], { icon: L.divIcon({ className: "", html: `<div class="gm-team">${i + 1}. ${c.team.name}</div>`, iconSize: null }) }).addTo(overlay);
+      L.marker([ta, tl], { icon: L.divIcon({ className: "", html: `<div class="gm-team">${i + 1}. ${esc(c.team.name)}</div>`, iconSize: null }) }).addTo(overlay);
     }
-    const facts = [c.distance_m !== undefined && c.distance_m !== null ? `${Math.round(c.distance_m)} m` : null, c.workload !== undefined ? `${c.workload}` : null].filter(Boolean).join(" · ");
     return h(
       "li",
       { "data-team": c.team.code },
-      h("strong", { text: `${i + 1}. ${c.team.name}` + (c.score !== undefined ? ` (${Number(c.score).toFixed(2)})` : "") }),
-      facts ? h("span", { class: "gm-muted", text: facts }) : null,
-      c.reasons && c.reasons.length ? h("ul", { class: "gm-reasons" }, c.reasons.map((x) => h("li", { text: x }))) : null,
+      h("strong", { text: `${i + 1}. ${c.team.name}` }),
+      teamFacts(c),
       h(
         "div",
         { class: "gm-actions" },
@@ -270,21 +446,42 @@ async function loadTimeline(id) {
   );
 }
 
-loadQueue();
-setInterval(loadQueue, 20000);
+document.addEventListener("gm:cases-changed", () => (refreshQueue(), current && select(current.id))); // desk_actions.js
+document.addEventListener("gm:open-case", (e) => select(e.detail)); // desk_actions.js: a case of the urge ledger
 
-/* The user's notifications (a send-back, an escalation…): badge and list on the feed; a line opens its case
-   here. ?case=<id> (a line followed from another face) opens that case. */
+/* The feed: the desk's scope keeps the queue, its counts and the open case current (no polling); the user's
+   own scope feeds the inbox (a send-back, an escalation…: badge and list; a line opens its case here). */
 const box = inbox({ onOpen: (n) => (select(n.case_id), true) });
-if (box) {
+let refreshing = null;
+let currentTouched = false;
+function caseEvents(events) {
+  for (const e of events) {
+    if (e.type === "case.created" && e.data && e.data.case_id) pinArrival(e.data);
+  }
+  // At most one read of the queue per half second however busy the feed (new reports are pinned at once,
+  // above); the open case is read again unless a form is being filled in.
+  currentTouched = currentTouched || Boolean(current && events.some((e) => e.data && e.data.case_id === current.id));
+  if (refreshing) return;
+  refreshing = setTimeout(() => {
+    refreshing = null;
+    refreshQueue();
+    if (currentTouched && current && $("d-form").hidden) select(current.id);
+    currentTouched = false;
+  }, 500);
+}
+const scopes = [config.scope, box && box.scope].filter(Boolean);
+setupQueue();
+loadTeamFilter();
+if (scopes.length) {
   new RealtimeClient({
-    scopes: [box.scope],
-    onSnapshot: () => box.load(),
-    onEvents: (_scope, events) => {
+    scopes,
+    onSnapshot: (scope) => (scope === config.scope ? refreshQueue() : box.load()),
+    onEvents: (scope, events) => {
+      if (scope === config.scope) return caseEvents(events.filter((e) => e.type.startsWith("case.")));
       box.apply(events);
-      loadQueue(); // a case came back or moved up: the queue shows it now
     },
   }).connect();
 }
+restartQueue(); // at once, not only when the feed's snapshot asks (a page whose socket cannot open still works)
 const asked = new URLSearchParams(location.search).get("case");
 if (asked && /^[0-9]+$/.test(asked)) select(Number(asked));

@@ -8,15 +8,16 @@
    A task's buttons are its `actions` as the server sends them (gridmgmt.rules): this page holds no role and
    no status table; an action with inputs opens a small form for them (photos, note, hours…). */
 import { RealtimeClient } from "../realtime.js";
-import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, say, states, store, t, timeText, uuid } from "./common.js";
+import { actionButton, actionForm, actionLabel, api, config, countdown, exifGps, gps, h, locationPin, map, photoProblem, photosReady, say, states, store, t, timeText, uuid } from "./common.js";
 import { alerts, inbox } from "./inbox.js";
 
 const $ = (id) => document.getElementById(id);
 const me = config.user || {};
 const mine = (entry) => me.id !== undefined && me.id !== null && entry.user === me.id;
-let photo = null;
+let photos = []; // the report's photos, shrunk (common.js photosReady)
 let here = null; // last known position {lat, lon}
 let flushing = false;
+let retrySoon = null; // the timer of a quick second try after a failure while online
 const taskLayer = L.layerGroup().addTo(map());
 
 /* --- tabs and network state --- */
@@ -51,7 +52,7 @@ async function locate() {
     accuracy = Math.round(p.accuracy);
     return pin.place(L.latLng(p.lat, p.lon), "gps", true);
   }
-  const e = photo && (await exifGps(photo));
+  const e = null; // the photos' EXIF position is read when they are picked
   if (e) return pin.place(L.latLng(e.lat, e.lon), "exif", true);
   say($("loc-status"), t("gps_failed"), "warn");
 }
@@ -82,28 +83,49 @@ $("category-search").addEventListener("input", (e) => fillCategories(e.target.va
 fillCategories("");
 
 $("photo").addEventListener("change", async (e) => {
-  const file = e.target.files[0];
-  const problem = photoProblem(file);
-  if (problem) {
+  const picked = [...e.target.files];
+  // The position is read from the original (shrinking drops EXIF) before the photos are shrunk.
+  const ex = !here && picked.length ? await exifGps(picked[0]) : null;
+  const ready = await photosReady(picked);
+  if (ready.problem) {
     $("photo").value = "";
-    return say($("msg"), problem, "error");
+    return say($("msg"), ready.problem, "error");
   }
-  photo = file;
-  $("photo-preview").src = URL.createObjectURL(file);
-  $("photo-preview").hidden = false;
+  photos = ready.files;
+  $("photo-previews").replaceChildren(...photos.map((f, i) => h("img", { class: "gm-preview", src: URL.createObjectURL(f), alt: t("photo_alt", { kind: "", n: i + 1 }) })));
+  $("photo-previews").hidden = !photos.length;
+  say($("photo-count"), photos.length > 1 ? t("photos_picked", { n: photos.length }) : "");
   say($("msg"), "");
-  if (!here) {
-    const ex = await exifGps(file);
-    if (ex) pin.place(L.latLng(ex.lat, ex.lon), "exif", true);
-  }
+  if (ex) pin.place(L.latLng(ex.lat, ex.lon), "exif", true);
 });
 
-/* --- the queue --- */
+/* --- the queue ---
+   An entry records when and where it was made (`created`, `where`): an action sends that time as
+   `occurred_at`, which the server takes (bounded by its clock) as when the work was done. Its state is
+   "queued" (waiting), "sent" (kept a day so the list says what happened) or "failed" (with the server's
+   reason). A replay of a request the server had already applied comes back as that request's answer (the
+   idempotency key), so an answer lost on the way is still "sent". */
+const SENT_KEEP_MS = 24 * 3600 * 1000;
+const unsent = (e) => e.state !== "sent";
 async function enqueue(entry) {
-  entry = { key: uuid(), state: "queued", error: "", created: new Date().toISOString(), files: [], ...entry, user: me.id };
+  entry = {
+    key: uuid(),
+    state: "queued",
+    error: "",
+    created: new Date().toISOString(),
+    where: here ? { lat: here.lat, lon: here.lon } : null,
+    files: [],
+    ...entry,
+    user: me.id,
+  };
+  entry.fields = { ...entry.fields, occurred_at: entry.created }; // when it was done, for the server's clocks
   await store.put("queue", entry);
   await renderQueue();
   flush();
+}
+/* The same action on the same case already waiting (a second tap while offline): not queued twice. */
+async function queuedAlready(url) {
+  return (await store.all("queue")).some((e) => mine(e) && e.kind === "action" && e.url === url && e.state === "queued");
 }
 
 function formOf(entry) {
@@ -125,12 +147,19 @@ async function flush() {
       const r = await api(entry.url, { method: "POST", body: formOf(entry), headers: { "Idempotency-Key": entry.key } });
       sent += 1;
       if (r.ok) {
-        await store.del("queue", entry.id);
+        entry.state = "sent";
+        entry.error = "";
+        entry.sent = new Date().toISOString();
+        await store.put("queue", entry);
+        await renderQueue(); // the task's "waiting" line goes before its detail is redrawn
         if (entry.kind === "action") actionDone(entry, r.data);
       } else if (r.network || r.status >= 500 || r.status === 429) {
         entry.error = r.message;
         await store.put("queue", entry);
-        break; // try again when the network or the server is back; keep the order
+        // Try again when the network or the server is back (the online event, the 15 s timer); a failure while
+        // the phone says it is online (an answer lost, a server restarting) soon, once.
+        if (navigator.onLine && !retrySoon) retrySoon = setTimeout(() => ((retrySoon = null), flush()), 2000);
+        break; // keep the order
       } else {
         entry.state = "failed";
         entry.error = r.message;
@@ -145,19 +174,34 @@ async function flush() {
   }
 }
 
+const STATE_WORDS = { queued: "waiting", sent: "sent", failed: "failed" };
+let waitingByCase = new Map(); // case id → the labels of this user's actions on it still waiting (task detail)
 async function renderQueue() {
-  const entries = await store.all("queue");
-  const own = entries.filter(mine);
-  $("queue-count").textContent = String(own.length);
-  $("queue-count").hidden = !own.length;
+  let entries = await store.all("queue");
+  // What was sent stays listed for a day, then goes.
+  const old = entries.filter((e) => e.state === "sent" && Date.now() - new Date(e.sent).getTime() > SENT_KEEP_MS);
+  for (const e of old) await store.del("queue", e.id);
+  entries = entries.filter((e) => !old.includes(e));
+  const own = entries.filter(mine).sort((a, b) => b.id - a.id); // newest first
+  const waiting = own.filter(unsent).length;
+  waitingByCase = new Map();
+  for (const e of own.filter((x) => x.kind === "action" && x.state === "queued").reverse()) {
+    waitingByCase.set(e.caseId, [...(waitingByCase.get(e.caseId) || []), e.label.split(" · ")[0]]);
+  }
+  $("queue-count").textContent = String(waiting);
+  $("queue-count").hidden = !waiting;
   $("queue").replaceChildren(
     ...own.map((e) =>
       h(
         "li",
         { "data-state": e.state, "data-key": e.key },
-        h("strong", { text: e.label }),
-        h("span", { class: "gm-muted", text: `${timeText(e.created)} · ${e.state === "failed" ? t("failed") : t("queued")}` }),
-        e.error ? h("span", { class: "gm-error", text: e.error }) : null,
+        h("span", { class: "gm-queue-head" }, h("strong", { text: e.label }), h("span", { class: "gm-queue-state", "data-state": e.state, text: t(STATE_WORDS[e.state] || "waiting") })),
+        h(
+          "span",
+          { class: "gm-muted" },
+          [t("made_at", { time: timeText(e.created) }), e.where ? t("made_where", { lat: e.where.lat.toFixed(5), lon: e.where.lon.toFixed(5) }) : "", e.sent ? t("sent_at", { time: timeText(e.sent) }) : ""].filter(Boolean).join(" · "),
+        ),
+        e.error && e.state !== "sent" ? h("span", { class: e.state === "failed" ? "gm-error" : "gm-muted", text: e.error }) : null,
         e.state === "failed"
           ? h(
               "div",
@@ -198,12 +242,13 @@ const logoutForm = document.querySelector("form.gm-logout");
 if (logoutForm) {
   logoutForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const unsent = (await store.all("queue")).filter(mine);
-    if (unsent.length) {
-      const list = unsent.map((e) => `• ${e.label} (${e.state === "failed" ? t("failed") : t("queued")})`).join("\n");
-      if (!window.confirm(`${t("logout_loses", { n: unsent.length })}\n${list}`)) return;
-      for (const e of unsent) await store.del("queue", e.id);
+    const own = (await store.all("queue")).filter(mine);
+    const left = own.filter(unsent);
+    if (left.length) {
+      const list = left.map((e) => `• ${e.label} (${e.state === "failed" ? t("failed") : t("queued")})`).join("\n");
+      if (!window.confirm(`${t("logout_loses", { n: left.length })}\n${list}`)) return;
     }
+    for (const e of own) await store.del("queue", e.id);
     logoutForm.submit(); // submit() fires no submit event: no loop
   });
 }
@@ -212,7 +257,7 @@ if (logoutForm) {
 $("report-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const code = $("category").value;
-  let problem = photoProblem(photo);
+  let problem = photos.length ? "" : photoProblem(null);
   if (!problem && !here) problem = t("location_required");
   if (!problem && !code) problem = t("category_required");
   if (problem) return say($("msg"), problem, "error");
@@ -222,13 +267,15 @@ $("report-form").addEventListener("submit", async (e) => {
     label: `${cat ? cat.name : code} · ${here.lat.toFixed(5)}, ${here.lon.toFixed(5)}`,
     url: "/api/cases/",
     fields: { category: code, lon: here.lon.toFixed(7), lat: here.lat.toFixed(7), description: $("note").value },
-    files: [{ field: "photos", name: photo.name || "photo.jpg", blob: photo }],
+    files: photos.map((p) => ({ field: "photos", name: p.name || "photo.jpg", blob: p })),
   };
   // Clear the form before the first await: an officer who picks the next photo while IndexedDB is
   // still writing must not have it wiped by this report's reset. The location stays (still there).
-  photo = null;
+  photos = [];
   $("photo").value = "";
-  $("photo-preview").hidden = true;
+  $("photo-previews").hidden = true;
+  $("photo-previews").replaceChildren();
+  say($("photo-count"), "");
   $("note").value = "";
   await enqueue(entry);
   say($("msg"), navigator.onLine ? t("submitting") : t("queued"), "ok");
@@ -242,6 +289,8 @@ $("report-form").addEventListener("submit", async (e) => {
 const PAGE_SIZE_MAX = 500; // gridmgmt/api/pagination.py FeaturePagination.max_page_size
 // The light's colour on the map (the light itself, and its words, come from the server).
 const LIGHT_COLOURS = { red: "#c0392b", yellow: "#e67e22", green: "#27ae60", none: "#2e86de" };
+const TASKS_KEPT = "patrol:tasks"; // the last task list read, for a reload offline (IndexedDB drafts)
+const taskKept = (id) => `patrol:task:${id}`; // the last detail read of a task
 let tasksLoading = false;
 let tasksAgain = false; // a reason to read again arrived while a read was running (it may predate the change)
 let taskList = []; // the features last read
@@ -271,10 +320,17 @@ async function loadTasks() {
   }
   tasksLoading = false;
   if (tasksAgain) setTimeout(loadTasks, 0);
-  if (!r.ok) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
-  say($("tasks-msg"), "");
-  // My team's cases and my own reports, in the statuses a field action starts from.
-  const tasks = features;
+  let tasks = features; // my team's cases and my own reports, in the statuses a field action starts from
+  if (!r.ok) {
+    // Offline (or the server away): the list as last read on this phone, said to be that.
+    const kept = r.network && (await store.get("drafts", TASKS_KEPT));
+    if (!kept || kept.user !== me.id) return say($("tasks-msg"), r.message, r.network ? "warn" : "error");
+    say($("tasks-msg"), t("tasks_offline", { time: timeText(kept.at) }), "warn");
+    tasks = kept.features;
+  } else {
+    say($("tasks-msg"), "");
+    store.put("drafts", { user: me.id, at: new Date().toISOString(), features }, TASKS_KEPT);
+  }
   taskList = tasks;
   $("task-count").textContent = String(tasks.length);
   $("task-count").hidden = !tasks.length;
@@ -384,8 +440,16 @@ async function openTaskDetail(id) {
   if (listed) renderTask(listed, { loading: true });
   $("task").scrollIntoView({ block: "start" });
   if (listed) focusTask(listed);
-  const [r, ev] = await Promise.all([api(`/api/cases/${id}/`), api(`/api/cases/${id}/events/?page_size=200`)]);
+  let [r, ev] = await Promise.all([api(`/api/cases/${id}/`), api(`/api/cases/${id}/events/?page_size=200`)]);
   if (openId !== id) return; // another task was opened meanwhile
+  if (r.ok) store.put("drafts", { user: me.id, feature: r.data, events: ev.ok ? ev.data : null }, taskKept(id));
+  else if (r.network) {
+    const kept = await store.get("drafts", taskKept(id));
+    if (kept && kept.user === me.id && openId === id) {
+      r = { ok: true, data: kept.feature };
+      ev = { ok: !!kept.events, data: kept.events };
+    }
+  }
   if (!r.ok) {
     if (!listed) $("task").replaceChildren(backButton());
     return say($("task-msg") || $("tasks-msg"), r.message, r.network ? "warn" : "error");
@@ -473,20 +537,36 @@ function renderTask(f, { loading = false } = {}) {
   const where = () => (here ? { lon: here.lon.toFixed(7), lat: here.lat.toFixed(7) } : {});
   // Queued like a report: the request to replay (url, fields, files) with its own idempotency key, and the
   // words to show once the server has taken it (the action's `done`).
-  const act = (action, { fields, files }) => {
+  const act = async (action, { fields, files }) => {
+    const url = `/api/cases/${id}/${action.path}/`;
+    if (await queuedAlready(url)) {
+      form.hidden = true;
+      say(msg, t("already_queued"), "warn");
+      return msg.scrollIntoView({ block: "nearest" });
+    }
     form.hidden = true;
     buttons.querySelectorAll("button").forEach((b) => (b.disabled = true));
     say(msg, navigator.onLine ? t("submitting") : t("queued"), navigator.onLine ? "" : "warn");
-    return enqueue({
+    await enqueue({
       kind: "action",
       label: `${actionLabel(action)} · ${p.code}`,
-      url: `/api/cases/${id}/${action.path}/`,
+      url,
       fields: { ...where(), ...fields },
       files,
       caseId: id,
       code: p.code,
       done: action.done,
     });
+    if (action.then && !navigator.onLine && openId === id) {
+      // Offline: the task as it will be once the server takes the action — its next actions as the server
+      // listed them (`then`: "handle" after "accept"), kept for a reload offline too.
+      const next = { ...f, properties: { ...p, actions: action.then } };
+      openFeature = next;
+      renderTask(next);
+      say($("task-msg"), t("queued"), "warn");
+      const kept = await store.get("drafts", taskKept(id));
+      store.put("drafts", { user: me.id, feature: next, events: kept ? kept.events : null }, taskKept(id));
+    }
   };
   for (const action of p.actions || []) {
     buttons.append(
@@ -514,6 +594,7 @@ function renderTask(f, { loading = false } = {}) {
       h("p", { class: "gm-muted", text: `${p.status_label} · ${p.code}` }),
       h("p", { class: "gm-task-clock" }, lightBadge(p), clock(p)),
     ),
+    waitingByCase.has(id) ? h("p", { id: "task-waiting", class: "gm-msg", "data-kind": "warn", text: t("task_waiting", { list: waitingByCase.get(id).join(" · ") }) }) : null,
     msg,
     section(
       t("task_where"),
@@ -623,4 +704,12 @@ renderQueue();
 if (wanted) show("tasks");
 else loadTasks();
 if (!here) locate();
-if ("serviceWorker" in navigator && config.serviceWorker) navigator.serviceWorker.register(config.serviceWorker).catch(() => {});
+if ("serviceWorker" in navigator && config.serviceWorker) {
+  navigator.serviceWorker.register(config.serviceWorker).catch(() => {});
+  // The static files this page loaded before the worker controlled it (the first visit): handed over so the
+  // next start opens offline too (templates/faces/patrol_sw.js).
+  navigator.serviceWorker.ready.then((reg) => {
+    const urls = performance.getEntriesByType("resource").map((e) => e.name);
+    if (reg.active) reg.active.postMessage({ cache: urls });
+  });
+}

@@ -6,18 +6,19 @@
    reload, and the snapshot is loaded again). Which statuses are open and how the lights rank come from
    the server (the page config's `states`, and each case envelope's `open` and `light`). */
 import { RealtimeClient } from "../realtime.js";
-import { api, config, fitDistrict, h, map as leafletMap, states, t } from "./common.js";
+import { api, config, countdown, fitDistrict, h, map as leafletMap, states, t, timeText } from "./common.js";
 import { inbox } from "./inbox.js";
 import { speakerConfig, speakerForm } from "./speakers.js";
 
 const $ = (id) => document.getElementById(id);
 const map = leafletMap();
-const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map(), cameraMarkers: new Map() };
+const state = { cells: {}, shade: "open", connected: true, caseMarkers: new Map(), cameraMarkers: new Map(), card: null };
 // Read-only: browser tests and bench/wall_load.py watch the wall's progress here (nothing reads it back).
 window.gridmgmtWall = state;
 
 /* --- layers --- */
-const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#f1c40f" : null);
+// Cells by their open (or overdue) case count; the legend (wall.html) names the same three steps.
+const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#b9770e" : null);
 const cells = L.vectorGrid.protobuf(config.cellTiles, {
   minZoom: config.cellMinZoom,
   maxZoom: 19,
@@ -30,19 +31,22 @@ const cells = L.vectorGrid.protobuf(config.cellTiles, {
       const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
       const fill = cellColor(n);
       return fill
-        ? { weight: 0.4, color: "#3d5a80", fill: true, fillColor: fill, fillOpacity: 0.55 }
+        ? { weight: 1, color: fill, fill: true, fillColor: fill, fillOpacity: 0.75 }
         : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
     },
   },
 }).addTo(map);
 cells.on("load", () => (state.tilesLoaded = (state.tilesLoaded || 0) + 1));
+state.cellLayer = cells; // browser tests read a tile's styled features here
 // Leaflet's GridLayer.redraw() ignores minZoom: below it, it would request every (empty) tile of the
 // view — 35 at 1920×1080, 117 at 3840×2160 — on each refresh. Tiles loaded later are styled from state.cells.
 const redrawCells = () => map.getZoom() >= config.cellMinZoom && cells.redraw();
 
-const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } }).addTo(map);
-// Cameras and cases cluster differently: cameras as grey squares (offline count in red), cases as
-// circles coloured by the worst deadline light inside.
+// Off at start (footer toggle): over the shaded cells it made the district one orange blob.
+const heat = L.heatLayer([], { radius: 18, blur: 22, minOpacity: 0.25, gradient: { 0.3: "#2e86de", 0.6: "#f1c40f", 1: "#e74c3c" } });
+// Cameras and cases cluster apart: cameras as small squares (offline count in red) drawn beside their point
+// (CSS shifts them up-right) and only from zoom CAMERA_MIN_ZOOM, where they no longer pile onto the case
+// circles; below it the legend counts them and the alert panel lists the offline ones.
 const clusterIcon = (cls, html) => L.divIcon({ className: "", html: `<div class="${cls}">${html}</div>`, iconSize: null });
 const cameras = L.markerClusterGroup({
   chunkedLoading: true,
@@ -53,8 +57,18 @@ const cameras = L.markerClusterGroup({
     const off = all.filter((m) => m.options.online === false).length;
     return clusterIcon("gm-cam-cluster", `${all.length}${off ? `<i>${off}</i>` : ""}`);
   },
-}).addTo(map);
-// The lights worst first, as the server ranks them (gridmgmt.states.LIGHTS); a cluster shows its worst.
+});
+const CAMERA_MIN_ZOOM = 14;
+let camerasWanted = true;
+const camerasShow = () => {
+  const on = camerasWanted && zoomSeen() >= CAMERA_MIN_ZOOM;
+  if (on && !map.hasLayer(cameras)) cameras.addTo(map);
+  if (!on && map.hasLayer(cameras)) map.removeLayer(cameras);
+};
+map.on("zoomend", camerasShow);
+// The lights worst first, as the server ranks them (gridmgmt.states.LIGHTS); a cluster shows the worst light
+// of its timed cases. "none" (no running clock: unfiled reports, parked cases) ranks below every light, so it
+// never hides one: a cluster holding only those has their own colour, and any cluster shows their count.
 const rank = (light) => {
   const i = states.lights.indexOf(light || "none");
   return i < 0 ? states.lights.length : i;
@@ -67,11 +81,17 @@ const casesLayer = L.markerClusterGroup({
   iconCreateFunction: (cluster) => {
     const all = cluster.getAllChildMarkers();
     const worst = all.reduce((w, m) => (rank(m.options.light) < rank(w) ? m.options.light : w), "none");
-    return clusterIcon(`gm-case-cluster`, `<span data-light="${worst}">${all.length}</span>`);
+    const unclocked = all.filter((m) => (m.options.light || "none") === "none").length;
+    const escalated = all.some((m) => m.options.level > 0);
+    const badge = unclocked && unclocked < all.length ? `<i>${unclocked}</i>` : "";
+    return clusterIcon(`gm-case-cluster`, `<span data-light="${worst}"${escalated ? ' data-escalated="true"' : ""}>${all.length}${badge}</span>`);
   },
 }).addTo(map);
 // Team names only when zoomed in: at district zoom 78 labels would cover the map.
-const zoomClass = () => map.getContainer().classList.toggle("gm-far", map.getZoom() < 14);
+// Thresholds below are for a 1080-line screen: a 2160-line one shows the same ground one zoom level higher
+// with everything twice the size (the CSS unit --u), so it compares its zoom less one.
+const zoomSeen = () => map.getZoom() - Math.log2(Math.max(1, window.innerHeight / 1080));
+const zoomClass = () => map.getContainer().classList.toggle("gm-far", zoomSeen() < 14);
 map.on("zoomend", zoomClass);
 zoomClass();
 const teams = L.layerGroup().addTo(map);
@@ -141,7 +161,87 @@ async function snapshot(parts) {
     $("ticker").replaceChildren();
     s.ticker.forEach(tick);
   }
+  if (s.areas) areaLabels(s.areas);
+  if (s.alerts) alerts(s.alerts);
   return true;
+}
+
+/* --- street/town and community names (the snapshot's "areas": a point inside each, the page's language) --- */
+const streetNames = L.layerGroup();
+const communityNames = L.layerGroup();
+let areasWanted = true;
+function areaLabels(rows) {
+  streetNames.clearLayers();
+  communityNames.clearLayers();
+  for (const [lat, lon, level, name] of rows) {
+    const m = L.marker([lat, lon], { icon: icon(`gm-area-label`, `data-level="${esc(level)}"`, esc(name)), interactive: false, keyboard: false, pane: "gmLabels" });
+    (level === "street" ? streetNames : communityNames).addLayer(m);
+  }
+  state.areaLabels = rows.length;
+  areasShow();
+}
+map.createPane("gmLabels").style.zIndex = 450; // over the cells and the heat, under the markers
+map.getPane("gmLabels").style.pointerEvents = "none";
+// Streets from the district's zoom, communities from 15 (a 1 km community is ~200 px wide there; at the
+// district's zoom ~1,000 names would cover the map). Names that would overlap one already shown are hidden,
+// streets first: one read of every box, then one write (no layout thrash).
+function declutter() {
+  const labels = [];
+  for (const layer of [streetNames, communityNames]) {
+    if (map.hasLayer(layer)) layer.eachLayer((m) => m.getElement() && labels.push(m.getElement()));
+  }
+  labels.forEach((el) => (el.style.visibility = ""));
+  const view = map.getContainer().getBoundingClientRect();
+  const boxes = labels.map((el) => el.firstChild.getBoundingClientRect());
+  const shown = [];
+  const hide = [];
+  boxes.forEach((r, i) => {
+    if (r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom) return;
+    if (shown.some((p) => r.left < p.right + 4 && r.right + 4 > p.left && r.top < p.bottom && r.bottom > p.top)) hide.push(labels[i]);
+    else shown.push(r);
+  });
+  hide.forEach((el) => (el.style.visibility = "hidden"));
+  state.areaLabelsShown = shown.length;
+}
+const areasShow = () => {
+  const z = zoomSeen();
+  const want = [
+    [streetNames, areasWanted && z >= 9.5],
+    [communityNames, areasWanted && z >= 15],
+  ];
+  for (const [layer, on] of want) {
+    if (on && !map.hasLayer(layer)) layer.addTo(map);
+    if (!on && map.hasLayer(layer)) map.removeLayer(layer);
+  }
+  declutter();
+};
+map.on("zoomend", areasShow);
+map.on("moveend", declutter);
+
+/* --- alerts the centre must act on (the snapshot's "alerts", refreshed after each burst of feed events) --- */
+function alerts(a) {
+  const levelName = (n) => (config.levels || {})[n] || String(n);
+  const caseItem = (kind) => (c) =>
+    h(
+      "li",
+      { "data-kind": kind, "data-case": c.code, "data-light": c.light || "none" },
+      h("button", { type: "button", class: "gm-alert-case", onclick: () => openCard(c.id, c.code) }, h("b", { text: kind === "escalated" ? levelName(c.level) : t("alerts_urgent_tag") }), ` ${c.code} · ${c.category}`),
+    );
+  // Each group's full count, and its first few rows (the panel shares the column with the KPIs and the ticker).
+  const groups = [
+    ["escalated", t("alerts_escalated"), a.escalated, caseItem("escalated"), 4],
+    ["urgent", t("alerts_urgent"), a.urgent, caseItem("urgent"), 3],
+    ["cameras", t("alerts_cameras"), a.cameras, (c) => h("li", { "data-kind": "camera", "data-camera": c.code }, h("b", { text: t("alerts_offline_tag") }), ` ${c.name} (${c.code})${c.last_seen_at ? " · " + timeText(c.last_seen_at) : ""}`), 3],
+  ];
+  const items = [];
+  for (const [kind, label, part, render, shown] of groups) {
+    if (!part || !part.count) continue;
+    items.push(h("li", { class: "gm-alert-head", "data-group": kind, text: `${label} ${part.count}` }));
+    items.push(...part.rows.slice(0, shown).map(render));
+  }
+  if (!items.length) items.push(h("li", { class: "gm-muted", text: t("alerts_none") }));
+  $("alerts").replaceChildren(...items);
+  state.alerts = a;
 }
 
 /* --- cases in the viewport (never the whole district at once) --- */
@@ -149,11 +249,50 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(
 // A feed envelope's category in the page's language (the envelope holds the site language's name).
 const categoryName = (d) => (config.categoryNames || {})[d.category] || d.category_name;
 
-function caseMarker([lat, lon, code, light, category, statusLabel], fresh) {
-  const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, `data-light="${esc(light)}" data-case="${esc(code)}"`), keyboard: false, light });
-  m.bindPopup(`<strong>${esc(code)}</strong><br>${esc(category)} · ${esc(statusLabel)}`);
+// A case: a dot in its light's colour; escalated above the grid, a ring and its level; a click opens its card.
+function caseMarker([lat, lon, code, light, category, statusLabel, id, level, urgency], fresh) {
+  const attrs = `data-light="${esc(light)}" data-case="${esc(code)}" data-level="${Number(level) || 0}" data-urgency="${esc(urgency)}" title="${esc(code)} ${esc(category)} · ${esc(statusLabel)}"`;
+  const m = L.marker([lat, lon], { icon: icon(`gm-case-dot${fresh ? " gm-pulse" : ""}`, attrs, level > 0 ? String(level) : ""), keyboard: false, light, level: Number(level) || 0, caseId: id });
+  m.on("click", () => openCard(id, code));
   return m;
 }
+
+/* --- a case's card: what the centre needs to see of it (GET /api/cases/{id}/, the user's view of it) --- */
+async function openCard(id, code) {
+  state.card = code;
+  $("card-title").textContent = code;
+  $("card-body").replaceChildren(h("p", { class: "gm-muted", text: "…" }));
+  $("case-card").hidden = false;
+  const r = await api(`/api/cases/${id}/`);
+  if (state.card !== code) return;
+  if (!r.ok) return $("card-body").replaceChildren(h("p", { class: "gm-msg", role: "alert", text: r.message }));
+  const c = r.data.properties;
+  const light = c.light || "none";
+  const row = (label, value) => (value ? [h("dt", { text: label }), h("dd", { text: value })] : []);
+  const thumb = (c.photos || []).find((ph) => ph.kind === "before");
+  $("card-title").textContent = `${c.code} · ${c.category ? c.category.label || c.category.name : ""}`;
+  const parts = [
+    h("p", { class: "gm-card-status" }, h("span", { class: "gm-light", "data-light": light, text: (states.lightLabels || {})[light] || light }), ` ${c.status_label}`, c.level > 0 ? h("span", { class: "gm-card-level", text: ` · ${t("card_level")}: ${c.level_label}` }) : null),
+    h(
+      "dl",
+      { class: "gm-card-facts" },
+      row(t("card_urgency"), c.urgency_label),
+      row(t("card_address"), c.address),
+      row(t("card_reported"), timeText(c.reported_at)),
+      row(t("card_deadline"), c.deadline_at ? `${timeText(c.deadline_at)} (${countdown(c.deadline_at)})` : ""),
+      row(t("card_team"), c.team ? c.team.name : ""),
+      row(t("card_source"), c.source_label),
+    ),
+    c.description ? h("p", { class: "gm-card-text", text: c.description }) : null,
+    thumb ? h("img", { class: "gm-card-photo", src: thumb.url, alt: "" }) : null,
+    config.caseHref ? h("a", { class: "gm-card-link", href: config.caseHref.replace("{id}", c.id).replace("{code}", c.code), text: t("card_open") }) : null,
+  ];
+  $("card-body").replaceChildren(...parts.filter(Boolean));
+}
+$("card-close").addEventListener("click", () => {
+  state.card = null;
+  $("case-card").hidden = true;
+});
 let viewportSeq = 0;
 let viewportBbox = null;
 const bboxOf = (b) => [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
@@ -175,7 +314,7 @@ async function loadViewport() {
   casesLayer.addLayers(markers);
   state.viewportCases = markers.length;
   state.viewportTotal = count;
-  $("viewport-note").textContent = `${markers.length} / ${count}`;
+  $("viewport-note").textContent = t("viewport_cases", { shown: markers.length, total: count });
   state.rendered = true;
 }
 let moveTimer = null;
@@ -233,7 +372,7 @@ let refreshTimer = null;
 function refreshSoon() {
   // Rates and per-cell counts come from the snapshot; refresh them shortly after a burst of changes.
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => snapshot("kpis,cells"), 700);
+  refreshTimer = setTimeout(() => snapshot("kpis,cells,alerts"), 700);
 }
 // A case envelope says whether the case is open (`data.open`); without it, its status against the server's list.
 const isOpen = (d) => (typeof d.open === "boolean" ? d.open : states.open.includes(d.status));
@@ -244,7 +383,7 @@ async function caseChanged(env) {
   state.caseMarkers.delete(d.code);
   if (!isOpen(d)) return;
   const fresh = env.type === "case.created";
-  const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", categoryName(d), states.labels[d.status] || d.status], fresh);
+  const m = caseMarker([d.lat, d.lon, d.code, d.light || "none", categoryName(d), states.labels[d.status] || d.status, d.case_id, d.level, d.urgency], fresh);
   state.caseMarkers.set(d.code, m);
   casesLayer.addLayer(m);
   if (fresh) {
@@ -275,6 +414,7 @@ function apply(events) {
       teamMoved(d);
     } else if (env.type === "camera.status") {
       cameraChanged(d);
+      cases += 1; // the offline list in the alerts
     }
   }
   if (cases) refreshSoon();
@@ -294,7 +434,7 @@ function startFeed() {
       // The first snapshot has every part (cameras too); a "reload" after an outage leaves the cameras.
       // The 7-day heat (one point per cell with reports: ~20,000 in Pudong) is the slowest part: it comes
       // in a request of its own, so the server reads it while it reads the rest.
-      const rest = state.ready ? "kpis,cells,ticker" : "kpis,cells,cameras,ticker";
+      const rest = state.ready ? "kpis,cells,ticker,alerts" : "kpis,cells,cameras,ticker,alerts,areas";
       await Promise.all([snapshot(rest), snapshot("heat"), loadViewport(), loadTeams()]);
       state.ready = true;
     },
@@ -315,17 +455,32 @@ function startFeed() {
 document.querySelectorAll('input[name="shade"]').forEach((r) =>
   r.addEventListener("change", () => {
     state.shade = r.value;
+    $("legend-cells-title").textContent = t(r.value === "open" ? "legend_cells_open" : "legend_cells_overdue");
     redrawCells();
   }),
 );
 const toggle = (id, layer) => $(id).addEventListener("change", (e) => (e.target.checked ? layer.addTo(map) : map.removeLayer(layer)));
-toggle("layer-cameras", cameras);
+$("layer-cameras").addEventListener("change", (e) => {
+  camerasWanted = e.target.checked;
+  camerasShow();
+});
+$("layer-areas").addEventListener("change", (e) => {
+  areasWanted = e.target.checked;
+  areasShow();
+});
 toggle("layer-teams", teams);
 toggle("layer-speakers", speakersLayer);
 toggle("layer-heat", heat);
 setInterval(() => ($("clock").textContent = new Date().toLocaleString("zh-CN", { hour12: false })), 1000);
 
+/* --- legend: the lights in the server's words (gridmgmt.states.LIGHT_LABELS) --- */
+$("legend-lights").replaceChildren(
+  ...states.lights.map((light) => h("span", { class: "gm-legend-light" }, h("i", { class: "gm-sw gm-sw-dot", "data-light": light }), (states.lightLabels || {})[light] || light)),
+);
+
 fitDistrict(20);
+camerasShow();
+areasShow();
 startFeed();
 setInterval(loadTeams, 60000); // positions arrive on the feed; this only picks up new or renamed teams
 loadSpeakers();

@@ -1,0 +1,150 @@
+"""The desk's queue in the API: search (code prefix, description/address fragments, a reporter's phone for staff
+only), the orderings, the level filter and the per-status counts of the tabs — each a constant number of queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from gridmgmt.models import Case, User
+from tests.gridmgmt.api.test_lists import make_cases
+
+R, S = User.Role, Case.Status
+
+
+def codes(client, query: str) -> list[str]:
+    response = client.get(f"/api/cases/?{query}")
+    assert response.status_code == 200, response.json()
+    return [f["properties"]["code"] for f in response.json()["features"]]
+
+
+@pytest.fixture
+def queue(world):
+    now = timezone.now()
+    a = make_cases(world, 1, code="202611270000101", description="人行道上堆满了建筑垃圾", address="浦东南路 100 号")[0]
+    b = make_cases(world, 1, code="202611270000102", description="井盖缺失", address="世纪大道 8 号 50%_折扣店")[0]
+    c = make_cases(
+        world, 1, code="202611260000207", description="Illegal PARKING near gate", reporter_phone="13900001111"
+    )[0]
+    return {"a": a, "b": b, "c": c, "now": now}
+
+
+def test_search_by_code_prefix_and_fragments(world, queue):
+    client = world.client(R.DISPATCHER)
+    a, b, c = queue["a"], queue["b"], queue["c"]
+    assert sorted(codes(client, "search=2026112700001")) == [a.code, b.code]  # a code prefix
+    assert codes(client, f"search={c.code}") == [c.code]  # a whole code
+    assert codes(client, "search=0000101") == []  # the middle of a code is no match (prefix only)
+    assert codes(client, "search=建筑垃圾") == [a.code]  # a fragment of the description, Chinese
+    assert codes(client, "search=世纪大道") == [b.code]  # of the address
+    assert codes(client, "search=parking") == [c.code]  # case-insensitive
+    assert codes(client, "search=50%25_") == [b.code]  # % and _ are literal, not wildcards
+    assert codes(client, "search=%25") == [b.code]
+    assert codes(client, "search=  ") != []  # blank: no narrowing
+    assert codes(client, "search=建筑垃圾&status=filed") == []  # combined with the other filters
+
+
+def test_reporter_phone_is_searched_for_staff_only(world, queue):
+    c = queue["c"]
+    assert codes(world.client(R.DISPATCHER), "search=13900001111") == [c.code]
+    assert codes(world.client(R.DISPATCHER), "search=139-0000-1111") == [c.code]
+    assert codes(world.client(R.DISPATCHER), "search=1390000") == []  # a phone matches whole, never a prefix
+    Case.objects.filter(pk=c.pk).update(reporter=world.users[R.RESIDENT])
+    assert codes(world.client(R.RESIDENT), "search=13900001111") == []  # a resident sees their case, not by phone
+    assert "13900001111" not in str(world.client(R.DISPATCHER).get("/api/cases/?search=13900001111").json())
+
+
+def test_search_uses_the_trigram_indexes(world, queue):
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute(
+            "EXPLAIN SELECT id FROM gridmgmt_case WHERE code ILIKE %s OR description ILIKE %s OR address ILIKE %s",
+            ["2026%", "%建筑垃圾%", "%建筑垃圾%"],
+        )
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    # A code prefix is a range on the unique code's pattern index (gridmgmt_case_code_…_like).
+    for index in ("gridmgmt_case_code_", "case_description_trgm", "case_address_trgm"):
+        assert index in plan, plan
+
+
+def test_orderings_most_urgent_first(world):
+    now = timezone.now()
+    named = {
+        "red old": make_cases(world, 1, deadline_at=now - timedelta(days=2), reported_at=now - timedelta(days=4))[0],
+        "red new": make_cases(world, 1, deadline_at=now - timedelta(hours=1), reported_at=now - timedelta(days=1))[0],
+        "yellow": make_cases(
+            world,
+            1,
+            deadline_at=now + timedelta(hours=1),
+            warn_at=now - timedelta(minutes=5),
+            level=3,
+            reported_at=now - timedelta(days=3),
+        )[0],
+        "green": make_cases(
+            world,
+            1,
+            deadline_at=now + timedelta(hours=2),
+            warn_at=now + timedelta(hours=1),
+            level=2,
+            reported_at=now - timedelta(hours=2),
+        )[0],
+        "no clock": make_cases(world, 1, status=S.REPORTED, deadline_at=None, reported_at=now - timedelta(days=9))[0],
+    }
+    name = {c.code: k for k, c in named.items()}
+    client = world.client(R.DISPATCHER)
+
+    def order(value: str, extra: str = "") -> list[str]:
+        return [name[code] for code in codes(client, f"ordering={value}{extra}")]
+
+    assert order("light") == ["red old", "red new", "yellow", "green", "no clock"]  # overdue first
+    assert order("light", "&light=red&page_size=1") == ["red old"]  # the oldest red case heads the page
+    assert order("-light") == ["no clock", "green", "yellow", "red new", "red old"]
+    assert order("age") == ["no clock", "red old", "yellow", "red new", "green"]
+    assert order("-age") == ["green", "red new", "yellow", "red old", "no clock"]
+    assert order("level") == ["yellow", "green", "red old", "red new", "no clock"]
+    assert order("deadline") == ["red old", "red new", "yellow", "green", "no clock"]
+    assert order("deadline") == [name[code] for code in codes(client, "order=deadline")]  # the old name
+    assert [name[code] for code in codes(client, "level=3&level=2")] == ["green", "yellow"]  # newest first
+    bad = client.get("/api/cases/?ordering=score")
+    assert (bad.status_code, bad.json()["field"]) == (400, "ordering")
+    bad = client.get("/api/cases/?level=9")
+    assert (bad.status_code, bad.json()["field"]) == (400, "level")
+
+
+def test_counts_per_status_in_one_query_with_the_lists_filters(world, queue, django_assert_num_queries):
+    make_cases(world, 2, status=S.FILED, description="建筑垃圾又来了")
+    make_cases(world, 1, status=S.REPORTED)
+    client = world.client(R.DISPATCHER)
+    client.get("/api/cases/counts/")  # warm the per-user lookups
+    with django_assert_num_queries(1):
+        body = client.get("/api/cases/counts/?ordering=light&page=2").json()  # paging and ordering: no matter
+    assert body["total"] == 6
+    assert {k: v for k, v in body["by_status"].items() if v} == {"handling": 3, "filed": 2, "reported": 1}
+    assert body["by_status"]["closed"] == 0 and set(body["by_status"]) == set(S.values)
+    searched = client.get("/api/cases/counts/?search=建筑垃圾").json()
+    assert (searched["total"], searched["by_status"]["filed"], searched["by_status"]["handling"]) == (3, 2, 1)
+    assert client.get("/api/cases/counts/?light=red").json()["total"] == 0
+    c0 = world.cells[0].geom.extent
+    box = "in_bbox={},{},{},{}".format(*c0)
+    assert (
+        client.get(f"/api/cases/counts/?{box}").json()["total"] == 5 == client.get(f"/api/cases/?{box}").json()["count"]
+    )
+    some = client.get("/api/cases/counts/?status=filed,reported").json()  # the statuses of the desk's tabs
+    assert (some["total"], some["by_status"]["filed"], some["by_status"]["handling"]) == (3, 2, 0)
+    # Scoped like the list: another district's dispatcher counts nothing of this one.
+    assert world.client("far_dispatcher").get("/api/cases/counts/").json()["total"] == 0
+    bad = client.get("/api/cases/counts/?source=pigeon")
+    assert (bad.status_code, bad.json()["field"]) == (400, "source")
+
+
+def test_searched_and_ordered_page_is_a_constant_number_of_queries(world, django_assert_num_queries):
+    client = world.client(R.DISPATCHER)
+    url = "/api/cases/?search=垃圾&ordering=light&page_size=50"
+    make_cases(world, 1, description="垃圾")
+    client.get(url)
+    with django_assert_num_queries(2):  # count + page
+        assert len(client.get(url).json()["features"]) == 1
+    make_cases(world, 20, description="一堆垃圾")
+    with django_assert_num_queries(2):
+        assert len(client.get(url).json()["features"]) == 21

@@ -31,6 +31,7 @@ FACE_ROLES = {
     "patrol": frozenset({R.PATROL, R.INSPECTOR, R.ADMIN}),  # the phone: patrol members and inspectors on site
     "wall": frozenset({R.WALL, R.SHIFT_LEADER, R.DISPATCHER, R.INSPECTOR, R.ADMIN}),
     "dispatch": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),
+    "stats": frozenset({R.DISPATCHER, R.SHIFT_LEADER, R.INSPECTOR, R.ADMIN}),  # /stats/, 月度考评
 }
 ROLE_HOME = {
     R.PATROL: "patrol",
@@ -144,6 +145,68 @@ def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
     if user.team_id:
         return qs.filter(pk=user.team_id)
     return qs.none()
+
+
+def is_role_admin(user) -> bool:
+    """A staff account in the administrator role that is not a superuser: it manages users and teams in the
+    Django admin through the rules below (its area's only, or all when it has no area), whatever model
+    permissions it holds. Superusers keep Django's own permission checks (all)."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and not user.is_superuser
+        and user.role == R.ADMIN
+    )
+
+
+def areas_within_q(area_id: int, *, prefix: str = "") -> Q:
+    """Q for rows whose area (at `prefix`) is `area_id` or lies under it (district → street → community)."""
+    return (
+        Q(**{f"{prefix}id": area_id})
+        | Q(**{f"{prefix}parent_id": area_id})
+        | Q(**{f"{prefix}parent__parent_id": area_id})
+    )
+
+
+def areas_visible(*, user: User) -> QuerySet[AdminArea]:
+    """Areas a user may assign or manage: their own and those under it (all for unrestricted staff)."""
+    qs = AdminArea.objects.defer("boundary")
+    if (gated := _gate(user, qs)) is not None:
+        return gated
+    return qs.filter(areas_within_q(user.area_id)) if user.area_id else qs.none()
+
+
+def district_of(*, area_id: int) -> int | None:
+    """The district an area lies in (itself for a district); None above district level. One query."""
+    row = (
+        AdminArea.objects.filter(pk=area_id)
+        .values_list("level", "parent_id", "parent__level", "parent__parent_id")
+        .first()
+    )
+    if row is None:
+        return None
+    level, parent, parent_level, grandparent = row
+    if level == AdminArea.Level.DISTRICT:
+        return area_id
+    if level == AdminArea.Level.STREET:
+        return parent
+    if level == AdminArea.Level.COMMUNITY:
+        return grandparent if parent_level == AdminArea.Level.STREET else parent
+    return None
+
+
+def users_visible(*, user: User) -> QuerySet[User]:
+    """Accounts an administrator may see and edit: those of their area or below, and the members of the
+    teams they see (gridmgmt.access.teams_visible); everyone for an unrestricted administrator."""
+    qs = User.objects.all()
+    if (gated := _gate(user, qs)) is not None:
+        return gated
+    if not user.area_id:
+        return qs.filter(pk=user.pk)
+    mine = areas_within_q(user.area_id, prefix="area__") | Q(team__in=teams_visible(user=user)) | Q(pk=user.pk)
+    return qs.filter(mine)  # FK joins only: no row is repeated
 
 
 def team_access(*, user: User, team_id: int) -> PatrolTeam:

@@ -1,7 +1,14 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.models import TokenProxy
 
 from geo.admin_mixins import (
     LargeTableAdminMixin,
@@ -10,6 +17,9 @@ from geo.admin_mixins import (
     ReadOnlyInline,
     RelatedOnlyLightFilter,
 )
+from geo.models import AdminArea
+from gridmgmt import access
+from gridmgmt.errors import InvalidInput
 from gridmgmt.models import (
     CameraSystem,
     Case,
@@ -28,8 +38,77 @@ from gridmgmt.models import (
     User,
     WorkCalendarDay,
 )
+from gridmgmt.services import calendar as calendar_service
 
 _AREA_FKS = ("district", "street", "community")
+
+# API tokens are secrets: never listed in the admin (a lost one is replaced through /api/token/).
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+class AreaScopedAdminMixin:
+    """Users and teams for an administrator bound to an area (gridmgmt.access.is_role_admin): they see and
+    edit only their area's rows (`scoped_queryset`; anything else is "not found"), may add, never delete, and
+    pick areas and teams only from their own scope. Superusers keep Django's own rules."""
+
+    def scoped_queryset(self, request):
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(pk__in=self.scoped_queryset(request).values("pk"))
+
+    def has_module_permission(self, request):
+        return access.is_role_admin(request.user) or super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_role_admin(request.user) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return access.is_role_admin(request.user) or super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return access.is_role_admin(request.user) or super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False if access.is_role_admin(request.user) else super().has_delete_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            if db_field.related_model is AdminArea:
+                kwargs["queryset"] = access.areas_visible(user=request.user)
+            elif db_field.related_model is PatrolTeam:
+                kwargs["queryset"] = access.teams_visible(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Area and team choices from the administrator's scope, plus the row's current value (a team member
+        may carry the district as area; a team's district sits above a street's administrator): a value they
+        could not pick is kept, never silently blanked."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.user.is_superuser:
+            return form
+        keep = {}
+        if obj is not None:
+            keep = {name: getattr(obj, f"{name}_id", None) for name in form.base_fields}
+        if "district" in form.base_fields and request.user.area_id:  # a new team: the administrator's district
+            keep.setdefault("district", None)
+            keep["district"] = keep["district"] or access.district_of(area_id=request.user.area_id)
+        for name, field in form.base_fields.items():
+            model = getattr(getattr(field, "queryset", None), "model", None)
+            if model in (AdminArea, PatrolTeam) and keep.get(name):
+                wider = Q(pk__in=field.queryset.values("pk")) | Q(pk=keep[name])
+                field.queryset = model.objects.filter(wider)
+                if model is AdminArea:
+                    field.queryset = field.queryset.defer("boundary")
+        return form
+
+    def get_autocomplete_fields(self, request):
+        # Autocomplete answers come from the other models' admins, unscoped: plain scoped selects instead.
+        return super().get_autocomplete_fields(request) if request.user.is_superuser else ()
 
 
 @admin.register(Department)
@@ -82,23 +161,55 @@ class CategoryAdmin(admin.ModelAdmin):
     )
 
 
+class TeamMemberInline(admin.TabularInline):
+    """The team's members on the team's page (edit a member on their own page: the link)."""
+
+    model = User
+    fk_name = "team"
+    fields = ("username", "last_name", "first_name", "role", "phone", "is_active")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name = _("队员")
+    verbose_name_plural = _("队员")
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a member is added on the user page (team field), with a password
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_role_admin(request.user) or super().has_view_permission(request, obj)
+
+
 @admin.register(PatrolTeam)
-class PatrolTeamAdmin(OfflineGISModelAdmin):
-    list_display = ("code", "name", "district", "street", "department", "status", "last_position_at")
+class PatrolTeamAdmin(AreaScopedAdminMixin, OfflineGISModelAdmin):
+    list_display = ("code", "name", "district", "street", "department", "status", "member_count", "last_position_at")
+    inlines = (TeamMemberInline,)
     list_filter = ("status", ("district", RelatedOnlyLightFilter))
     search_fields = ("code", "name")
     autocomplete_fields = ("district", "street", "department")
     filter_horizontal = ("skills",)
     list_select_related = ("district", "street", "department")
 
+    def scoped_queryset(self, request):
+        return access.teams_visible(user=request.user)
+
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("district__boundary", "street__boundary")
+        qs = super().get_queryset(request).defer("district__boundary", "street__boundary")
+        return qs.annotate(members_n=Count("members"))
+
+    @admin.display(description=_("队员数"), ordering="members_n")
+    def member_count(self, obj) -> int:
+        return obj.members_n
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "first_name", "last_name", "role", "area", "team", "department", "is_staff")
-    list_filter = ("role", "is_staff", "is_superuser", "is_active")
+class UserAdmin(AreaScopedAdminMixin, DjangoUserAdmin):
+    list_display = ("username", "last_name", "first_name", "role", "area", "team", "department", "is_active")
+    list_filter = ("role", ("team", RelatedOnlyLightFilter), ("area", RelatedOnlyLightFilter), "is_staff", "is_active")
     search_fields = ("username", "first_name", "last_name", "email", "phone")
     autocomplete_fields = ("area", "team", "department")
     list_select_related = ("area", "team", "department")
@@ -111,8 +222,20 @@ class UserAdmin(DjangoUserAdmin):
         (_("网格化管理"), {"fields": ("role", "area", "team", "department", "phone")}),
     )
 
+    def scoped_queryset(self, request):
+        return access.users_visible(user=request.user)
+
     def get_queryset(self, request):
         return super().get_queryset(request).defer("area__boundary")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        # A scoped administrator grants no superuser status, groups or model permissions: roles and areas
+        # decide what an account may do (gridmgmt.access).
+        hidden = {"is_superuser", "groups", "user_permissions"}
+        return [(name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]}) for name, opts in fieldsets]
 
 
 class CasePhotoInline(ReadOnlyInline):
@@ -183,14 +306,60 @@ class CaseEventAdmin(LargeTableAdminMixin, CaseLogAdmin):
     changelist_defer = ("case__point", "case__description")
 
 
+class CalendarImportForm(forms.Form):
+    year = forms.IntegerField(label=_("年份"), min_value=2000, max_value=2100)
+    file = forms.FileField(
+        label=_("文件 (CSV 或 ICS)"),
+        required=False,
+        help_text=_(
+            "CSV: 日期,是否工作日(1/0),说明;ICS: 全天事件,标题含「班」为调休上班。不选文件则从 chinesecalendar 导入。"
+        ),
+    )
+
+
 @admin.register(WorkCalendarDay)
 class WorkCalendarDayAdmin(admin.ModelAdmin):
-    """Holidays and make-up working days: editable data, deadlines read them at computation time."""
+    """Holidays and make-up working days: editable data, deadlines read them at computation time. "导入工作日历"
+    replaces one year from a CSV/ICS file or from the chinesecalendar package (gridmgmt.services.calendar)."""
 
     list_display = ("date", "is_workday", "name")
     list_filter = ("is_workday",)
     date_hierarchy = "date"
     search_fields = ("name",)
+    change_list_template = "admin/gridmgmt/workcalendarday/change_list.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="gridmgmt_workcalendarday_import"), *super().get_urls()]
+
+    def import_view(self, request):
+        if not (self.has_add_permission(request) and self.has_delete_permission(request)):
+            raise PermissionDenied
+        form = CalendarImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            year, upload = form.cleaned_data["year"], form.cleaned_data["file"]
+            try:
+                if upload is None:
+                    days = calendar_service.calendar_from_package(year=year)
+                else:
+                    data = upload.read(calendar_service.MAX_BYTES + 1)
+                    is_ics = upload.name.lower().endswith(".ics") or data.lstrip()[:15] == b"BEGIN:VCALENDAR"
+                    parse = calendar_service.calendar_parse_ics if is_ics else calendar_service.calendar_parse_csv
+                    days = parse(data=data)
+                n = calendar_service.calendar_import(year=year, days=days)
+            except InvalidInput as e:
+                form.add_error("file" if e.field == "file" else "year", str(e.message))
+            else:
+                done = _("已导入 %(y)d 年工作日历:%(n)d 天") % {"y": year, "n": n}
+                self.message_user(request, done, messages.SUCCESS)
+                return redirect(reverse("admin:gridmgmt_workcalendarday_changelist") + f"?date__year={year}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("导入工作日历"),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/gridmgmt/workcalendarday/import.html", context)
 
 
 @admin.register(CameraSystem)

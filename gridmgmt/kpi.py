@@ -41,9 +41,12 @@ On-time counts per role (each with its base count)
 
 Groups: day / week / month split the period by the local calendar (the key is the period's first date;
 ``due`` by the date of the promise). district / street / community use the area ids copied onto each
-event (and onto the case for ``due``); grid = the case's responsibility grid; team = the team on the event
-(``team_id_copy``, or for a send-back the team named in its data), and the case's current team for
-``due``. Events with no value for the group (e.g. a report before any team) form the row with ``key=None``.
+event (and onto the case for ``due``); grid = the case's responsibility grid; department = the case's
+current department; team = the team on the event (``team_id_copy``, or for a send-back the team named in
+its data), and the case's current team for ``due``; person = the event's actor (who reported, filed,
+dispatched, handled, checked, closed…): ``due`` is not attributed to a person (it falls in the key=None
+row), and ``check_failed`` counts for the inspector who failed the check. Events with no value for the
+group (e.g. a report before any team) form the row with ``key=None``.
 
 Patrol coverage (巡查覆盖率), per team per day — from the position history, not the event table
     coverage = cells_covered / cells: ``cells`` the unit cells of the responsibility grids the team owns now,
@@ -60,13 +63,15 @@ Python loop over events.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from geo.models import GridCell
 from gridmgmt import access, events, states
 from gridmgmt.dbrouter import read_connection
 from gridmgmt.errors import InvalidInput
@@ -74,9 +79,11 @@ from gridmgmt.models import Case, CaseEvent, User
 from realtime.tracks import TRACK_GAP
 
 E = CaseEvent.Type
-GroupBy = Literal["district", "street", "community", "grid", "team", "day", "week", "month"]
+GroupBy = Literal["district", "street", "community", "grid", "department", "team", "person", "day", "week", "month"]
 PERIODS = ("day", "week", "month")
 SATISFIED_MIN = 4
+# A person's label: 姓名 (family name first), else the username.
+_PERSON_LABELS = "(SELECT id, coalesce(nullif(trim(last_name || first_name), ''), username) AS name FROM gridmgmt_user)"
 _NO_GROUP = -1  # stands for NULL in the join of the two aggregates (FULL JOIN needs an equality)
 
 # group → (expression over event e / its case c, expression over case c, label table)
@@ -92,6 +99,10 @@ _GROUPS: dict[str | None, tuple[str, str, str | None]] = {
         "c.team_id",
         "gridmgmt_patrolteam",
     ),
+    # The case's current department (the one it was routed to), for its events and its promise alike.
+    "department": ("c.department_id", "c.department_id", "gridmgmt_department"),
+    # The person who did the event; a promise belongs to no person (`due` falls in the key=None row).
+    "person": ("e.actor_id", "NULL::bigint", _PERSON_LABELS),
 }
 # Per period: the local (Asia/Shanghai) calendar day / ISO week (Monday) / month the event falls in; for
 # `due`, the one the promise falls in. The key is that period's first date.
@@ -294,9 +305,19 @@ def kpi_compute(
     return rows
 
 
-def kpi_for_user(*, user: User, start: datetime, end: datetime, group_by: GroupBy | None = None) -> list[KpiRow]:
-    """KPIs over the cases `user` may see (gridmgmt.access): a street's staff get their street only."""
-    visible = access.cases_visible(user=user)
+def cases_in_area(*, cases: QuerySet[Case], area_id: int | None) -> QuerySet[Case]:
+    """`cases` narrowed to one district, street or community (by the ids stored on the case); None: all."""
+    if area_id is None:
+        return cases
+    return cases.filter(Q(district_id=area_id) | Q(street_id=area_id) | Q(community_id=area_id))
+
+
+def kpi_for_user(
+    *, user: User, start: datetime, end: datetime, group_by: GroupBy | None = None, area_id: int | None = None
+) -> list[KpiRow]:
+    """KPIs over the cases `user` may see (gridmgmt.access): a street's staff get their street only.
+    `area_id`: only the cases of that district, street or community (within what the user may see)."""
+    visible = cases_in_area(cases=access.cases_visible(user=user), area_id=area_id)
     if not visible.query.has_filters():  # unrestricted: no scope clause at all
         return kpi_compute(start=start, end=end, group_by=group_by)
     if visible.query.is_empty():
@@ -403,3 +424,33 @@ def coverage_compute(*, team_ids: list[int], first: date, last: date) -> list[Co
 def coverage_total(rows: list[CoverageRow]) -> float | None:
     """The share of all the teams' cells covered (a wall's one figure): Σ covered / Σ cells."""
     return _ratio(sum(r.cells_covered for r in rows), sum(r.cells for r in rows))
+
+
+def month_bounds(*, month: date) -> tuple[datetime, datetime]:
+    """[first day of `month`, first day of the next month) in local time."""
+    tz = timezone.get_current_timezone()
+    first = month.replace(day=1)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return datetime.combine(first, time.min, tzinfo=tz), datetime.combine(following, time.min, tzinfo=tz)
+
+
+def kpi_month_report(*, user: User, month: date) -> dict[str, list[KpiRow]]:
+    """月度考评: the month's figures per street and per department, over what `user` may see."""
+    start, end = month_bounds(month=month)
+    return {
+        "street": kpi_for_user(user=user, start=start, end=end, group_by="street"),
+        "department": kpi_for_user(user=user, start=start, end=end, group_by="department"),
+    }
+
+
+def kpi_heat(*, cases: QuerySet[Case], start: datetime, end: datetime) -> list[tuple[float, float, int]]:
+    """Cases reported in ``[start, end)`` per unit cell, as (lat, lon, count) at the cell's centre (WGS-84):
+    the statistics page's heat map. Two queries: the counts, then the centres of the cells that have any."""
+    counts = dict(
+        cases.filter(reported_at__gte=start, reported_at__lt=end)
+        .values_list("cell_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    centres = GridCell.objects.filter(pk__in=list(counts)).values_list("pk", "center")
+    return [(round(c.y, 6), round(c.x, 6), counts[pk]) for pk, c in centres]

@@ -95,3 +95,14 @@ def limit_add(*, start: datetime, amount: float, unit: str, calendar: Mapping[da
         return start + timedelta(hours=amount)
     per = 60 if unit == Category.LimitUnit.WORKING_HOURS else working_minutes_per_day()
     return working_add(start=start, minutes=round(amount * per), calendar=calendar)
+
+
+ALERT_FROM = (11, 1)  # (month, day): the State Council publishes next year's calendar in November
+
+
+def calendar_missing_years(*, today: date) -> list[int]:
+    """Years the calendar should hold but does not: the current one, and from 1 November the next one (without
+    it, deadlines running into that year would count its holidays as working days). One query."""
+    wanted = [today.year] + ([today.year + 1] if (today.month, today.day) >= ALERT_FROM else [])
+    have = set(WorkCalendarDay.objects.filter(date__year__in=wanted).values_list("date__year", flat=True).distinct())
+    return [y for y in wanted if y not in have]

@@ -19,6 +19,7 @@ PACKAGES=(
   leaflet.heat@0.2.0                    # licence only; the script comes from folium's wheel
   leaflet.vectorgrid@1.3.0
   ol@7.2.2                              # the version django/contrib/gis/forms/widgets.py links
+  echarts@5.6.0                         # the statistics page's charts (latest 5.x)
 )
 
 WORK=$(mktemp -d)
@@ -42,6 +43,9 @@ cp_to() { # cp_to DEST_DIR FILE...
 
 s=$(src leaflet@1.9.4)
 cp_to leaflet "$s/dist/leaflet.js" "$s/dist/leaflet.css" "$s/dist/images" "$s/LICENSE"
+
+s=$(src echarts@5.6.0)
+cp_to echarts "$s/dist/echarts.min.js" "$s/LICENSE" "$s/NOTICE"
 
 s=$(src jquery@3.7.1)
 cp_to jquery "$s/dist/jquery.min.js" "$s/LICENSE.txt"

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from gridmgmt.faces import desk, views
+from gridmgmt.faces import desk, stats, views
 
 app_name = "faces"
 urlpatterns = [
@@ -14,6 +14,9 @@ urlpatterns = [
     path("wall/", views.wall_page, name="wall"),
     path("wall/snapshot.json", views.wall_snapshot, name="wall-snapshot"),
     path("dispatch/", views.dispatch_page, name="dispatch"),
+    path("stats/", stats.stats_page, name="stats"),
+    path("stats/heat.json", stats.stats_heat, name="stats-heat"),
+    path("stats/monthly/", stats.monthly_report, name="stats-monthly"),
     path("dispatch/cases/<str:code>/print/", desk.case_print_page, name="case-print"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),

@@ -50,12 +50,15 @@ def wall_context(browser, url: str, viewport=(1920, 1080)):
 def test_wall_shades_a_reported_cell_shows_the_legend_and_opens_a_case_card(browser, live_server_url, world):
     from datetime import timedelta
 
+    from django.contrib.gis.geos import Point
     from django.utils import timezone
 
     from tests.factories import CaseFactory
 
+    lon4, lat4 = world.centre(4)
     on_time = CaseFactory(
         cell=world.cells[4],
+        point=Point(lon4 + 0.0004, lat4 + 0.0003, srid=4326),  # beside the report to come, not under it
         category=world.category,
         status=Case.Status.FILED,
         deadline_at=timezone.now() + timedelta(days=3),

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -76,8 +77,10 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
     raise RuntimeError(f"uvicorn did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
+@contextmanager
+def uvicorn_serving(tmp_path_factory, *, name: str = "uvicorn", **env_extra: str) -> Iterator[str]:
+    """A uvicorn process on the test database and a free port, stopped on exit (before pytest-django drops
+    the database it is connected to). `env_extra` adds settings (e.g. another basemap) to this server only."""
     from django.db import connection
 
     port = _free_port()
@@ -91,9 +94,10 @@ def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
         # Rate limits count in the shared Redis: this run's server counts under a prefix of its own, so a
         # second run within the hour (or another session's) starts from zero.
         "CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}",
+        **env_extra,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard
-    log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
+    log = tmp_path_factory.mktemp(name) / "uvicorn.log"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1"]
     cmd += ["--ws-max-size", "65536"]  # the protocol's 64 KiB frame limit, before buffering
     cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
@@ -104,13 +108,18 @@ def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
         _wait_until_up(url + "/", proc, log)
         yield url
     finally:
-        # Stop it before pytest-django drops the test database it is connected to.
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, tmp_path_factory) -> Iterator[str]:
+    with uvicorn_serving(tmp_path_factory) as url:
+        yield url
 
 
 # --- browser ---------------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ tests/e2e/test_faces.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gridmgmt import services
@@ -17,18 +15,11 @@ from tests.world import jpeg, world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 R = User.Role
-SHOTS = Path("/tmp/inspector-shots")
 
 
 @pytest.fixture
 def world():
     return world_build()
-
-
-def shot(page, name: str) -> None:
-    screenshot(page, name)
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def handled_case(world) -> Case:
@@ -70,7 +61,7 @@ def test_an_inspector_checks_on_the_phone_and_the_shift_leader_closes(browser, l
     line.wait_for()
     assert "锦绣路 1500 号东侧人行道" in line.inner_text()
     assert page.locator("#tasks li[data-case]").count() == 1  # only handled cases: not the own report
-    shot(page, "inspector_queue")
+    screenshot(page, "inspector_queue")
 
     # The detail: the handler's after photo in the timeline, the two check actions the server allows.
     line.locator("button.gm-task-open").click()
@@ -83,11 +74,11 @@ def test_an_inspector_checks_on_the_phone_and_the_shift_leader_closes(browser, l
     assert labels == ["核查照片", "说明"]
     form.get_by_label("核查照片").set_input_files(jpeg_file("check.jpg", (200, 90, 40)))
     form.get_by_label("说明").fill("现场已清理干净")
-    shot(page, "inspector_check_form")
+    screenshot(page, "inspector_check_form")
     form.locator("button[type=submit]").click()
     page.wait_for_selector('#task-done:has-text("核查通过,等待结案")')
     assert "案件状态:待结案" in page.locator("#task-done").inner_text()
-    shot(page, "inspector_checked")
+    screenshot(page, "inspector_checked")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
     case.refresh_from_db()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -24,19 +23,12 @@ from tests.world import jpeg, world_build
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 R = User.Role
 E = CaseEvent.Type
-SHOTS = Path("/tmp/patrol-shots")
 OFFLINE_S = 1  # how long the phone stays offline after handling, before the network comes back
 
 
 @pytest.fixture
 def world():
     return world_build()
-
-
-def shot(page, name: str) -> None:
-    screenshot(page, name)
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def desk_post(desk, url: str, path: str, **kw) -> dict:
@@ -136,7 +128,7 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     queue = page.locator("#queue").inner_text()
     assert "签收 · " + case.code in queue and "处置反馈 · " + case.code in queue, queue
     assert "等待发送" in queue and "位置 " in queue, queue
-    shot(page, "patrol_offline_queue")
+    screenshot(page, "patrol_offline_queue")
     page.click("#tab-tasks")
     page.locator(f'#tasks li[data-case="{case.code}"] button.gm-task-open').click()
     page.wait_for_selector('#task-actions button[data-action="handle"]')
@@ -151,7 +143,7 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     assert page.locator("#task-form").is_hidden()
     page.locator("#task").scroll_into_view_if_needed()
     page.evaluate("document.getElementById('task').scrollIntoView({block: 'start'})")
-    shot(page, "patrol_offline_task")
+    screenshot(page, "patrol_offline_task")
     assert CaseEvent.objects.filter(case=case, type__in=[E.ACCEPTED, E.HANDLED]).count() == 0
 
     # (4) Back online after a while: both sent, each once, and the handling counts when it was done.
@@ -174,7 +166,7 @@ def test_dispatch_live_then_accept_and_handle_offline_reload_offline_and_sync(br
     page.wait_for_function("document.querySelectorAll('#queue li[data-state=sent]').length === 2", timeout=20_000)
     assert page.locator("#queue li[data-state=failed]").count() == 0
     assert lost["n"] == 1
-    shot(page, "patrol_offline_synced")
+    screenshot(page, "patrol_offline_synced")
     events = list(CaseEvent.objects.filter(case=case).order_by("id").values_list("type", "at", "recorded_at"))
     assert [e[0] for e in events] == [E.REPORTED, E.FILED, E.DISPATCHED, E.ACCEPTED, E.HANDLED]
     (_, accepted, accepted_recorded), (_, handled, handled_recorded) = events[3:]

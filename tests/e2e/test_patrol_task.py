@@ -5,8 +5,6 @@ handling report ends in a plain confirmation before the task leaves the list."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gridmgmt import services
@@ -17,18 +15,11 @@ from tests.world import jpeg, world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 R = User.Role
-SHOTS = Path("/tmp/patrol-shots")
 
 
 @pytest.fixture
 def world():
     return world_build()
-
-
-def shot(page, name: str) -> None:
-    screenshot(page, name)
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def accepted_task(browser, url: str, world) -> Case:
@@ -75,7 +66,7 @@ def test_a_member_opens_a_task_sees_everything_and_handles_it(browser, live_serv
     text = line.inner_text()
     for expected in ("乱堆物堆料", "锦绣路 1500 号东侧人行道", "人行道上堆了十几袋装修垃圾", "时限内", "剩余"):
         assert expected in text, text
-    shot(page, "patrol_task_list")
+    screenshot(page, "patrol_task_list")
 
     # The detail: description, photo, address and cell, standard, timeline, navigation.
     line.locator("button.gm-task-open").click()
@@ -98,14 +89,14 @@ def test_a_member_opens_a_task_sees_everything_and_handles_it(browser, live_serv
         [[case.point.y, case.point.x], [world.centre(6)[1], world.centre(6)[0]]],
     )
     assert view["task"] and view["me"] and view["zoom"] >= 15, view
-    shot(page, "patrol_task_detail")
+    screenshot(page, "patrol_task_detail")
 
     # The reporter's photo opens full size.
     page.locator("#task .gm-task-part .gm-thumb-open").first.click()
     page.wait_for_selector("#photo-view[open]")
     page.wait_for_function("document.getElementById('photo-full').naturalWidth > 0")
     assert page.evaluate("document.getElementById('photo-full').naturalWidth") == 640
-    shot(page, "patrol_task_photo")
+    screenshot(page, "patrol_task_photo")
     page.click("#photo-close")
 
     # Handling: every input labelled in Chinese; a missing photo is explained; then the confirmation.
@@ -121,7 +112,7 @@ def test_a_member_opens_a_task_sees_everything_and_handles_it(browser, live_serv
     form.locator("button[type=submit]").click()
     page.wait_for_selector('#task-done:has-text("已提交处理,等待核查")')
     assert "案件状态:待核查" in page.locator("#task-done").inner_text()
-    shot(page, "patrol_task_confirmation")
+    screenshot(page, "patrol_task_confirmation")
     case.refresh_from_db()
     assert case.status == Case.Status.HANDLED
     assert list(case.photos.values_list("kind", flat=True)) == ["before", "after"]

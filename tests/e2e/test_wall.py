@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import subprocess
-import sys
 import threading
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -25,7 +21,7 @@ from PIL import Image
 from geo.coords import gcj02_to_wgs84, wgs84_to_gcj02
 from gridmgmt import services
 from gridmgmt.models import Case
-from tests.e2e.conftest import ROOT, _free_port, _wait_until_up, database_url, login, record, screenshot
+from tests.e2e.conftest import login, record, screenshot, uvicorn_serving
 from tests.world import world_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -173,37 +169,10 @@ WMTS = (
 @pytest.fixture(scope="module")
 def gcj02_server_url(live_server_url, tile_stub, tmp_path_factory):
     """A second server on the same test database, with a GCJ-02 WMTS basemap."""
-    from django.db import connection
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "DJANGO_SETTINGS_MODULE": "gridmgmt.settings",
-        "DEBUG": "1",
-        "SERVE_STATIC": "1",
-        "PYTHONUNBUFFERED": "1",
-        "CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}",
-        "BASEMAP_URL": tile_stub[0] + WMTS,
-        "BASEMAP_DATUM": "gcj02",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log = tmp_path_factory.mktemp("uvicorn-gcj02") / "uvicorn.log"
-    cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url + "/", proc, log)
+    with uvicorn_serving(
+        tmp_path_factory, name="uvicorn-gcj02", BASEMAP_URL=tile_stub[0] + WMTS, BASEMAP_DATUM="gcj02"
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def world_pixel(lon: float, lat: float, z: int) -> tuple[float, float]:

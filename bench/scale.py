@@ -221,7 +221,8 @@ CROSS JOIN LATERAL (
                 WHEN p.t_hand <= %(now)s THEN 'handled' WHEN p.t_acc <= %(now)s THEN 'handling'
                 WHEN p.t_disp <= %(now)s THEN 'dispatched' WHEN p.t_filed <= %(now)s THEN 'filed'
                 WHEN p.t_void <= %(now)s THEN 'voided' ELSE 'reported' END AS status,
-           coalesce(CASE WHEN p.t_close <= %(now)s THEN p.t_close END, CASE WHEN p.t_check <= %(now)s THEN p.t_check END,
+           coalesce(CASE WHEN p.t_close <= %(now)s THEN p.t_close END,
+                    CASE WHEN p.t_check <= %(now)s THEN p.t_check END,
                     CASE WHEN p.t_hand <= %(now)s THEN p.t_hand END, CASE WHEN p.t_acc <= %(now)s THEN p.t_acc END,
                     CASE WHEN p.t_disp <= %(now)s THEN p.t_disp END, CASE WHEN p.t_filed <= %(now)s THEN p.t_filed END,
                     CASE WHEN p.t_void <= %(now)s THEN p.t_void END, p.t_rep) AS stage_started_at,
@@ -390,9 +391,10 @@ def measure(*, reps: int, naive_reps: int) -> dict:
 
     rng = random.Random(7)
     district = AdminArea.objects.get(code=DISTRICT)
-    user = User.objects.filter(role=User.Role.DISPATCHER, area=district).first() or User.objects.filter(
-        is_superuser=True
-    ).first()
+    user = (
+        User.objects.filter(role=User.Role.DISPATCHER, area=district).first()
+        or User.objects.filter(is_superuser=True).first()
+    )
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
     client.force_login(user)
     wall = User.objects.filter(username="wall").first() or user
@@ -410,7 +412,10 @@ def measure(*, reps: int, naive_reps: int) -> dict:
     street = AdminArea.objects.get(pk=street_id)
     now = timezone.now()
     local = timezone.localtime(now)
-    out: dict = {"user": f"{user.username} ({user.role}, {user.area})", "street": f"{street.code} ({street_cases} cases)"}
+    out: dict = {
+        "user": f"{user.username} ({user.role}, {user.area})",
+        "street": f"{street.code} ({street_cases} cases)",
+    }
 
     def get(c, url, **params):
         def call():
@@ -545,9 +550,9 @@ def main() -> None:
     ap.add_argument("--naive-reps", type=int, default=3)
     ap.add_argument("--reload", action="store_true", help="drop and rebuild the scale database")
     args = ap.parse_args()
-    url, fresh = db_ensure(reload=args.reload)
+    db_ensure(reload=args.reload)
     sys.path.insert(0, str(ROOT / "bench"))
-    from _setup import results_write  # noqa: E402  (sets Django up, on the scale database)
+    from _setup import results_write
     from django.db import connection
     from django.utils import timezone
 

@@ -51,7 +51,7 @@ def cell_tile(request: HttpRequest, z: int, x: int, y: int) -> HttpResponse:
         tile = selectors.tile_address_parse(z=z, x=x, y=y)
     except selectors.TileOutOfRange as exc:
         return JsonResponse({"detail": str(exc)}, status=400, json_dumps_params={"ensure_ascii": False})
-    data = selectors.cell_tile_mvt(tile=tile)
+    data = selectors.cell_tile_cached(tile=tile)
     # Cells change only on a grid rebuild; let browsers and proxies keep tiles for a while, then revalidate
     # with the tile's ETag (a 304 carries no body).
     etag = quote_etag(hashlib.blake2b(data, digest_size=12).hexdigest())

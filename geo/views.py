@@ -1,13 +1,10 @@
-import hashlib
-
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import get_conditional_response
-from django.utils.http import quote_etag
 from django.utils.translation import gettext as _
 
-from geo import basemap, district_map, folium_offline, selectors
+from geo import basemap, district_map, folium_offline, selectors, tile_asgi
 
 
 def map_page(request: HttpRequest) -> HttpResponse:
@@ -54,7 +51,7 @@ def cell_tile(request: HttpRequest, z: int, x: int, y: int) -> HttpResponse:
     data = selectors.cell_tile_cached(tile=tile)
     # Cells change only on a grid rebuild; let browsers and proxies keep tiles for a while, then revalidate
     # with the tile's ETag (a 304 carries no body).
-    etag = quote_etag(hashlib.blake2b(data, digest_size=12).hexdigest())
+    etag = tile_asgi.tile_etag(data)  # the same as the ASGI fast path's (geo/tile_asgi.py)
     response = get_conditional_response(request, etag=etag) or HttpResponse(
         data, content_type="application/vnd.mapbox-vector-tile"
     )

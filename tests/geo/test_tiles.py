@@ -73,3 +73,43 @@ def test_tile_is_revalidated_by_etag(client, cells):
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == first["ETag"]
     other = client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf", headers={"If-None-Match": first["ETag"]})
     assert other.status_code == 200 and other["ETag"] != first["ETag"]
+
+
+def _asgi_get(app, path: str, headers: list | None = None) -> tuple[int, dict, bytes]:
+    from asgiref.sync import async_to_sync
+
+    sent = []
+
+    async def run():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": headers or [], "query_string": b""}
+        await app(scope, receive, send)
+
+    async_to_sync(run)()
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def test_asgi_fast_path_answers_a_cached_tile_as_the_view_does(client, cells):
+    from geo.tile_asgi import CellTileFastPath
+
+    async def django_only(scope, receive, send):
+        raise AssertionError("the fast path passed a cached tile on to Django")
+
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    fast = CellTileFastPath(django_only)
+    with pytest.raises(AssertionError):  # not cached yet: Django's turn
+        _asgi_get(fast, path)
+    view = client.get(path)  # renders and caches it
+    status, headers, body = _asgi_get(fast, path)
+    assert (status, body, headers["etag"]) == (200, view.content, view["ETag"])
+    for name in ("Content-Type", "Cache-Control", "X-Content-Type-Options"):
+        assert headers[name.lower()] == view[name]
+    status, _, body = _asgi_get(fast, path, [(b"if-none-match", view["ETag"].encode())])
+    assert (status, body) == (304, b"")

@@ -142,7 +142,11 @@ class CaseFilter(filters.FilterSet):
         # The server orders, so a page of the queue holds the most urgent cases of all, not of the newest page:
         # cases whose clock runs first (a parked case's old deadline is paused, not overdue), by deadline;
         # reported_at and id complete a total order (page boundaries never repeat or skip a case).
-        running = CaseWhen(When(status__in=states.CLOCKED_STATUSES, then=0), default=1, output_field=IntegerField())
+        # sorted: the same SQL in every process (a frozenset's order changes with the hash seed), so it matches
+        # the expression index case_queue_order (migration 0016) and the planner walks it instead of sorting.
+        running = CaseWhen(
+            When(status__in=sorted(states.CLOCKED_STATUSES), then=0), default=1, output_field=IntegerField()
+        )
         if value == "deadline":
             return qs.order_by(running, F("deadline_at").asc(nulls_last=True), "reported_at", "id")
         return qs.order_by(running, F("deadline_at").desc(nulls_last=True), "-reported_at", "-id")

@@ -284,6 +284,11 @@ class Case(models.Model):
             models.Index(fields=["status", "district"], name="case_status_district"),
             models.Index(fields=["street", "status"], name="case_street_status"),
             models.Index(fields=["team", "status"], name="case_team_status"),
+            # A street's or community's cases counted by an index-only scan: the list's page count under a
+            # district-scoped user (both ids in the WHERE). bench/scale.py, 5 M cases, a street of 109,621:
+            # 1.1 s cold / ~250 ms warm (bitmap heap scan) → 7 ms.
+            models.Index(fields=["street", "district"], name="case_street_district"),
+            models.Index(fields=["community", "district"], name="case_community_district"),
         ]
         constraints = [
             models.CheckConstraint(

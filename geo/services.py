@@ -5,9 +5,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 import numpy as np
 import shapely
+from django.core.cache import cache
 from django.db import connection, transaction
 from psycopg.copy import QueuedLibpqWriter
 from pyproj import Transformer
@@ -15,7 +17,7 @@ from pyproj import Transformer
 from geo.coords import DATUM_TO_WGS84, transform_geometry
 from geo.grid import CELL_MAX_M2, SLIVER_M2, Region, grid_bounds, grid_generate
 from geo.models import UTM_SRID, AdminArea, GridCell, ResponsibilityGrid, Speaker
-from geo.selectors import cell_locate
+from geo.selectors import GRID_VERSION_KEY, cell_locate
 
 BUNDLED_BOUNDARIES = Path(__file__).resolve().parent / "data" / "shanghai_boundaries_gcj02.geojson"
 _TO_WGS84 = Transformer.from_crs(UTM_SRID, 4326, always_xy=True)
@@ -244,7 +246,13 @@ def grid_build(
         if rebuild:
             _cells_delete(district_id=district.id)
         text_copy(table="geo_gridcell", columns=GRID_COPY_COLUMNS, texts=texts())
+        transaction.on_commit(grid_version_bump)  # the cached cell tiles show the old grid
     return GridBuildResult(cells=cells, area_m2=area, district_area_m2=district.area_m2)
+
+
+def grid_version_bump() -> None:
+    """A new grid version stamp: every cached cell tile (geo.selectors.cell_tile_cached) is stale."""
+    cache.set(GRID_VERSION_KEY, uuid4().hex[:16], timeout=None)
 
 
 def _region_batches(regions: list[Region], *, parts: int) -> list[list[Region]]:

@@ -1,13 +1,10 @@
-import hashlib
-
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import get_conditional_response
-from django.utils.http import quote_etag
 from django.utils.translation import gettext as _
 
-from geo import basemap, district_map, folium_offline, selectors
+from geo import basemap, district_map, folium_offline, selectors, tile_asgi
 
 
 def map_page(request: HttpRequest) -> HttpResponse:
@@ -54,10 +51,10 @@ def cell_tile(request: HttpRequest, z: int, x: int, y: int) -> HttpResponse:
     # ?datum=gcj02: the cells where a GCJ-02 basemap shows them (the wall's and the map's URL carry it when
     # BASEMAP_DATUM=gcj02: geo.district_map.cell_tile_url_template).
     datum = "gcj02" if request.GET.get("datum") == "gcj02" else "wgs84"
-    data = selectors.cell_tile_mvt(tile=tile, datum=datum)
+    data = selectors.cell_tile_cached(tile=tile, datum=datum)
     # Cells change only on a grid rebuild; let browsers and proxies keep tiles for a while, then revalidate
     # with the tile's ETag (a 304 carries no body).
-    etag = quote_etag(hashlib.blake2b(data, digest_size=12).hexdigest())
+    etag = tile_asgi.tile_etag(data)  # the same as the ASGI fast path's (geo/tile_asgi.py)
     response = get_conditional_response(request, etag=etag) or HttpResponse(
         data, content_type="application/vnd.mapbox-vector-tile"
     )

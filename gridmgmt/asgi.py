@@ -16,6 +16,10 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
+from geo.tile_asgi import CellTileFastPath  # noqa: E402
+
+http_app = CellTileFastPath(http_app)  # cached cell tiles straight from Redis (geo/tile_asgi.py)
+
 from realtime.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})

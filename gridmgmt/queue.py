@@ -3,7 +3,7 @@
 Every function takes a queryset scoped by `gridmgmt.access` and narrows, orders or counts it in one SQL
 statement; the API's filters (`gridmgmt.api.filters.CaseFilter`) only parse and call these.
 
-Search uses PostgreSQL's `pg_trgm` (migration 0016): GIN trigram indexes on code, description and address
+Search uses PostgreSQL's `pg_trgm` (migration 0017): GIN trigram indexes on description and address
 serve `ILIKE '%…%'` for Chinese text without a tokenizer (a CJK character is a word character under the
 database's C.UTF-8 ctype), so a fragment of three or more characters is an index lookup, not a scan.
 """
@@ -74,7 +74,11 @@ def cases_order(*, qs: QuerySet[Case], ordering: str, now: datetime | None = Non
     oldest = ("-reported_at", "-id") if reverse else ("reported_at", "id")
     if key == "deadline":
         # A parked case's old deadline is paused, not overdue: cases whose clock runs come first either way.
-        running = CaseWhen(When(status__in=states.CLOCKED_STATUSES, then=0), default=1, output_field=IntegerField())
+        # sorted: the same SQL in every process (a frozenset's order follows the hash seed), so it matches the
+        # expression index case_queue_order (migration 0019) and the planner walks it instead of sorting.
+        running = CaseWhen(
+            When(status__in=sorted(states.CLOCKED_STATUSES), then=0), default=1, output_field=IntegerField()
+        )
         return qs.order_by(running, deadline, *oldest)
     if key == "light":
         qs = qs.alias(_light_rank=states.light_rank_expression(now=now))

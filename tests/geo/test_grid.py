@@ -146,3 +146,32 @@ def test_boundaries_import_converts_gcj02_and_is_idempotent(db):
     stored = shapely.from_wkt(pudong.boundary.wkt).centroid
     assert 0.003 < gcj_centroid.x - stored.x < 0.006
     assert np.isclose(pudong.area_m2, 1.696e9, rtol=0.01)
+
+
+def test_rebuild_invalidates_the_cached_cell_tiles(round_district, client, django_capture_on_commit_callbacks):
+    import mapbox_vector_tile
+
+    from tests.geo.test_tiles import tile_of
+
+    district, _ = round_district
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grid_build(district_code=district.code)
+    centre = GridCell.objects.order_by("code").first().center
+    x, y = tile_of(centre.x, centre.y, 16)
+    url = f"/tiles/cells/16/{x}/{y}.pbf"
+
+    def tile_ids() -> set[int]:
+        response = client.get(url)
+        assert response.status_code == 200
+        return {f["id"] for f in mapbox_vector_tile.decode(response.content)["cells"]["features"]}
+
+    before = tile_ids()
+    assert before and before == tile_ids()  # the second answer comes from the cache (test_tiles: no query)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grid_build(district_code=district.code, rebuild=True)  # new cells, new ids
+    after = tile_ids()
+    assert (
+        after
+        and not after & before
+        and after == set(GridCell.objects.filter(id__in=after).values_list("id", flat=True))
+    )

@@ -30,7 +30,8 @@ def test_cell_tile_returns_mvt_with_cell_codes(client, cells):
     layer = mapbox_vector_tile.decode(response.content)["cells"]
     codes = {f["properties"]["code"] for f in layer["features"]}
     assert cells[4].code in codes
-    assert all(f["properties"]["area_m2"] == 10000 for f in layer["features"])
+    # trimmed to what the maps use: the id (the wall's shading key) and the code
+    assert all(set(f["properties"]) <= {"id", "code"} for f in layer["features"])
 
 
 def test_low_zoom_tile_is_empty(client, cells):
@@ -51,7 +52,7 @@ def test_out_of_range_tile_is_a_clear_400(client, db, path):
     assert "超出" in response.json()["detail"]
 
 
-def test_tile_is_one_query(client, cells):
+def test_tile_is_one_query_then_served_from_the_cache(client, cells):
     x, y = tile_of(cells[0].center.x, cells[0].center.y, 15)
     with CaptureQueriesContext(connection) as queries:
         client.get(f"/tiles/cells/15/{x}/{y}.pbf")
@@ -59,6 +60,9 @@ def test_tile_is_one_query(client, cells):
     sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(sql) == 2
     assert sql[0] == "SET LOCAL max_parallel_workers_per_gather = 0" and "ST_AsMVT" in sql[1]
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get(f"/tiles/cells/15/{x}/{y}.pbf")
+    assert again.status_code == 200 and [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]] == []
 
 
 def test_tile_is_revalidated_by_etag(client, cells):
@@ -113,3 +117,43 @@ def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
         assert min(p[0] for p in shown) == pytest.approx(ex.min(), abs=1.5)
         assert min(p[1] for p in shown) == pytest.approx(ey.min(), abs=1.5)
         assert 300 < ex.min() - wx.min() < 450
+
+
+def _asgi_get(app, path: str, headers: list | None = None) -> tuple[int, dict, bytes]:
+    from asgiref.sync import async_to_sync
+
+    sent = []
+
+    async def run():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": headers or [], "query_string": b""}
+        await app(scope, receive, send)
+
+    async_to_sync(run)()
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def test_asgi_fast_path_answers_a_cached_tile_as_the_view_does(client, cells):
+    from geo.tile_asgi import CellTileFastPath
+
+    async def django_only(scope, receive, send):
+        raise AssertionError("the fast path passed a cached tile on to Django")
+
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    fast = CellTileFastPath(django_only)
+    with pytest.raises(AssertionError):  # not cached yet: Django's turn
+        _asgi_get(fast, path)
+    view = client.get(path)  # renders and caches it
+    status, headers, body = _asgi_get(fast, path)
+    assert (status, body, headers["etag"]) == (200, view.content, view["ETag"])
+    for name in ("Content-Type", "Cache-Control", "X-Content-Type-Options"):
+        assert headers[name.lower()] == view[name]
+    status, _, body = _asgi_get(fast, path, [(b"if-none-match", view["ETag"].encode())])
+    assert (status, body) == (304, b"")

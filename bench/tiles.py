@@ -1,0 +1,296 @@
+"""Cell vector tiles against a peer (issue 13, item 7): our endpoint next to tipg on the same database.
+
+    .venv/bin/python bench/tiles.py [--per-zoom 150] [--clients 8] [--workers 2]
+
+Database: `<DATABASE_URL's name>_tiles`, a copy of bench/scale.py's migrated demo set-up (the Pudong grid,
+171,276 cells), or made by migrate + demo_load when that is missing.
+
+Servers, both on 127.0.0.1 with `--workers` uvicorn workers, started and stopped by this script:
+- ours: `gridmgmt.asgi:application`, `GET /tiles/cells/{z}/{x}/{y}.pbf` (geo.views.cell_tile: ST_AsMVT,
+  cached in Redis under the grid's version stamp), with a cache key prefix of its own for this run, so the
+  first pass is really cold;
+- tipg (developmentseed's OGC Features and Tiles API for PostGIS, PyPI `tipg`, pinned TIPG_VERSION below),
+  `GET /collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code`, with the same
+  extent (1024) and buffer (16) as ours. It lives in a virtualenv of its own (var/tipg-venv, made by this
+  script: its FastAPI/Starlette/pydantic pins are not ours). It caches nothing.
+
+Tiles: z13–z16 around random Pudong cells, up to `--per-zoom` per zoom. Each server gets a cold pass (every
+tile once, in random order, from `--clients` concurrent keep-alive clients) then a warm pass (the same tiles
+again, shuffled). Reported: tiles/s, p50/p95 latency, mean bytes; and the ratios ours/tipg.
+
+Targets: cold ≥ 5× tipg's tiles/s; warm p95 ≤ 10 ms and ≥ 20× tipg's tiles/s.
+Results: bench/results/tiles.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+TIPG_VERSION = "1.6.1"
+TIPG_VENV = ROOT / "var" / "tipg-venv"
+ZOOMS = (13, 14, 15, 16)
+
+
+def db_ensure() -> str:
+    import scale
+
+    app_url, _scale_url, scale_name = scale._db_url()
+    parts = urllib.parse.urlsplit(app_url)
+    name = parts.path.lstrip("/") + "_tiles"
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    template = scale_name + "_template"
+    with scale._admin_connect(app_url) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        have_template = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if have_template else ""))
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    if not exists and not have_template:
+        subprocess.run([sys.executable, "manage.py", "demo_load"], cwd=ROOT, env=env, check=True)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def tipg_venv() -> Path:
+    python = TIPG_VENV / "bin" / "python"
+    marker = TIPG_VENV / f".tipg-{TIPG_VERSION}"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TIPG_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, f"tipg=={TIPG_VERSION}", "uvicorn==0.54.0"], check=True)
+        marker.touch()
+    return python
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(proc: subprocess.Popen, base: str, path: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            host = urllib.parse.urlsplit(base)
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.terminate()
+            raise RuntimeError(f"server did not start: {base}")
+        time.sleep(0.3)
+
+
+def _log(name: str):
+    (ROOT / "var").mkdir(exist_ok=True)
+    return (ROOT / "var" / f"bench-tiles-{name}.log").open("w")
+
+
+def ours_start(db_url: str, *, workers: int, prefix: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "DEBUG": "0", "LOG_LEVEL": "ERROR", "CACHE_KEY_PREFIX": prefix}
+    # production settings (DEBUG off) on plain HTTP at 127.0.0.1, as behind the deployed nginx
+    env |= {"ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0"}
+    cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=_log("ours"))
+    base = f"http://127.0.0.1:{port}"
+    _wait(proc, base, "/tiles/cells/10/0/0.pbf")
+    return proc, base
+
+
+def tipg_start(db_url: str, *, workers: int) -> tuple[subprocess.Popen, str]:
+    python = tipg_venv()
+    parts = urllib.parse.urlsplit(db_url)
+    socket_dir = urllib.parse.unquote(parts.netloc.split("@")[-1])
+    user = urllib.parse.unquote(parts.username or "")
+    dbname = parts.path.lstrip("/")
+    port = _free_port()
+    env = {
+        **os.environ,
+        # asyncpg: the Unix socket directory as the (percent-encoded) host
+        "DATABASE_URL": f"postgresql://{user}@{urllib.parse.quote(socket_dir, safe='')}/{dbname}",
+        "TIPG_DB_SCHEMAS": '["public"]',
+        "TIPG_DB_TABLES": '["public.geo_gridcell"]',
+        "TIPG_TILE_RESOLUTION": "1024",
+        "TIPG_TILE_BUFFER": "16",
+        "TIPG_MAX_FEATURES_PER_TILE": "20000",
+    }
+    cmd = [str(python), "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd="/tmp", env=env, stdout=subprocess.DEVNULL, stderr=_log("tipg"))
+    base = f"http://127.0.0.1:{port}"
+    _wait(proc, base, "/collections")
+    return proc, base
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def tiles_pick(per_zoom: int) -> list[tuple[int, int, int]]:
+    from django.db import connection
+
+    rng = random.Random(13)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT ST_X(center), ST_Y(center) FROM geo_gridcell WHERE district_id ="
+            " (SELECT id FROM geo_adminarea WHERE code = '310115') ORDER BY md5(id::text) LIMIT 4000"
+        )
+        centres = cur.fetchall()
+    out = []
+    for z in ZOOMS:
+        addresses = sorted({_tile_of(lon, lat, z) for lon, lat in centres})
+        rng.shuffle(addresses)
+        out += [(z, x, y) for x, y in addresses[:per_zoom]]
+    return out
+
+
+def run_pass(base: str, path_of, tiles: list[tuple[int, int, int]], *, clients: int) -> dict:
+    """Every tile once from `clients` concurrent keep-alive connections: tiles/s, p50/p95 ms, mean bytes."""
+    todo = list(tiles)
+    lock = threading.Lock()
+    times: list[float] = []
+    sizes: list[int] = []
+    errors: list[str] = []
+    host = urllib.parse.urlsplit(base)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                z, x, y = todo.pop()
+            started = time.perf_counter()
+            conn.request("GET", path_of(z, x, y))
+            response = conn.getresponse()
+            body = response.read()
+            took = (time.perf_counter() - started) * 1000
+            with lock:
+                times.append(took)
+                sizes.append(len(body))
+                if response.status != 200:
+                    errors.append(f"{response.status} {path_of(z, x, y)}")
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    ordered = sorted(times)
+    return {
+        "tiles": len(times),
+        "tiles_per_s": round(len(times) / wall, 1),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p95_ms": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1),
+        "mean_bytes": round(statistics.mean(sizes)),
+        "errors": errors[:5],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-zoom", type=int, default=150)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    db_url = db_ensure()
+    from _setup import results_write  # sets Django up, on the tiles database
+    from django.db import connection
+
+    assert connection.settings_dict["NAME"].endswith("_tiles"), connection.settings_dict["NAME"]
+    tiles = tiles_pick(args.per_zoom)
+    connection.close()
+    print(f"{len(tiles)} tiles at z{ZOOMS[0]}–z{ZOOMS[-1]}, {args.clients} clients, {args.workers} workers each")
+    prefix = f"bench-tiles-{uuid.uuid4().hex[:8]}"
+    servers = {}
+    procs = []
+    try:
+        proc, base = ours_start(db_url, workers=args.workers, prefix=prefix)
+        procs.append(proc)
+        servers["ours"] = (base, lambda z, x, y: f"/tiles/cells/{z}/{x}/{y}.pbf")
+        proc, base = tipg_start(db_url, workers=args.workers)
+        procs.append(proc)
+        servers["tipg"] = (
+            base,
+            lambda z, x, y: f"/collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code",
+        )
+        out: dict = {"tiles": len(tiles), "clients": args.clients, "workers": args.workers, "zooms": list(ZOOMS)}
+        out["tipg_version"] = TIPG_VERSION
+        out["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
+        rng = random.Random(5)
+        for name, (base, path_of) in servers.items():
+            order = list(tiles)
+            rng.shuffle(order)
+            cold = run_pass(base, path_of, order, clients=args.clients)
+            rng.shuffle(order)
+            warm = run_pass(base, path_of, order, clients=args.clients)
+            out[name] = {"cold": cold, "warm": warm}
+            for label, r in (("cold", cold), ("warm", warm)):
+                print(
+                    f"  {name:<5} {label}: {r['tiles_per_s']:8.1f} tiles/s  p50 {r['p50_ms']:7.1f}"
+                    f"  p95 {r['p95_ms']:7.1f} ms  {r['mean_bytes']:7d} B/tile"
+                    + (f"  errors {r['errors']}" if r["errors"] else ""),
+                    flush=True,
+                )
+        out["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+        ours, tipg = out["ours"], out["tipg"]
+        out["ratios"] = {
+            "cold_tiles_per_s": round(ours["cold"]["tiles_per_s"] / tipg["cold"]["tiles_per_s"], 1),
+            "warm_tiles_per_s": round(ours["warm"]["tiles_per_s"] / tipg["warm"]["tiles_per_s"], 1),
+            "bytes": round(ours["cold"]["mean_bytes"] / max(tipg["cold"]["mean_bytes"], 1), 2),
+        }
+        out["targets"] = {
+            "cold_5x_tipg": out["ratios"]["cold_tiles_per_s"] >= 5,
+            "warm_p95_10ms": ours["warm"]["p95_ms"] <= 10,
+            "warm_20x_tipg": out["ratios"]["warm_tiles_per_s"] >= 20,
+        }
+        print(f"  ratios ours/tipg: {out['ratios']}  targets: {out['targets']}")
+        path = results_write("tiles", out)
+        print(f"→ {path.relative_to(ROOT)}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        from django.core.cache import cache
+
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+if __name__ == "__main__":
+    main()

@@ -112,11 +112,12 @@ def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
         ex, ey = tile_units(*wgs84_to_gcj02(ring[:, 0], ring[:, 1]))  # every vertex where GCJ-02 puts it
         wx, _wy = tile_units(ring[:, 0], ring[:, 1])
         (shown,) = gcj[pk]["geometry"]["coordinates"]
-        # ~1.2 m per unit at z13: within 1.5 units of the exact GCJ-02 position (rounding + the linearisation),
-        # ~470 m (~390 units) east of the WGS-84 one.
+        # TILE_EXTENT 1024: ~4.8 m per unit at z13. Within 1.5 units of the exact GCJ-02 position (rounding +
+        # the linearisation), ~470 m (~98 units) east of the WGS-84 one.
+        assert TILE_EXTENT == 1024
         assert min(p[0] for p in shown) == pytest.approx(ex.min(), abs=1.5)
         assert min(p[1] for p in shown) == pytest.approx(ey.min(), abs=1.5)
-        assert 300 < ex.min() - wx.min() < 450
+        assert 75 < ex.min() - wx.min() < 115
 
 
 def _asgi_get(app, path: str, headers: list | None = None) -> tuple[int, dict, bytes]:

@@ -27,8 +27,8 @@ or the selectors the views call), each next to the naive query a first version w
   KPIs month/street  GET /api/kpis/?start&end&group_by=street            vs areas by spatial join
   KPIs year/team     GET /api/kpis/?start&end&group_by=team (a year)     vs unindexed scan of the events
   wall snapshot      GET /wall/snapshot.json                            vs per-cell counts by spatial join
-  statistics data    GET /api/kpis/?group_by=month over a year (this branch has no statistics page or
-  Excel export; the month export would run the month KPI query: see "KPIs month/street")
+  statistics data    GET /api/kpis/?group_by=month over a year (the /stats/ page reads /api/kpis/, and the
+  Excel export renders that same response: a month's export costs "KPIs month/street")
 
 Targets: p95 ≤ 200 ms desk reads and search, ≤ 1 s month KPIs, ≤ 1.5 s wall snapshot.
 Results: bench/results/scale.json.

@@ -525,8 +525,8 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
 
     row("case_detail", detail, detail_naive, 200, "detail + events timeline (two requests)")
 
-    # 4. KPIs: a month by street; a year by team (this branch's KPIs have no department grouping: teams
-    # belong to departments); the statistics page's data (a year by month)
+    # 4. KPIs: a month by street; a year by team (written before `group_by=department` existed — the issue asks
+    # for department; teams belong to departments, not re-measured); the statistics page's data (a year by month)
     month_start = (local.replace(day=1) - timedelta(days=1)).replace(day=1).date()
     month_end = local.replace(day=1).date() - timedelta(days=1)
     year_start = (local - timedelta(days=365)).date()
@@ -559,7 +559,7 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
         get(client, "/api/kpis/", start=year_start.isoformat(), end=local.date().isoformat(), group_by="month"),
         None,
         None,
-        "the statistics data as /api/kpis/ serves it (no statistics page nor Excel export in this branch); one run",
+        "the statistics data as /api/kpis/ serves it (what /stats/ reads; the export renders it); one run",
         slow=True,
     )
 

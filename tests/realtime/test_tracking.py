@@ -378,3 +378,40 @@ def test_trackers_are_registered_in_the_admin(world):
     )
     assert response.status_code == 302
     assert Device.objects.filter(identifier="tracker-2", user=patrol).exists()
+
+
+def test_requests_arriving_together_are_written_together_and_answered_each(world):
+    """The fast path's batch: one flush for all three, each its own answer; the team gets the newest fix."""
+    from gridmgmt.asgi import application
+
+    w, *_ = world
+    _method, data, _ = _golden(w)["GET query"]
+    queries = [
+        {**data, "timestamp": int(FIX.timestamp()) - 10},
+        {**data, "id": "nobody"},
+        {**data, "timestamp": int(FIX.timestamp())},
+    ]
+
+    async def one(query):
+        sent = []
+        scope = {
+            "type": "http", "method": "GET", "path": URL, "query_string": urlencode(query).encode(),
+            "headers": [], "client": ("127.0.0.1", 50000),
+        }  # fmt: skip
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await application(scope, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    async def together():
+        return await asyncio.gather(*(one(q) for q in queries))
+
+    assert async_to_sync(together)() == [(200, b""), (400, b"unknown_device"), (200, b"")]
+    assert [r.at for r in _rows()] == [FIX - timedelta(seconds=10), FIX]
+    assert PatrolTeam.objects.get(pk=w.team.id).last_position_at == FIX
+    assert FeedEvent.objects.filter(type="team.position", team_id=w.team.id).count() == 1

@@ -20,6 +20,10 @@ from geo.tile_asgi import CellTileFastPath  # noqa: E402
 
 http_app = CellTileFastPath(http_app)  # cached cell tiles straight from Redis (geo/tile_asgi.py)
 
+from realtime.track_asgi import TrackFastPath  # noqa: E402
+
+http_app = TrackFastPath(http_app)  # /track/osmand fixes written in batches (realtime/track_asgi.py)
+
 from realtime.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})

@@ -169,30 +169,50 @@ class Fix:
 _INSERT = """
 INSERT INTO realtime_position
     (device_id, at, received_at, user_id, team_id, point, speed, course, altitude, accuracy, battery)
-SELECT %(device)s, f.at, %(now)s, %(user)s, %(team)s, ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4326),
+SELECT f.device, f.at, %(now)s, f.usr, f.team, ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4326),
     f.speed, f.course, f.altitude, f.accuracy, f.battery
-FROM unnest(%(at)s::timestamptz[], %(lon)s::float8[], %(lat)s::float8[], %(speed)s::float8[],
-    %(course)s::float8[], %(altitude)s::float8[], %(accuracy)s::float8[], %(battery)s::float8[])
-    AS f(at, lon, lat, speed, course, altitude, accuracy, battery)
+FROM unnest(%(device)s::bigint[], %(user)s::bigint[], %(team)s::bigint[], %(at)s::timestamptz[],
+    %(lon)s::float8[], %(lat)s::float8[], %(speed)s::float8[], %(course)s::float8[], %(altitude)s::float8[],
+    %(accuracy)s::float8[], %(battery)s::float8[])
+    AS f(device, usr, team, at, lon, lat, speed, course, altitude, accuracy, battery)
 ON CONFLICT (device_id, at) DO NOTHING
 """
 
 
+@dataclass(frozen=True)
+class DeviceFix:
+    """A fix and whose it is: the device, its user and the user's team (stored on the history row)."""
+
+    device_id: int
+    user_id: int
+    team_id: int | None
+    fix: Fix
+
+
 def positions_append(*, device_id: int, user_id: int, team_id: int | None, fixes: Sequence[Fix]) -> int:
-    """Append `fixes` of one device to the history (validated by the caller); returns the rows stored. Fixes
-    older than the retention are skipped; a day without a partition gets one. Runs in the caller's
+    """Append `fixes` of one device to the history (validated by the caller); returns the rows stored."""
+    return positions_append_many(
+        rows=[DeviceFix(device_id=device_id, user_id=user_id, team_id=team_id, fix=f) for f in fixes]
+    )
+
+
+def positions_append_many(*, rows: Sequence[DeviceFix]) -> int:
+    """Append the fixes of any number of devices to the history (validated by the caller) in one INSERT, and
+    set their devices' `last_seen_at` in one UPDATE; returns the rows stored. Fixes older than the retention
+    are skipped; a day without a partition gets one. Runs in the caller's
     transaction (a savepoint of its own)."""
     now = timezone.now()
     oldest = _day_start(today_local() - timedelta(days=retention_days()))
-    fixes = [f for f in fixes if f.at >= oldest]
-    if not fixes:
+    rows = [r for r in rows if r.fix.at >= oldest]
+    if not rows:
         return 0
+    stored = 0
     params = {
-        "device": device_id,
-        "user": user_id,
-        "team": team_id,
         "now": now,
-        **{name: [getattr(f, name) for f in fixes] for name in Fix.__dataclass_fields__},
+        "device": [r.device_id for r in rows],
+        "user": [r.user_id for r in rows],
+        "team": [r.team_id for r in rows],
+        **{name: [getattr(r.fix, name) for r in rows] for name in Fix.__dataclass_fields__},
     }
     for attempt in (1, 2):
         try:
@@ -203,9 +223,10 @@ def positions_append(*, device_id: int, user_id: int, team_id: int | None, fixes
         except IntegrityError as exc:  # 23514: no partition of relation found for row
             if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "23514":
                 raise
-            partitions_create({day_of(f.at) for f in fixes})
+            partitions_create({day_of(r.fix.at) for r in rows})
     with connection.cursor() as cur:
-        cur.execute("UPDATE realtime_device SET last_seen_at = %s WHERE id = %s", [now, device_id])
+        seen = sorted({r.device_id for r in rows})
+        cur.execute("UPDATE realtime_device SET last_seen_at = %s WHERE id = ANY(%s)", [now, seen])
     return stored
 
 

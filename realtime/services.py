@@ -9,6 +9,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from geo.coords import point_parse
 from geo.models import Camera
 from gridmgmt import access
-from gridmgmt.errors import InvalidInput, RoleNotAllowed
+from gridmgmt.errors import DomainError, InvalidInput, RoleNotAllowed
 from gridmgmt.models import PatrolTeam, User
 from gridmgmt.notify import CameraGone, cameras_offline_notify
 from realtime import conf, positions
@@ -151,36 +152,56 @@ def team_position_report(*, actor: User, lon, lat, at: datetime | None = None, h
     return bool(stored)
 
 
-def tracker_position_report(*, identifier: str, fix: positions.Fix) -> bool:
-    """A position from a registered tracker (`/track/osmand`). The tracker must be active and belong to an
-    active patrol member with a team, else `UnknownDevice` (400, as Traccar answers). The fix is checked
-    (coordinates, not more than POSITION_FUTURE_SECONDS ahead), appended to the device's history and, if it
-    is less than an hour old, offered to the member's team through `team_position_report` (its interval
-    rule decides whether the wall moves). Returns whether the team's live position moved."""
-    device = (
-        Device.objects.select_related("user")
-        .filter(
-            identifier=identifier,
+def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) -> list[DomainError | None]:
+    """Positions from registered trackers (`/track/osmand`), any number of devices at once: one outcome per
+    report, in order — None when accepted, else the error to answer (400). A tracker must be active and belong
+    to an active patrol member with a team, else `UnknownDevice` (as Traccar answers); a fix is checked
+    (coordinates, not more than POSITION_FUTURE_SECONDS ahead). The accepted fixes are appended to the history
+    together (one INSERT, one `last_seen_at` UPDATE, realtime/positions.py) and, per team, the newest one less
+    than an hour old is offered to `team_position_report` (its interval rule decides whether the wall moves),
+    all in one transaction: when this returns, every accepted fix is stored."""
+    identifiers = {identifier for identifier, _fix in reports}
+    devices = {
+        d.identifier: d
+        for d in Device.objects.select_related("user").filter(
+            identifier__in=identifiers,
             kind=Device.Kind.TRACKER,
             active=True,
             user__is_active=True,
             user__role=User.Role.PATROL,
             user__team__isnull=False,
         )
-        .first()
-    )
-    if device is None:
-        raise UnknownDevice(_("未登记的定位终端"), field="id")
-    point = point_parse(fix.lon, fix.lat)
+    }
     now = timezone.now()
-    if fix.at > now + timedelta(seconds=positions.future_seconds()):
-        raise InvalidInput(_("定位时间晚于当前时间"), field="timestamp", code="future_position")
-    user = device.user
-    with transaction.atomic():
-        positions.positions_append(device_id=device.pk, user_id=user.pk, team_id=user.team_id, fixes=[fix])
-        if fix.at < now - timedelta(hours=1):  # an old fix from a buffer: history only, the team has moved on
-            return False
-        return team_position_report(actor=user, lon=point.x, lat=point.y, at=fix.at, history=False)
+    ahead, recent = now + timedelta(seconds=positions.future_seconds()), now - timedelta(hours=1)
+    outcomes: list[DomainError | None] = []
+    rows: list[positions.DeviceFix] = []
+    newest: dict[int, tuple[User, Point, datetime]] = {}  # team → its newest recent fix in this batch
+    for identifier, fix in reports:
+        device = devices.get(identifier)
+        if device is None:
+            outcomes.append(UnknownDevice(_("未登记的定位终端"), field="id"))
+            continue
+        try:
+            point = point_parse(fix.lon, fix.lat)
+        except DomainError as exc:
+            outcomes.append(exc)
+            continue
+        if fix.at > ahead:
+            outcomes.append(InvalidInput(_("定位时间晚于当前时间"), field="timestamp", code="future_position"))
+            continue
+        outcomes.append(None)
+        user = device.user
+        rows.append(positions.DeviceFix(device_id=device.pk, user_id=user.pk, team_id=user.team_id, fix=fix))
+        # an old fix from a buffer: history only, the team has moved on
+        if fix.at >= recent and (user.team_id not in newest or newest[user.team_id][2] < fix.at):
+            newest[user.team_id] = (user, point, fix.at)
+    if rows:
+        with transaction.atomic():
+            positions.positions_append_many(rows=rows)
+            for user, point, at in newest.values():
+                team_position_report(actor=user, lon=point.x, lat=point.y, at=at, history=False)
+    return outcomes
 
 
 def team_status_set(*, actor: User, team_id: int, status: str) -> PatrolTeam:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
@@ -39,7 +41,7 @@ from gridmgmt.clients import client_ip, limit_hit
 from gridmgmt.datetimes import datetime_parse
 from gridmgmt.errors import DomainError, InvalidInput
 from realtime.positions import Fix
-from realtime.services import tracker_position_report
+from realtime.services import tracker_positions_report
 
 log = logging.getLogger(__name__)
 
@@ -140,38 +142,84 @@ def _json_fix(body: bytes) -> tuple[str, Fix]:
     return str(identifier), fix
 
 
+def osmand_parse(*, method: str, content_type: str, query, body: bytes, form) -> tuple[str, Fix]:
+    """The device identifier (stripped, at most 64 characters) and the fix of one request: a JSON body (a POST
+    without a query string, `application/json` or a body starting with `{`), else the query string, else the
+    form body (`form()`, read only then). Raises InvalidInput (400)."""
+    if method == "POST" and not query and (content_type == "application/json" or body.lstrip()[:1] == b"{"):
+        identifier, fix = _json_fix(body)
+    else:
+        identifier, fix = _form_fix(query if query else form())
+    return identifier.strip()[:64], fix
+
+
+@dataclass(frozen=True)
+class OsmandRequest:
+    """A parsed request: where from, and its identifier and fix — or the error parsing it raised."""
+
+    address: str
+    identifier: str = ""
+    fix: Fix | None = None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    text: str = ""
+    retry_after: int | None = None
+
+
+def osmand_answers(requests: Sequence[OsmandRequest]) -> list[Answer]:
+    """The answers to parsed requests, in order, their accepted fixes stored together
+    (`tracker_positions_report`) before this returns. The limits are counted per request as they came: per
+    address first (even a request that does not parse counts), then per device identifier."""
+    answers: list[Answer | None] = []
+    reports: list[tuple[str, Fix]] = []
+    for request in requests:
+        wait = limit_hit(scope="track_address", ident=request.address)
+        if not wait and request.error is None:
+            wait = limit_hit(scope="track_device", ident=request.identifier)
+        if wait:
+            answers.append(Answer(429, "throttled", retry_after=wait))
+        elif request.error is not None:
+            answers.append(_refused(request.error))
+        else:
+            answers.append(None)
+            reports.append((request.identifier, request.fix))
+    outcomes = iter(tracker_positions_report(reports=reports) if reports else [])
+    return [answer or _refused(next(outcomes)) for answer in answers]
+
+
+def _refused(error: DomainError | None) -> Answer:
+    if error is None:
+        return Answer(200)
+    log.info("tracker position refused: %s (%s)", error.code, error.field)
+    return Answer(400, error.code)
+
+
 def _plain(status: int, text: str = "") -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
-
-
-def _throttled(wait: int) -> HttpResponse:
-    response = _plain(429, "throttled")
-    response["Retry-After"] = str(wait)
-    return response
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def osmand(request: HttpRequest) -> HttpResponse:
-    wait = limit_hit(scope="track_address", ident=client_ip(request))
-    if wait:
-        return _throttled(wait)
+    """The Django view; under ASGI realtime/track_asgi.py answers these requests first, batching their writes,
+    with the same functions."""
     try:
-        content_type = request.content_type or ""
-        if (
-            request.method == "POST"
-            and not request.GET
-            and (content_type == "application/json" or request.body.lstrip()[:1] == b"{")
-        ):
-            identifier, fix = _json_fix(request.body)
-        else:
-            identifier, fix = _form_fix(request.GET if request.GET else request.POST)
-        identifier = identifier.strip()[:64]
-        wait = limit_hit(scope="track_device", ident=identifier)
-        if wait:
-            return _throttled(wait)
-        tracker_position_report(identifier=identifier, fix=fix)
+        identifier, fix = osmand_parse(
+            method=request.method,
+            content_type=request.content_type or "",
+            query=request.GET,
+            body=request.body if request.method == "POST" and not request.GET else b"",
+            form=lambda: request.POST,
+        )
+        parsed = OsmandRequest(address=client_ip(request), identifier=identifier, fix=fix)
     except DomainError as exc:
-        log.info("tracker position refused: %s (%s)", exc.code, exc.field)
-        return _plain(400, exc.code)
-    return _plain(200)
+        parsed = OsmandRequest(address=client_ip(request), error=exc)
+    (answer,) = osmand_answers([parsed])
+    response = _plain(answer.status, answer.text)
+    if answer.retry_after is not None:
+        response["Retry-After"] = str(answer.retry_after)
+    return response

@@ -2,14 +2,19 @@
 the position history partitioned by day (realtime/positions.py), on the real PostgreSQL, the clock frozen
 with time_machine."""
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from asgiref.sync import async_to_sync
+from django.core import signals
 from django.core.management import call_command
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.test import Client
 
 from gridmgmt.models import PatrolTeam
@@ -86,6 +91,70 @@ def _golden(world):
     }
 
 
+class AsgiClient:
+    """Requests through `gridmgmt.asgi.application` — the ASGI app uvicorn runs, so /track/osmand's fast path
+    (realtime/track_asgi.py) — in this thread and so in the test's transaction; `django.test.Client`'s
+    interface as far as these tests use it. A form POST is url-encoded, as trackers send it."""
+
+    def _call(self, method, query=None, body=b"", content_type=None):
+        from gridmgmt.asgi import application
+
+        headers = [(b"host", b"testserver")]
+        if method != "GET":
+            headers += [(b"content-length", str(len(body)).encode())]
+        if content_type:
+            headers += [(b"content-type", content_type.encode())]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": URL, "raw_path": URL.encode(), "query_string": urlencode(query or {}, doseq=True).encode(),
+            "headers": headers, "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        }  # fmt: skip
+        sent, messages = [], [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # no disconnect: the app answers first
+
+        async def send(message):
+            sent.append(message)
+
+        # as django.test.Client does: the test's transaction must survive Django's end-of-request close
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        try:
+            async_to_sync(application)(scope, receive, send)
+        finally:
+            signals.request_started.connect(close_old_connections)
+            signals.request_finished.connect(close_old_connections)
+        start = sent[0]
+        return SimpleNamespace(
+            status_code=start["status"],
+            headers={k.decode(): v.decode() for k, v in start["headers"]},
+            content=b"".join(m.get("body", b"") for m in sent[1:]),
+        )
+
+    def get(self, url, data=None):
+        return self._call("GET", query=data)
+
+    def post(self, url, data=None, content_type=None):
+        if content_type is None:
+            return self._call("POST", body=urlencode(data, doseq=True).encode(), content_type=FORM)
+        return self._call("POST", body=data.encode(), content_type=content_type)
+
+    def put(self, url):
+        return self._call("PUT")
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(params=["django", "asgi"])
+def client(request):
+    """Each golden request through Django's view and through the ASGI fast path: same answers, same rows."""
+    return Client(enforce_csrf_checks=True) if request.param == "django" else AsgiClient()
+
+
 def _send(client: Client, method: str, data):
     if method == "get":
         return client.get(URL, data)
@@ -97,10 +166,10 @@ def _send(client: Client, method: str, data):
 @pytest.mark.parametrize(
     "form", ["GET query", "POST form", "deviceid alias", "timestamp in ms", "timestamp ISO", "Traccar JSON"]
 )
-def test_each_accepted_form_stores_exactly_one_fix(world, form):
+def test_each_accepted_form_stores_exactly_one_fix(world, form, client):
     w, patrol, device = world
     method, data, _ = _golden(w)[form]
-    response = _send(Client(enforce_csrf_checks=True), method, data)
+    response = _send(client, method, data)
     assert response.status_code == 200 and response.content == b""
     rows = _rows()
     assert len(rows) == 1
@@ -121,11 +190,11 @@ def test_each_accepted_form_stores_exactly_one_fix(world, form):
     assert feed.data["lon"] == round(lon, 6)
 
 
-def test_location_field_and_unknown_values(world):
+def test_location_field_and_unknown_values(world, client):
     w, *_ = world
     lon, lat = _lonlat(w)
     # OsmAnd's `location=lat,lon`; no timestamp means now.
-    assert Client().get(URL, {"id": "demo-patrol", "location": f"{lat},{lon}"}).status_code == 200
+    assert client.get(URL, {"id": "demo-patrol", "location": f"{lat},{lon}"}).status_code == 200
     # Traccar Client's -1 means unknown: nothing is stored for it.
     body = {
         "device_id": "demo-patrol",
@@ -135,18 +204,18 @@ def test_location_field_and_unknown_values(world):
             "battery": {"level": -1},
         },
     }
-    assert _send(Client(), "json", body).status_code == 200
+    assert _send(client, "json", body).status_code == 200
     first, second = _rows()
     assert first.at == datetime(2026, 11, 24, 1, 59, tzinfo=UTC)
     assert (first.speed, first.course, first.accuracy, first.battery) == (None, None, None, None)
     assert second.at == NOW and second.point.y == pytest.approx(lat)
 
 
-def test_the_same_fix_sent_twice_is_stored_once(world):
+def test_the_same_fix_sent_twice_is_stored_once(world, client):
     w, *_ = world
     method, data, _ = _golden(w)["GET query"]
-    assert _send(Client(), method, data).status_code == 200
-    assert _send(Client(), method, data).status_code == 200
+    assert _send(client, method, data).status_code == 200
+    assert _send(client, method, data).status_code == 200
     assert len(_rows()) == 1
 
 
@@ -189,10 +258,10 @@ def _bad_requests(world, patrol):
         "JSON list",
     ],
 )
-def test_bad_requests_are_400_and_store_nothing(world, case):
+def test_bad_requests_are_400_and_store_nothing(world, case, client):
     w, patrol, _ = world
     method, data = _bad_requests(w, patrol)[case]
-    response = _send(Client(), method, data)
+    response = _send(client, method, data)
     assert response.status_code == 400
     assert _rows() == []
     assert PatrolTeam.objects.get(pk=w.team.id).last_position_at is None
@@ -200,7 +269,7 @@ def test_bad_requests_are_400_and_store_nothing(world, case):
 
 
 @pytest.mark.parametrize("how", ["inactive device", "inactive user", "not patrol", "no team", "a phone"])
-def test_a_device_that_is_not_an_active_patrol_trackers_is_400(world, how):
+def test_a_device_that_is_not_an_active_patrol_trackers_is_400(world, how, client):
     w, patrol, device = world
     if how == "inactive device":
         Device.objects.filter(pk=device.pk).update(active=False)
@@ -213,32 +282,32 @@ def test_a_device_that_is_not_an_active_patrol_trackers_is_400(world, how):
     else:
         Device.objects.filter(pk=device.pk).update(kind=Device.Kind.PHONE)
     method, data, _ = _golden(w)["GET query"]
-    assert _send(Client(), method, data).status_code == 400
+    assert _send(client, method, data).status_code == 400
     assert _rows() == []
 
 
-def test_other_methods_are_405_and_limits_are_429(world, settings):
+def test_other_methods_are_405_and_limits_are_429(world, settings, client):
     w, *_ = world
-    assert Client().put(URL).status_code == 405
+    assert client.put(URL).status_code == 405
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "track_device": "2/min"},
     }
     method, data, _ = _golden(w)["GET query"]
-    codes = [_send(Client(), method, {**data, "timestamp": int(FIX.timestamp()) + i}).status_code for i in range(3)]
+    codes = [_send(client, method, {**data, "timestamp": int(FIX.timestamp()) + i}).status_code for i in range(3)]
     assert codes == [200, 200, 429]
     assert len(_rows()) == 2
 
 
-def test_an_old_buffered_fix_goes_to_history_only_and_one_past_retention_is_acknowledged(world):
+def test_an_old_buffered_fix_goes_to_history_only_and_one_past_retention_is_acknowledged(world, client):
     w, *_ = world
     method, data, _ = _golden(w)["GET query"]
     old = NOW - timedelta(hours=3)
-    assert _send(Client(), method, {**data, "timestamp": int(old.timestamp())}).status_code == 200
+    assert _send(client, method, {**data, "timestamp": int(old.timestamp())}).status_code == 200
     assert [r.at for r in _rows()] == [old]
     assert PatrolTeam.objects.get(pk=w.team.id).last_position_at is None  # the team has moved on since
     ancient = NOW - timedelta(days=positions.retention_days() + 2)
-    assert _send(Client(), method, {**data, "timestamp": int(ancient.timestamp())}).status_code == 200
+    assert _send(client, method, {**data, "timestamp": int(ancient.timestamp())}).status_code == 200
     assert len(_rows()) == 1
 
 
@@ -260,12 +329,12 @@ def _partition_of(at):
         return cur.fetchone()[0]
 
 
-def test_a_position_lands_in_its_days_partition(world):
+def test_a_position_lands_in_its_days_partition(world, client):
     w, *_ = world
     method, data, _ = _golden(w)["GET query"]
     late = datetime(2026, 11, 23, 23, 59, 30, tzinfo=SH)  # Shanghai days, not UTC ones
     for at in (FIX, late):
-        assert _send(Client(), method, {**data, "timestamp": int(at.timestamp())}).status_code == 200
+        assert _send(client, method, {**data, "timestamp": int(at.timestamp())}).status_code == 200
     assert _partition_of(FIX) == "realtime_position_p20261124"
     assert _partition_of(late) == "realtime_position_p20261123"
 
@@ -309,3 +378,40 @@ def test_trackers_are_registered_in_the_admin(world):
     )
     assert response.status_code == 302
     assert Device.objects.filter(identifier="tracker-2", user=patrol).exists()
+
+
+def test_requests_arriving_together_are_written_together_and_answered_each(world):
+    """The fast path's batch: one flush for all three, each its own answer; the team gets the newest fix."""
+    from gridmgmt.asgi import application
+
+    w, *_ = world
+    _method, data, _ = _golden(w)["GET query"]
+    queries = [
+        {**data, "timestamp": int(FIX.timestamp()) - 10},
+        {**data, "id": "nobody"},
+        {**data, "timestamp": int(FIX.timestamp())},
+    ]
+
+    async def one(query):
+        sent = []
+        scope = {
+            "type": "http", "method": "GET", "path": URL, "query_string": urlencode(query).encode(),
+            "headers": [], "client": ("127.0.0.1", 50000),
+        }  # fmt: skip
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await application(scope, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    async def together():
+        return await asyncio.gather(*(one(q) for q in queries))
+
+    assert async_to_sync(together)() == [(200, b""), (400, b"unknown_device"), (200, b"")]
+    assert [r.at for r in _rows()] == [FIX - timedelta(seconds=10), FIX]
+    assert PatrolTeam.objects.get(pk=w.team.id).last_position_at == FIX
+    assert FeedEvent.objects.filter(type="team.position", team_id=w.team.id).count() == 1

@@ -115,7 +115,7 @@ def ours_start(db_url: str, *, workers: int, prefix: str) -> tuple[subprocess.Po
     # production settings (DEBUG off) on plain HTTP at 127.0.0.1, as behind the deployed nginx
     env |= {"ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0"}
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning", "--ws-max-size", "65536"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=_log("ours"))
     base = f"http://127.0.0.1:{port}"
     _wait(proc, base, "/tiles/cells/10/0/0.pbf")

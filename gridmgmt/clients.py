@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.cache import cache
@@ -73,26 +74,40 @@ def rate_of(scope: str) -> str | None:
 def limit_hit(*, scope: str, ident: str, rate: str | None = None) -> int | None:
     """Count one request of `ident` in `scope`. None while within the rate; over it, the seconds until the
     window ends (for Retry-After). A scope with no rate is not limited."""
-    rate = rate or rate_of(scope)
-    if not rate:
-        return None
-    count, period = rate_parse(rate)
+    return limits_hit(checks=[(scope, ident)], rate=rate)[0]
+
+
+def limits_hit(*, checks: Sequence[tuple[str, str]], rate: str | None = None) -> list[int | None]:
+    """limit_hit for several (scope, ident) at once, in one round trip to the shared cache (a pipeline of
+    SET NX EX + INCR per key: the window's counter made with its expiry, then counted), answers in order. The
+    same counters as Django's cache API reads (an int is stored as a plain Redis integer). The cache
+    unreachable: nothing is counted (logged), as a limit must not take the service down with it."""
     now = time.time()
-    window = int(now // period)
-    key = f"rl:{scope}:{ident}:{window}"
+    answers: list[int | None] = [None] * len(checks)
+    counted = []  # (index, count, period, window, key)
+    for i, (scope, ident) in enumerate(checks):
+        scope_rate = rate or rate_of(scope)
+        if not scope_rate:
+            continue
+        count, period = rate_parse(scope_rate)
+        window = int(now // period)
+        counted.append((i, count, period, window, cache.make_and_validate_key(f"rl:{scope}:{ident}:{window}")))
+    if not counted:
+        return answers
     try:
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            hits = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
-            hits = 1
+        # Django's RedisCache has no pipeline of its own: its client (and pool, Sentinel included) is used directly.
+        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
+        for _i, _count, period, _window, key in counted:
+            pipe.set(key, 0, nx=True, ex=period + 1)
+            pipe.incr(key)
+        hits = pipe.execute()[1::2]
     except (RedisError, OSError) as exc:
-        log.warning("rate limit %s not counted: cache unreachable (%s)", scope, exc)
-        return None
-    if hits <= count:
-        return None
-    return max(1, int((window + 1) * period - now + 0.999))
+        log.warning("rate limits %s not counted: cache unreachable (%s)", sorted({s for s, _ in checks}), exc)
+        return answers
+    for (i, count, period, window, _key), n in zip(counted, hits, strict=True):
+        if n > count:
+            answers[i] = max(1, int((window + 1) * period - now + 0.999))
+    return answers
 
 
 def once(*, scope: str, ident: str, timeout: int) -> bool:

@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from gridmgmt.clients import client_ip, limit_hit
+from gridmgmt.clients import client_ip, limits_hit
 from gridmgmt.datetimes import datetime_parse
 from gridmgmt.errors import DomainError, InvalidInput
 from realtime.positions import Fix
@@ -176,10 +176,15 @@ def osmand_answers(requests: Sequence[OsmandRequest]) -> list[Answer]:
     address first (even a request that does not parse counts), then per device identifier."""
     answers: list[Answer | None] = []
     reports: list[tuple[str, Fix]] = []
-    for request in requests:
-        wait = limit_hit(scope="track_address", ident=request.address)
-        if not wait and request.error is None:
-            wait = limit_hit(scope="track_device", ident=request.identifier)
+    # Two round trips to the shared cache for the whole batch: the addresses, then the devices of the requests
+    # that passed and parsed.
+    by_address = limits_hit(checks=[("track_address", r.address) for r in requests])
+    asked = [i for i, r in enumerate(requests) if not by_address[i] and r.error is None]
+    by_device = dict(
+        zip(asked, limits_hit(checks=[("track_device", requests[i].identifier) for i in asked]), strict=True)
+    )
+    for i, request in enumerate(requests):
+        wait = by_address[i] or by_device.get(i)
         if wait:
             answers.append(Answer(429, "throttled", retry_after=wait))
         elif request.error is not None:

@@ -21,9 +21,10 @@ ERRORS = {
     "403": _("无权操作"),
     "404": _("不存在或不在权限范围内"),
     "413": _("请求过大"),
+    "415": _("请求体类型不受支持 (JSON、表单或 multipart)"),
     "429": _("请求过于频繁 (Retry-After 给出等待秒数)"),
 }
-BODY_ONLY = {"413"}  # only a request with a body can be too large
+BODY_ONLY = {"413", "415"}  # only a request with a body can be too large, or of a type no parser reads
 
 
 def errors_declare(result, generator, request, public):

@@ -42,7 +42,6 @@ ERROR_RESPONSES = {
     403: OpenApiResponse(description="角色不允许"),
     404: OpenApiResponse(description="不存在或不在权限范围内"),
     409: OpenApiResponse(description="当前状态不允许此操作,或已被他人更新"),
-    415: OpenApiResponse(description="请求体类型不受支持 (JSON、表单或 multipart)"),
 }
 
 

@@ -80,6 +80,30 @@ def _admin_connect(url: str):
     return psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True)
 
 
+def demo_copy_ensure(suffix: str, *, commands: tuple[tuple[str, ...], ...] = ()) -> str:
+    """A database `<app name><suffix>` for another benchmark: a copy of this script's template (the Pudong demo
+    set-up) when there is one, else migrated and given the demo; then `commands` (manage.py arguments, errors
+    ignored). Points DATABASE_URL at it and returns its URL."""
+    app_url, _scale_url, scale_name = _db_url()
+    parts = urllib.parse.urlsplit(app_url)
+    name = parts.path.lstrip("/") + suffix
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    template = scale_name + "_template"
+    with _admin_connect(app_url) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        have_template = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if have_template else ""))
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    if not exists and not have_template:
+        subprocess.run([sys.executable, "manage.py", "demo_load"], cwd=ROOT, env=env, check=True)
+    for command in commands:
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=False)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
 def db_ensure(*, reload: bool) -> tuple[str, bool]:
     """The scale database, migrated, with the demo set-up; True when it was (re)created."""
     app_url, url, name = _db_url()

@@ -50,22 +50,7 @@ ZOOMS = (13, 14, 15, 16)
 def db_ensure() -> str:
     import scale
 
-    app_url, _scale_url, scale_name = scale._db_url()
-    parts = urllib.parse.urlsplit(app_url)
-    name = parts.path.lstrip("/") + "_tiles"
-    url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
-    template = scale_name + "_template"
-    with scale._admin_connect(app_url) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        have_template = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if have_template else ""))
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    if not exists and not have_template:
-        subprocess.run([sys.executable, "manage.py", "demo_load"], cwd=ROOT, env=env, check=True)
-    os.environ["DATABASE_URL"] = url
-    return url
+    return scale.demo_copy_ensure("_tiles")
 
 
 def tipg_venv() -> Path:

@@ -203,7 +203,14 @@ def marker_point(page, selector: str) -> tuple[float, float]:
     and no anchor; CSS centres what they draw on it)."""
     script = "(s) => { const r = document.querySelector(s).closest('.leaflet-marker-icon').getBoundingClientRect();"
     script += " return [r.left, r.top]; }"
-    box = page.evaluate(script, selector)
+    # Where it stays: a marker the cluster layer has just added may still be sliding out of its cluster
+    # (markercluster's CSS transition), so read until two reads 100 ms apart agree.
+    box, previous = page.evaluate(script, selector), None
+    for _ in range(30):
+        if box == previous:
+            break
+        page.wait_for_timeout(100)
+        box, previous = page.evaluate(script, selector), box
     return box[0], box[1]
 
 

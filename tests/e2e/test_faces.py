@@ -73,6 +73,9 @@ def clean(log) -> dict:
     problems = log.problems()
     problems["http_errors"] = [(u, s) for u, s in problems["http_errors"] if not (s == 404 and _pending(u))]
     problems["console_errors"] = [e for e in problems["console_errors"] if "404" not in e]
+    # A background read (the report map's nearby cases) still in flight when the test reloads or navigates is
+    # cancelled by the browser: ERR_ABORTED is the page leaving, not the network or the server failing.
+    problems["failed"] = [(u, e) for u, e in problems["failed"] if e != "net::ERR_ABORTED"]
     return problems
 
 

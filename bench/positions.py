@@ -17,7 +17,9 @@ Database: `<DATABASE_URL's name>_positions`, a copy of bench/scale.py's migrated
    than the team-position interval one final fix each. The per-address throttle is raised for the run (all
    devices share 127.0.0.1 here; in the field each has its own address) and RT_POSITION_SECONDS = 1.
 
-Reported: positions/s accepted (200 answers / sending time) and the ratio to the floor; ingest → screen
+Each device keeps a fixed schedule (a late answer delays its next fix, never the schedule). Reported: positions/s
+accepted (fixes sent in the steady window — from one interval after the start, when every device is sending,
+to the end of sending — and answered 200, over that window's length) and the ratio to the floor; ingest → screen
 latency p50/p99 over every (screen, team.position event) pair (the fix's `timestamp` is its send time, the
 screen takes the time of receipt); lost latest positions: screens × teams whose last `team.position` is not
 the team's stored latest position (`PatrolTeam.last_position_at`) after the run. The load average is
@@ -38,6 +40,8 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -184,31 +188,52 @@ async def screen(port: int, session: str, seen: dict, latencies: list, ready: as
                         seen[team] = at
 
 
-async def device(port: int, identifier: str, point, interval: float, until: float, tally: dict, jitter: float):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def device(
+    port: int,
+    identifier: str,
+    point,
+    interval: float,
+    until: float,
+    tally: dict,
+    jitter: float,
+    accepted_at: list[float],
+):
+    """One tracker on its own keep-alive connection, on a fixed schedule (start + jitter + k × interval): a late
+    answer delays the next fix, never shifts the schedule, so a server that keeps up is offered exactly
+    devices / interval positions/s. `accepted_at` gets the send time of each fix answered 200."""
+    conn = list(await asyncio.open_connection("127.0.0.1", port))
     rng = random.Random(identifier)
-    await asyncio.sleep(jitter)
 
     async def send() -> None:
         lon, lat = point[0] + rng.uniform(-0.003, 0.003), point[1] + rng.uniform(-0.003, 0.003)
-        ts = int(time.time() * 1000)
+        sent = time.time()
+        ts = int(sent * 1000)
         query = f"id={identifier}&lat={lat:.6f}&lon={lon:.6f}&timestamp={ts}&speed=3.2&bearing=90&batt=80"
-        writer.write(f"GET /track/osmand?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        status = int((await reader.readline()).split()[1])
+        request = f"GET /track/osmand?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        conn[1].write(request)
+        status_line = await conn[0].readline()
+        if not status_line:  # the server closed an idle keep-alive connection (as a device sees it): reconnect
+            conn[1].close()
+            conn[:] = await asyncio.open_connection("127.0.0.1", port)
+            conn[1].write(request)
+            status_line = await conn[0].readline()
+        status = int(status_line.split()[1])
         length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
+        while (line := await conn[0].readline()) not in (b"\r\n", b""):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
         if length:
-            await reader.readexactly(length)
+            await conn[0].readexactly(length)
         tally[status] = tally.get(status, 0) + 1
+        if status == 200:
+            accepted_at.append(sent)
 
-    while time.time() < until:
-        started = time.time()
+    next_at = time.time() + jitter
+    while next_at < until:
+        await asyncio.sleep(max(0.0, next_at - time.time()))
         await send()
-        await asyncio.sleep(max(0.0, interval - (time.time() - started)))
-    tally["_final_wait"] = True
-    return send, writer
+        next_at += interval
+    return send, conn
 
 
 async def run(port: int, session: str, devices, points, args) -> dict:
@@ -223,22 +248,25 @@ async def run(port: int, session: str, devices, points, args) -> dict:
     await asyncio.wait_for(ready.wait(), 60)
     await asyncio.sleep(1.0)  # subscriptions confirmed
     tally: dict = {}
+    accepted_at: list[float] = []
     started = time.time()
     until = started + args.seconds
     results = await asyncio.gather(
         *[
-            device(port, ident, points[team], args.interval, until, tally, random.random() * args.interval)
+            device(port, ident, points[team], args.interval, until, tally, random.random() * args.interval, accepted_at)
             for ident, team in devices
         ]
     )
     sending = time.time() - started
-    accepted = tally.get(200, 0)
+    # The steady window: from when every device has started (one interval in) to the end of sending.
+    window = (started + args.interval, until)
+    accepted = sum(1 for t in accepted_at if window[0] <= t < window[1])
     steady_latencies = list(latencies)
     await asyncio.sleep(1.5)  # past the team-position interval: each device's final fix
     await asyncio.gather(*[send() for send, _ in results])
     await asyncio.sleep(6.0)  # the feed's batch interval and poll
-    for _, writer in results:
-        writer.close()
+    for _, conn in results:
+        conn[1].close()
     frames = {t: counter[2:].count(t) for t in set(counter[2:])}
     print(f"screens' frames by kind: {frames}", flush=True)
     for t in screens:
@@ -249,7 +277,7 @@ async def run(port: int, session: str, devices, points, args) -> dict:
         "sending_s": round(sending, 1),
         "offered_per_s": round(len(devices) / args.interval, 1),
         "answers": {str(k): v for k, v in tally.items() if k != "_final_wait"},
-        "accepted_per_s": round(accepted / sending, 1),
+        "accepted_per_s": round(accepted / (window[1] - window[0]), 1),
         "latency_events": len(steady_latencies),
         "latency_p50_ms": round(statistics.median(steady_latencies), 1) if steady_latencies else None,
         "latency_p99_ms": round(sorted(steady_latencies)[int(0.99 * (len(steady_latencies) - 1))], 1)
@@ -280,7 +308,9 @@ def main() -> None:
     connection.close()
     proc, port = server_start(db_url, args.workers)
     try:
-        out = asyncio.run(run(port, session, devices, points, args))
+        out = uvloop.run(
+            run(port, session, devices, points, args)
+        )  # the load generator shares the cores: keep it lean
     finally:
         proc.terminate()
         proc.wait(20)

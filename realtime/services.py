@@ -17,7 +17,6 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -132,24 +131,49 @@ def team_position_report(*, actor: User, lon, lat, at: datetime | None = None, h
     at = min(at or now, now)  # a device clock ahead of ours must not block the next reports
     if at < now - timedelta(hours=1):
         raise InvalidInput(_("位置时间过早"), field="at", code="stale_position")
-    window = timedelta(seconds=conf.position_interval_seconds())
     with transaction.atomic():
         if history:
             positions.phone_position_append(
                 user_id=actor.pk, team_id=actor.team_id, fix=positions.Fix(lon=point.x, lat=point.y, at=at)
             )
-        stored = (
-            PatrolTeam.objects.filter(pk=actor.team_id)
-            .filter(Q(last_position_at__isnull=True) | Q(last_position_at__lte=at - window))
-            .update(last_position=point, last_position_at=at)
-        )
-        if stored:
-            team = PatrolTeam.objects.only("id", "code", "name", "status", "district_id", "street_id").get(
-                pk=actor.team_id
-            )
-            feed_rows_write([team_position_row(team=team, lon=point.x, lat=point.y, at=at)])
-            transaction.on_commit(lambda: feed_notify(keys=_team_keys(team)))
+        stored = team_positions_store(fixes={actor.team_id: (point, at)})
     return bool(stored)
+
+
+def team_positions_store(*, fixes: dict[int, tuple[Point, datetime]]) -> set[int]:
+    """Each team's fix (team id → (point, at)) becomes its stored position when RT_POSITION_SECONDS have passed
+    since the stored one (or there is none), with its `team.position` feed row; returns the teams stored. Runs
+    in the caller's transaction (it must be in one).
+
+    Three statements whatever the number of teams: the teams read and locked in id order, one UPDATE of the
+    stored ones, their feed rows in one write. Locks in id order, all before the feed's advisory lock (taken by
+    the feed row's trigger and held to commit), so two workers' batches over overlapping teams queue instead of
+    deadlocking (each took a team's row lock then the feed lock, team by team: a batch holding the feed lock
+    waited for a team the other had locked — seen in bench/positions.py with two workers)."""
+    if not fixes:
+        return set()
+    window = timedelta(seconds=conf.position_interval_seconds())
+    teams = list(
+        PatrolTeam.objects.select_for_update()
+        .filter(pk__in=fixes)
+        .order_by("pk")
+        .only("id", "code", "name", "status", "district_id", "street_id", "last_position_at")
+    )
+    moved = []
+    for team in teams:
+        point, at = fixes[team.pk]
+        if team.last_position_at is None or team.last_position_at <= at - window:
+            team.last_position, team.last_position_at = point, at
+            moved.append(team)
+    if not moved:
+        return set()
+    PatrolTeam.objects.bulk_update(moved, ["last_position", "last_position_at"])
+    feed_rows_write(
+        [team_position_row(team=t, lon=t.last_position.x, lat=t.last_position.y, at=t.last_position_at) for t in moved]
+    )
+    keys = [key for t in moved for key in _team_keys(t)]
+    transaction.on_commit(lambda: feed_notify(keys=keys))
+    return {t.pk for t in moved}
 
 
 def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) -> list[DomainError | None]:
@@ -158,7 +182,7 @@ def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) ->
     to an active patrol member with a team, else `UnknownDevice` (as Traccar answers); a fix is checked
     (coordinates, not more than POSITION_FUTURE_SECONDS ahead). The accepted fixes are appended to the history
     together (one INSERT, one `last_seen_at` UPDATE, realtime/positions.py) and, per team, the newest one less
-    than an hour old is offered to `team_position_report` (its interval rule decides whether the wall moves),
+    than an hour old is offered to `team_positions_store` (its interval rule decides whether the wall moves),
     all in one transaction: when this returns, every accepted fix is stored."""
     identifiers = {identifier for identifier, _fix in reports}
     devices = {
@@ -176,7 +200,7 @@ def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) ->
     ahead, recent = now + timedelta(seconds=positions.future_seconds()), now - timedelta(hours=1)
     outcomes: list[DomainError | None] = []
     rows: list[positions.DeviceFix] = []
-    newest: dict[int, tuple[User, Point, datetime]] = {}  # team → its newest recent fix in this batch
+    newest: dict[int, tuple[Point, datetime]] = {}  # team → its newest recent fix in this batch
     for identifier, fix in reports:
         device = devices.get(identifier)
         if device is None:
@@ -194,13 +218,12 @@ def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) ->
         user = device.user
         rows.append(positions.DeviceFix(device_id=device.pk, user_id=user.pk, team_id=user.team_id, fix=fix))
         # an old fix from a buffer: history only, the team has moved on
-        if fix.at >= recent and (user.team_id not in newest or newest[user.team_id][2] < fix.at):
-            newest[user.team_id] = (user, point, fix.at)
+        if fix.at >= recent and (user.team_id not in newest or newest[user.team_id][1] < fix.at):
+            newest[user.team_id] = (point, min(fix.at, now))  # a clock ahead of ours must not block the next
     if rows:
         with transaction.atomic():
             positions.positions_append_many(rows=rows)
-            for user, point, at in newest.values():
-                team_position_report(actor=user, lon=point.x, lat=point.y, at=at, history=False)
+            team_positions_store(fixes=newest)
     return outcomes
 
 

@@ -4,13 +4,13 @@ Through Django, each fix was its own request in a synchronous view — a dozen S
 counters, one request at a time per worker (README, "Tracker positions"). Here a GET, or a POST of at most
 MAX_BODY bytes that is not multipart, is parsed in the event loop by the view's own `osmand_parse`, then
 queued; one flush at a time per worker process answers the queued requests together with the view's own
-`osmand_answers` in a thread (the limits counted per request, the devices looked up in one query, the
-accepted fixes stored in one INSERT and one `last_seen_at` UPDATE, each team's newest fix offered once to
-`team_position_report`, one transaction). While a flush runs, new requests wait for the next one, so a
-batch is whatever came meanwhile, up to BATCH_MAX: an idle worker writes a fix at once, a busy one writes
-many per statement. A device is answered only after the flush that stored its fix committed — a 200 is a
-stored fix — with the same status and body as the view. Anything else (another method, multipart, a
-larger or chunked body, another path) goes to Django unchanged.
+`osmand_answers` in a thread (the limits counted per request, the devices looked up in one query, the accepted
+fixes stored in one INSERT and one `last_seen_at` UPDATE, each team's newest fix offered to `team_positions_store`
+— three statements for all the batch's teams —, one transaction). While a flush runs, new requests wait for the
+next one, so a batch is whatever came meanwhile, up to BATCH_MAX: an idle worker writes a fix at once, a busy one
+writes many per statement. A device is answered only after the flush that stored its fix committed — a 200 is a
+stored fix — with the same status and body as the view. Anything else (another method, multipart, a larger or
+chunked body, another path) goes to Django unchanged.
 """
 
 from __future__ import annotations

@@ -22,18 +22,15 @@ from django.conf import settings
 from django.core.cache import cache
 
 from geo.selectors import CELL_TILE_MIN_ZOOM, GRID_VERSION_KEY, TileAddress, cell_tile_key
+from gridmgmt.asgi_headers import response_headers
 
 log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/tiles/cells/(\d{1,2})/(\d{1,7})/(\d{1,7})\.pbf$")
-# What Django's middleware adds to the view's answer for an anonymous tile request (see tests/geo/test_tiles.py).
+# The view's own headers; the middleware's come from gridmgmt.asgi_headers (see tests/geo/test_tiles.py).
 STATIC_HEADERS = [
     (b"content-type", b"application/vnd.mapbox-vector-tile"),
     (b"cache-control", b"public, max-age=3600"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
 ]
 
 
@@ -77,7 +74,7 @@ class CellTileFastPath:
             data = await self._cached(*map(int, match.groups())) if match else None
             if data is not None:
                 etag = tile_etag(data).encode()
-                headers = dict(scope.get("headers") or [])
+                headers = {k.lower(): v for k, v in scope.get("headers") or []}
                 fresh = etag in [t.strip() for t in headers.get(b"if-none-match", b"").split(b",")]
                 body = b"" if fresh or scope["method"] == "HEAD" else data
                 await send(
@@ -86,6 +83,7 @@ class CellTileFastPath:
                         "status": 304 if fresh else 200,
                         "headers": [
                             *STATIC_HEADERS,
+                            *response_headers(scope, headers),
                             (b"etag", etag),
                             (b"content-length", str(0 if fresh else len(data)).encode()),
                         ],

@@ -24,6 +24,7 @@ from django.db import close_old_connections, connection
 from django.http import QueryDict
 from django.utils.http import parse_header_parameters
 
+from gridmgmt.asgi_headers import response_headers
 from gridmgmt.clients import client_ip
 from gridmgmt.errors import DomainError
 from realtime.tracking import Answer, OsmandRequest, osmand_answers, osmand_parse
@@ -33,14 +34,8 @@ log = logging.getLogger(__name__)
 TRACK_PATH = "/track/osmand"
 BATCH_MAX = 200  # requests per flush
 MAX_BODY = 64 * 1024  # a fix is a few hundred bytes; larger bodies go to Django (and its limits)
-# What Django's middleware adds to the view's answer (see tests/realtime/test_tracking.py).
-HEADERS = [
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-]
+# The view's own header; the middleware's come from gridmgmt.asgi_headers (see tests/realtime/test_tracking.py).
+HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 def _answers_flush(requests: list[OsmandRequest]) -> list[Answer]:
@@ -147,7 +142,12 @@ class TrackFastPath:
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": [*HEADERS, *extra, (b"content-length", str(len(data)).encode())],
+                "headers": [
+                    *HEADERS,
+                    *response_headers(scope, headers),
+                    *extra,
+                    (b"content-length", str(len(data)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": data})

@@ -17,6 +17,11 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 access_log = logging.getLogger("gridmgmt.request")
 
 
+def request_id_take(given: str) -> str:
+    """The proxy's request id when it is a sane one, else a new one."""
+    return given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 def _user_id(request) -> int | None:
     user = request.__dict__.get("user")
     if isinstance(user, SimpleLazyObject):
@@ -46,8 +51,7 @@ class RequestContextMiddleware:
             markcoroutinefunction(self)
 
     def _start(self, request):
-        given = request.headers.get("X-Request-ID", "")
-        request.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        request.request_id = request_id_take(request.headers.get("X-Request-ID", ""))
         return _request.set(request), time.perf_counter()
 
     def _finish(self, request, response, token, started):

@@ -158,3 +158,31 @@ def test_asgi_fast_path_answers_a_cached_tile_as_the_view_does(client, cells):
         assert headers[name.lower()] == view[name]
     status, _, body = _asgi_get(fast, path, [(b"if-none-match", view["ETag"].encode())])
     assert (status, body) == (304, b"")
+
+
+@pytest.mark.parametrize("proto", ["https", "http"])
+def test_asgi_fast_path_adds_what_the_middleware_adds(client, cells, settings, proto):
+    """HSTS on a request the proxy marks secure, the proxy's request id echoed, the same security headers as the
+    view — from the same settings (gridmgmt.asgi_headers)."""
+    from geo.tile_asgi import CellTileFastPath
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_SSL_REDIRECT = False
+
+    async def django_only(scope, receive, send):
+        raise AssertionError("the fast path passed a cached tile on to Django")
+
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    view = client.get(path, headers={"X-Forwarded-Proto": proto, "X-Request-ID": "proxy-id-0001"})
+    _, headers, _ = _asgi_get(
+        CellTileFastPath(django_only),
+        path,
+        [(b"x-forwarded-proto", proto.encode()), (b"x-request-id", b"proxy-id-0001")],
+    )
+    names = ["Strict-Transport-Security", "X-Request-ID", "X-Content-Type-Options", "Referrer-Policy"]
+    names += ["Cross-Origin-Opener-Policy", "X-Frame-Options"]
+    assert {n: headers.get(n.lower()) for n in names} == {n: view.get(n) for n in names}
+    assert headers["x-request-id"] == "proxy-id-0001"
+    assert ("strict-transport-security" in headers) == (proto == "https")

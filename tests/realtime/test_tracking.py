@@ -96,10 +96,10 @@ class AsgiClient:
     (realtime/track_asgi.py) — in this thread and so in the test's transaction; `django.test.Client`'s
     interface as far as these tests use it. A form POST is url-encoded, as trackers send it."""
 
-    def _call(self, method, query=None, body=b"", content_type=None):
+    def _call(self, method, query=None, body=b"", content_type=None, extra=()):
         from gridmgmt.asgi import application
 
-        headers = [(b"host", b"testserver")]
+        headers = [(b"host", b"testserver"), *extra]
         if method != "GET":
             headers += [(b"content-length", str(len(body)).encode())]
         if content_type:
@@ -415,3 +415,23 @@ def test_requests_arriving_together_are_written_together_and_answered_each(world
     assert [r.at for r in _rows()] == [FIX - timedelta(seconds=10), FIX]
     assert PatrolTeam.objects.get(pk=w.team.id).last_position_at == FIX
     assert FeedEvent.objects.filter(type="team.position", team_id=w.team.id).count() == 1
+
+
+def test_the_fast_path_adds_what_the_middleware_adds(world, settings):
+    """HSTS on a request the proxy marks secure, the proxy's request id echoed, the same security headers as the
+    view's answer (gridmgmt.asgi_headers reads the middleware's settings)."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_SSL_REDIRECT = False
+    w, *_ = world
+    lon, lat = _lonlat(w)
+    query = {"id": "demo-patrol", "lat": lat, "lon": lon}
+    view = Client().get(URL, query, headers={"X-Forwarded-Proto": "https", "X-Request-ID": "proxy-id-0002"})
+    fast = AsgiClient()._call(
+        "GET", query=query, extra=[(b"x-forwarded-proto", b"https"), (b"x-request-id", b"proxy-id-0002")]
+    )
+    assert (view.status_code, fast.status_code) == (200, 200)
+    names = ["Content-Type", "Strict-Transport-Security", "X-Request-ID", "X-Content-Type-Options"]
+    names += ["Referrer-Policy", "Cross-Origin-Opener-Policy", "X-Frame-Options"]
+    assert {n: fast.headers.get(n.lower()) for n in names} == {n: view.get(n) for n in names}
+    assert fast.headers["strict-transport-security"] == "max-age=3600; includeSubDomains"

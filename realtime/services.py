@@ -204,16 +204,17 @@ def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) ->
     than an hour old is offered to `team_positions_store` (its interval rule decides whether the wall moves),
     all in one transaction: when this returns, every accepted fix is stored."""
     identifiers = {identifier for identifier, _fix in reports}
+    # identifier → (device id, user id, team id): three numbers, no model instances (a batch has up to 200)
     devices = {
-        d.identifier: d
-        for d in Device.objects.select_related("user").filter(
+        identifier: ids
+        for identifier, *ids in Device.objects.filter(
             identifier__in=identifiers,
             kind=Device.Kind.TRACKER,
             active=True,
             user__is_active=True,
             user__role=User.Role.PATROL,
             user__team__isnull=False,
-        )
+        ).values_list("identifier", "pk", "user_id", "user__team_id")
     }
     now = timezone.now()
     ahead, recent = now + timedelta(seconds=positions.future_seconds()), now - timedelta(hours=1)
@@ -234,11 +235,11 @@ def tracker_positions_report(*, reports: Sequence[tuple[str, positions.Fix]]) ->
             outcomes.append(InvalidInput(_("定位时间晚于当前时间"), field="timestamp", code="future_position"))
             continue
         outcomes.append(None)
-        user = device.user
-        rows.append(positions.DeviceFix(device_id=device.pk, user_id=user.pk, team_id=user.team_id, fix=fix))
+        device_id, user_id, team_id = device
+        rows.append(positions.DeviceFix(device_id=device_id, user_id=user_id, team_id=team_id, fix=fix))
         # an old fix from a buffer: history only, the team has moved on
-        if fix.at >= recent and (user.team_id not in newest or newest[user.team_id][2] < fix.at):
-            newest[user.team_id] = (lon, lat, min(fix.at, now))  # a clock ahead of ours must not block the next
+        if fix.at >= recent and (team_id not in newest or newest[team_id][2] < fix.at):
+            newest[team_id] = (lon, lat, min(fix.at, now))  # a clock ahead of ours must not block the next
     if rows:
         with transaction.atomic():
             positions.positions_append_many(rows=rows)

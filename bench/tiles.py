@@ -10,7 +10,7 @@ Servers, both on 127.0.0.1 with `--workers` uvicorn workers, started and stopped
   cached in Redis under the grid's version stamp), with a cache key prefix of its own for this run, so the
   first pass is really cold;
 - tipg (developmentseed's OGC Features and Tiles API for PostGIS, PyPI `tipg`, pinned TIPG_VERSION below),
-  `GET /collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code`, with the same
+  `GET /collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id`, with the same
   extent (1024) and buffer (16) as ours. It lives in a virtualenv of its own (var/tipg-venv, made by this
   script: its FastAPI/Starlette/pydantic pins are not ours). It caches nothing.
 
@@ -226,7 +226,7 @@ def main() -> None:
         procs.append(proc)
         servers["tipg"] = (
             base,
-            lambda z, x, y: f"/collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code",
+            lambda z, x, y: f"/collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id",
         )
         out: dict = {"tiles": len(tiles), "clients": args.clients, "workers": args.workers, "zooms": list(ZOOMS)}
         out["tipg_version"] = TIPG_VERSION

@@ -1,11 +1,14 @@
-"""An ASGI fast path for cached cell tiles (`/tiles/cells/{z}/{x}/{y}.pbf`).
+"""An ASGI fast path for cell tiles (`/tiles/cells/{z}/{x}/{y}.pbf`).
 
-A cell tile changes only when the grid is rebuilt, and geo.selectors.cell_tile_cached keeps rendered tiles in
-the shared cache under the grid's version stamp. Once a tile is there, going through Django's whole
-middleware stack and a thread hop to read it back costs several times more than the read: this wrapper
-answers a GET/HEAD for a cached tile straight from Redis (two reads: the version stamp, then the tile), with
-the same body and headers as geo.views.cell_tile. Anything else — a tile not cached yet, a bad address, a
-low zoom, the cache unreachable — goes to Django unchanged, which renders, caches and answers it.
+A cell tile changes only when the grid is rebuilt, and geo.selectors keeps rendered tiles in the shared cache
+under the grid's version stamp. Going through Django's whole middleware stack for a tile costs several times
+more than reading it back, and Django runs every sync view of a worker in one thread, so a worker renders one
+tile at a time. This wrapper answers a plain GET/HEAD of a cell tile itself, with the same body and headers as
+geo.views.cell_tile: a cached tile straight from Redis (two reads: the version stamp, then the tile); a tile
+not cached yet is rendered and cached (geo.selectors.cell_tile_store, in a thread of the event loop's pool
+with its own pooled database connection, so a worker renders several at once). Anything else — a query
+string (`?datum=gcj02`), a bad address, a low zoom, no version stamp yet, the cache or the database failing —
+goes to Django unchanged, which answers it (and reports the failure).
 
 Measured by bench/tiles.py (README, "Benchmarks").
 """
@@ -18,10 +21,12 @@ import logging
 import pickle
 import re
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 
-from geo.selectors import CELL_TILE_MIN_ZOOM, GRID_VERSION_KEY, TileAddress, cell_tile_key
+from geo.selectors import CELL_TILE_MIN_ZOOM, GRID_VERSION_KEY, TileAddress, cell_tile_key, cell_tile_store
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +60,33 @@ class CellTileFastPath:
             self._redis = (loop, from_url(settings.CACHES["default"]["LOCATION"]))
         return self._redis[1]
 
-    async def _cached(self, z: int, x: int, y: int) -> bytes | None:
+    async def _tile(self, z: int, x: int, y: int) -> bytes | None:
         if z < CELL_TILE_MIN_ZOOM or z > 22 or not (0 <= x < 1 << z and 0 <= y < 1 << z):
             return None
+        tile = TileAddress(z=z, x=x, y=y)
         try:
             redis = self._client()
             version = await redis.get(cache.make_key(GRID_VERSION_KEY))
-            if version is None:
+            if version is None:  # Django makes the stamp (geo.selectors.grid_version)
                 return None
-            key = cell_tile_key(version=pickle.loads(version), datum="wgs84", tile=TileAddress(z=z, x=x, y=y))
-            raw = await redis.get(cache.make_key(key))
+            version = pickle.loads(version)
+            raw = await redis.get(cache.make_key(cell_tile_key(version=version, datum="wgs84", tile=tile)))
         except Exception:  # the cache unreachable: Django answers (and reports it)
             log.warning("cell tile fast path: cache read failed", exc_info=True)
             return None
-        return None if raw is None else pickle.loads(raw)
+        if raw is not None:
+            return pickle.loads(raw)
+        try:
+            return await sync_to_async(_tile_render, thread_sensitive=False)(version=version, tile=tile)
+        except Exception:  # the database or the cache failing: Django answers (a 503, and reports it)
+            log.warning("cell tile fast path: render failed", exc_info=True)
+            return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             # A query (?datum=gcj02, a basemap's shifted cells) is Django's: the fast path serves the plain tile.
             match = None if scope.get("query_string") else TILE_PATH.match(scope["path"])
-            data = await self._cached(*map(int, match.groups())) if match else None
+            data = await self._tile(*map(int, match.groups())) if match else None
             if data is not None:
                 etag = tile_etag(data).encode()
                 headers = dict(scope.get("headers") or [])
@@ -94,3 +106,13 @@ class CellTileFastPath:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def _tile_render(*, version: str, tile: TileAddress) -> bytes:
+    """In a worker thread: render and cache a tile, its database connection handled as Django does around a
+    request (a pooled one goes back to the pool)."""
+    close_old_connections()
+    try:
+        return cell_tile_store(version=version, datum="wgs84", tile=tile)
+    finally:
+        close_old_connections()

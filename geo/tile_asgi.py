@@ -5,8 +5,8 @@ under the grid's version stamp. Going through Django's whole middleware stack fo
 more than reading it back, and Django runs every sync view of a worker in one thread, so a worker renders one
 tile at a time. This wrapper answers a plain GET/HEAD of a cell tile itself, with the same body and headers as
 geo.views.cell_tile: a cached tile straight from Redis (two reads: the version stamp, then the tile); a tile
-not cached yet is rendered and cached (geo.selectors.cell_tile_store, in a thread of the event loop's pool
-with its own pooled database connection, so a worker renders several at once). Anything else — a query
+not cached yet is rendered (geo.selectors.cell_tile_mvt, in a thread of the event loop's pool with its own
+pooled database connection, so a worker renders several at once) and cached. Anything else — a query
 string (`?datum=gcj02`), a bad address, a low zoom, no version stamp yet, the cache or the database failing —
 goes to Django unchanged, which answers it (and reports the failure).
 
@@ -26,7 +26,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from geo.selectors import CELL_TILE_MIN_ZOOM, GRID_VERSION_KEY, TileAddress, cell_tile_key, cell_tile_store
+from geo.selectors import (
+    CELL_TILE_MIN_ZOOM,
+    GRID_VERSION_KEY,
+    TILE_CACHE_SECONDS,
+    TileAddress,
+    cell_tile_key,
+    cell_tile_mvt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +84,22 @@ class CellTileFastPath:
         if raw is not None:
             return pickle.loads(raw)
         try:
-            return await sync_to_async(_tile_render, thread_sensitive=False)(version=version, tile=tile)
-        except Exception:  # the database or the cache failing: Django answers (a 503, and reports it)
+            data = await sync_to_async(_tile_render, thread_sensitive=False)(tile=tile)
+        except Exception:  # the database failing: Django answers (a 503, and reports it)
             log.warning("cell tile fast path: render failed", exc_info=True)
             return None
+        # Stored as django.core.cache's Redis backend stores it (a pickle, with its expiry), through this loop's
+        # client: Django's cache object is per request context under ASGI, so cache.set from here would open a
+        # new Redis connection for every tile (py-spy: 40 % of a cold pass's samples).
+        try:
+            await redis.set(
+                cache.make_key(cell_tile_key(version=version, datum="wgs84", tile=tile)),
+                pickle.dumps(data, pickle.HIGHEST_PROTOCOL),
+                ex=TILE_CACHE_SECONDS,
+            )
+        except Exception:  # not cached this time: still answered
+            log.warning("cell tile fast path: cache write failed", exc_info=True)
+        return data
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
@@ -108,11 +127,11 @@ class CellTileFastPath:
         await self.app(scope, receive, send)
 
 
-def _tile_render(*, version: str, tile: TileAddress) -> bytes:
-    """In a worker thread: render and cache a tile, its database connection handled as Django does around a
-    request (a pooled one goes back to the pool)."""
+def _tile_render(*, tile: TileAddress) -> bytes:
+    """In a worker thread: render a tile, the database connection handled as Django does around a request (a
+    pooled one goes back to the pool)."""
     close_old_connections()
     try:
-        return cell_tile_store(version=version, datum="wgs84", tile=tile)
+        return cell_tile_mvt(tile=tile)
     finally:
         close_old_connections()

@@ -42,7 +42,7 @@ TILE_CACHE_SECONDS = 7 * 24 * 3600
 #   the wall shades a cell by its id (static/js/faces/wall.js), nothing reads a code from a tile.
 # The cells are picked by the tile's box in degrees (for a GCJ-02 basemap: moved back by the shift at its
 # centre, widened by `margin`), on the geom column's GiST index.
-_CELL_TILE_SQL = """
+CELL_TILE_SQL = """
 SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM (
     SELECT c.id,
            CASE WHEN ST_NPoints(c.geom) = 5 AND c.area_m2 >= %(plain_m2)s
@@ -55,7 +55,7 @@ SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM (
     WHERE c.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)
 ) mvtgeom
 """
-# ≥ 90 % of a 100 m cell with 4 corners (cells are at most CELL_MAX_AREA_M2): see _CELL_TILE_SQL.
+# ≥ 90 % of a 100 m cell with 4 corners (cells are at most CELL_MAX_AREA_M2): see CELL_TILE_SQL.
 TILE_PLAIN_CELL_M2 = 9_000.0
 
 
@@ -198,13 +198,36 @@ def cell_tile_affine(*, tile: TileAddress, datum: str = "wgs84") -> TileAffine:
     )
 
 
+def cell_tile_params(*, tile: TileAddress, datum: str = "wgs84") -> dict[str, float]:
+    """CELL_TILE_SQL's parameters for one tile (geo/tile_asgi.py runs the same query)."""
+    m = cell_tile_affine(tile=tile, datum=datum)
+    return {
+        "extent": TILE_EXTENT,
+        "buffer": TILE_BUFFER,
+        "plain_m2": TILE_PLAIN_CELL_M2,
+        "a": m.a,
+        "b": m.b,
+        "d": m.d,
+        "e": m.e,
+        "xoff": m.xoff,
+        "yoff": m.yoff,
+        # ST_AsMVTGeom's input: y up, its box the tile (0…extent)
+        "d_up": -m.d,
+        "e_up": -m.e,
+        "yoff_up": TILE_EXTENT - m.yoff,
+        "west": m.west,
+        "south": m.south,
+        "east": m.east,
+        "north": m.north,
+    }
+
+
 def cell_tile_mvt(*, tile: TileAddress, datum: str = "wgs84") -> bytes:
     """Unit cells of one XYZ tile as a Mapbox Vector Tile (layer `cells`, each feature's id the cell's id),
     rendered by ST_AsMVT; `datum` "gcj02" draws them where a GCJ-02 basemap shows them (tile_datum_shift),
     the data staying WGS-84."""
     if tile.z < CELL_TILE_MIN_ZOOM:
         return b""
-    m = cell_tile_affine(tile=tile, datum=datum)
     # One tile is a few thousand cells at most: the planner's estimate for ST_AsMVTGeom makes it start
     # parallel workers, whose start-up (each loads PostGIS) costs more than the whole serial render
     # (z13, 1,840 cells: 20 ms parallel, 7 ms serial). SET LOCAL and the tile go as one simple query (Django's
@@ -212,26 +235,7 @@ def cell_tile_mvt(*, tile: TileAddress, datum: str = "wgs84") -> bytes:
     # round trip instead of four (BEGIN, SET LOCAL, the tile, COMMIT), as serial_queries would take.
     with connection.cursor() as cur:
         cur.execute(
-            "SET LOCAL max_parallel_workers_per_gather = 0; " + _CELL_TILE_SQL,
-            {
-                "extent": TILE_EXTENT,
-                "buffer": TILE_BUFFER,
-                "plain_m2": TILE_PLAIN_CELL_M2,
-                "a": m.a,
-                "b": m.b,
-                "d": m.d,
-                "e": m.e,
-                "xoff": m.xoff,
-                "yoff": m.yoff,
-                # ST_AsMVTGeom's input: y up, its box the tile (0…extent)
-                "d_up": -m.d,
-                "e_up": -m.e,
-                "yoff_up": TILE_EXTENT - m.yoff,
-                "west": m.west,
-                "south": m.south,
-                "east": m.east,
-                "north": m.north,
-            },
+            "SET LOCAL max_parallel_workers_per_gather = 0; " + CELL_TILE_SQL, cell_tile_params(tile=tile, datum=datum)
         )
         cur.nextset()  # the tile's result, after SET's
         row = cur.fetchone()

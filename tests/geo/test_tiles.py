@@ -223,7 +223,10 @@ def test_asgi_fast_path_renders_and_caches_a_tile_not_cached_yet(client):
     with pytest.raises(AssertionError):  # no version stamp yet: Django makes it
         _asgi_get(fast, f"/tiles/cells/16/{x + 1}/{y}.pbf")
     client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf")
-    status, headers, body = _asgi_get(fast, path)  # rendered in a worker thread, on its own connection
+    try:
+        status, headers, body = _asgi_get(fast, path)  # rendered on the fast path's own connection
+    finally:
+        fast.close()
     assert status == 200 and cells[4].pk in {f["id"] for f in mapbox_vector_tile.decode(body)["cells"]["features"]}
     with CaptureQueriesContext(connection) as queries:
         view = client.get(path)  # now cached: the view reads it back

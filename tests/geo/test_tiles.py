@@ -232,3 +232,24 @@ def test_asgi_fast_path_renders_and_caches_a_tile_not_cached_yet(client):
         view = client.get(path)  # now cached: the view reads it back
     assert queries.captured_queries == []
     assert (view.content, view["ETag"], view["Content-Type"]) == (body, headers["etag"], headers["content-type"])
+
+
+def test_a_cell_edited_in_the_admin_is_not_served_from_an_old_tile(
+    admin_client, cells, django_capture_on_commit_callbacks
+):
+    from django.contrib import admin
+    from django.contrib.gis.geos import MultiPolygon
+
+    from geo.models import GridCell
+
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    before = admin_client.get(path).content
+    cell = cells[4]
+    cell.geom = MultiPolygon(cell.geom[0].buffer(-0.0002), srid=4326)  # shrunk by ~20 m each side
+    request = admin_client.get("/admin/").wsgi_request
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.site._registry[GridCell].save_model(request, cell, None, True)
+    after = admin_client.get(path).content
+    assert after != before
+    assert after == admin_client.get(path).content  # cached again, under the new stamp

@@ -60,7 +60,8 @@ class _TileDatabase:
     loop run at once, each on a connection of its own; the loop meanwhile answers cached tiles. Any error
     drops that connection (a later render opens a new one) and is raised: the fast path then hands the
     request to Django, whose pool checks its connections. bench/tiles.py (README "Cell tiles against tipg"):
-    CPU per cold tile, server + database, 6.7 ms through Django's database layer in a thread, 5.6 ms here."""
+    CPU per cold tile, server + database, at load 6–7: 6.7 ms through Django's database layer in a thread,
+    5.6 ms here."""
 
     def __init__(self, size: int = 2):
         self._idle: list = []

@@ -1,22 +1,27 @@
 """Cell vector tiles against a peer (issue 13, item 7): our endpoint next to tipg on the same database.
 
-    .venv/bin/python bench/tiles.py [--per-zoom 150] [--clients 8] [--workers 2]
+    .venv/bin/python bench/tiles.py [--per-zoom 150] [--clients 8] [--workers 2] [--rounds 3]
 
 Database: `<DATABASE_URL's name>_tiles`, a copy of bench/scale.py's migrated demo set-up (the Pudong grid,
 171,276 cells), or made by migrate + demo_load when that is missing.
 
 Servers, both on 127.0.0.1 with `--workers` uvicorn workers, started and stopped by this script:
-- ours: `gridmgmt.asgi:application`, `GET /tiles/cells/{z}/{x}/{y}.pbf` (geo.views.cell_tile: ST_AsMVT,
-  cached in Redis under the grid's version stamp), with a cache key prefix of its own for this run, so the
-  first pass is really cold;
+- ours: `gridmgmt.asgi:application`, `GET /tiles/cells/{z}/{x}/{y}.pbf` (geo/tile_asgi.py in front of
+  geo.views.cell_tile: ST_AsMVT, cached in Redis under the grid's version stamp), with a cache key prefix of
+  its own for this run, so the first pass is really cold: every tile rendered from the database on request;
 - tipg (developmentseed's OGC Features and Tiles API for PostGIS, PyPI `tipg`, pinned TIPG_VERSION below),
-  `GET /collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code`, with the same
-  extent (1024) and buffer (16) as ours. It lives in a virtualenv of its own (var/tipg-venv, made by this
-  script: its FastAPI/Starlette/pydantic pins are not ours). It caches nothing.
+  `GET /collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id&geom-column=geom`,
+  with the same extent (1024) and buffer (16) as ours; `geom-column=geom` because the table has two geometry
+  columns and tipg otherwise picks `center` (each cell drawn as its centre point). It lives in a virtualenv
+  of its own (var/tipg-venv, made by this script: its FastAPI/Starlette/pydantic pins are not ours). It
+  caches nothing.
 
-Tiles: z13–z16 around random Pudong cells, up to `--per-zoom` per zoom. Each server gets a cold pass (every
-tile once, in random order, from `--clients` concurrent keep-alive clients) then a warm pass (the same tiles
-again, shuffled). Reported: tiles/s, p50/p95 latency, mean bytes; and the ratios ours/tipg.
+Tiles: z13–z16 around random Pudong cells, up to `--per-zoom` per zoom. In each of `--rounds` rounds, each
+server gets a cold pass (every tile once, in random order, from `--clients` concurrent keep-alive clients)
+then a warm pass (the same tiles again, shuffled); who goes first alternates, and before every round but the
+first our grid version stamp is replaced, as a rebuild does, so our cold pass renders every tile again.
+Reported: per round and as the median over the rounds, tiles/s, p50/p95 latency, mean bytes; the ratios
+ours/tipg; the load average around each round (the machine is shared).
 
 Targets: cold ≥ 5× tipg's tiles/s; warm p95 ≤ 10 ms and ≥ 20× tipg's tiles/s.
 Results: bench/results/tiles.json.
@@ -155,6 +160,64 @@ def tiles_pick(per_zoom: int) -> list[tuple[int, int, int]]:
     return out
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids) -> dict[int, float]:
+    """user + system CPU seconds of each live process in `pids` (/proc/<pid>/stat)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's master and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += children.get(out[-1], [])
+    return out
+
+
+def _backends() -> list[int]:
+    """The PostgreSQL backends on the tiles database (this script's own excluded)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in cur.fetchall()]
+
+
+def run_pass_cpu(server: subprocess.Popen, base: str, path_of, tiles, *, clients: int) -> dict:
+    """run_pass, plus the CPU time the server's processes and the database's backends spent per tile (one
+    server is busy at a time, so the backends' time is that server's). CPU time is much less sensitive than
+    wall time to the rest of the machine's load; a backend that ends during the pass is missed (the pools
+    keep theirs)."""
+    pids = _process_tree(server.pid)
+    server_before, db_before = _cpu_seconds(pids), _cpu_seconds(_backends())
+    result = run_pass(base, path_of, tiles, clients=clients)
+    server_after, db_after = _cpu_seconds(pids), _cpu_seconds(_backends())
+    n = max(len(tiles), 1)
+    server_s = sum(t - server_before.get(pid, 0.0) for pid, t in server_after.items())
+    db_s = sum(t - db_before.get(pid, 0.0) for pid, t in db_after.items())  # a new backend started at 0
+    result["server_cpu_ms_per_tile"] = round(server_s * 1000 / n, 2)
+    result["db_cpu_ms_per_tile"] = round(db_s * 1000 / n, 2)
+    return result
+
+
 def run_pass(base: str, path_of, tiles: list[tuple[int, int, int]], *, clients: int) -> dict:
     """Every tile once from `clients` concurrent keep-alive connections: tiles/s, p50/p95 ms, mean bytes."""
     todo = list(tiles)
@@ -201,11 +264,26 @@ def run_pass(base: str, path_of, tiles: list[tuple[int, int, int]], *, clients: 
     }
 
 
+def stamp_replace(prefix: str) -> None:
+    """A new grid version stamp for our server (its cache key prefix), as geo.services.grid_version_bump
+    leaves after a rebuild: every tile it has cached is stale, the next pass renders each one again."""
+    import pickle
+
+    from django.core.cache import cache
+    from django.core.cache.backends.base import default_key_func
+
+    from geo.selectors import GRID_VERSION_KEY
+
+    client = cache._cache.get_client(write=True)
+    client.set(default_key_func(GRID_VERSION_KEY, prefix, 1), pickle.dumps(uuid.uuid4().hex[:16]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-zoom", type=int, default=150)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     db_url = db_ensure()
     from _setup import results_write  # sets Django up, on the tiles database
@@ -217,42 +295,79 @@ def main() -> None:
     print(f"{len(tiles)} tiles at z{ZOOMS[0]}–z{ZOOMS[-1]}, {args.clients} clients, {args.workers} workers each")
     prefix = f"bench-tiles-{uuid.uuid4().hex[:8]}"
     servers = {}
-    procs = []
+    procs: dict[str, subprocess.Popen] = {}
     try:
-        proc, base = ours_start(db_url, workers=args.workers, prefix=prefix)
-        procs.append(proc)
+        procs["ours"], base = ours_start(db_url, workers=args.workers, prefix=prefix)
         servers["ours"] = (base, lambda z, x, y: f"/tiles/cells/{z}/{x}/{y}.pbf")
-        proc, base = tipg_start(db_url, workers=args.workers)
-        procs.append(proc)
+        procs["tipg"], base = tipg_start(db_url, workers=args.workers)
         servers["tipg"] = (
             base,
-            lambda z, x, y: f"/collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id,code",
+            lambda z, x, y: (
+                f"/collections/public.geo_gridcell/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=id&geom-column=geom"
+            ),
         )
         out: dict = {"tiles": len(tiles), "clients": args.clients, "workers": args.workers, "zooms": list(ZOOMS)}
         out["tipg_version"] = TIPG_VERSION
         out["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
+        out["rounds"] = []
         rng = random.Random(5)
-        for name, (base, path_of) in servers.items():
-            order = list(tiles)
-            rng.shuffle(order)
-            cold = run_pass(base, path_of, order, clients=args.clients)
-            rng.shuffle(order)
-            warm = run_pass(base, path_of, order, clients=args.clients)
-            out[name] = {"cold": cold, "warm": warm}
-            for label, r in (("cold", cold), ("warm", warm)):
-                print(
-                    f"  {name:<5} {label}: {r['tiles_per_s']:8.1f} tiles/s  p50 {r['p50_ms']:7.1f}"
-                    f"  p95 {r['p95_ms']:7.1f} ms  {r['mean_bytes']:7d} B/tile"
-                    + (f"  errors {r['errors']}" if r["errors"] else ""),
-                    flush=True,
-                )
+        for i in range(args.rounds):
+            if i:  # a new grid version stamp, as a rebuild leaves: ours is cold again
+                stamp_replace(prefix)
+            one: dict = {"loadavg_before": Path("/proc/loadavg").read_text().split()[:3]}
+            # who goes first alternates, so neither always meets the same moment of the machine's load
+            for name in ("ours", "tipg") if i % 2 == 0 else ("tipg", "ours"):
+                base, path_of = servers[name]
+                order = list(tiles)
+                rng.shuffle(order)
+                cold = run_pass_cpu(procs[name], base, path_of, order, clients=args.clients)
+                rng.shuffle(order)
+                warm = run_pass_cpu(procs[name], base, path_of, order, clients=args.clients)
+                one[name] = {"cold": cold, "warm": warm}
+                for label, r in (("cold", cold), ("warm", warm)):
+                    print(
+                        f"  {i + 1}/{args.rounds} {name:<5} {label}: {r['tiles_per_s']:8.1f} tiles/s"
+                        f"  p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f} ms  {r['mean_bytes']:7d} B/tile"
+                        f"  CPU/tile {r['server_cpu_ms_per_tile']:.2f} server + {r['db_cpu_ms_per_tile']:.2f} db ms"
+                        + (f"  errors {r['errors']}" if r["errors"] else ""),
+                        flush=True,
+                    )
+            one["cold_ratio"] = round(one["ours"]["cold"]["tiles_per_s"] / one["tipg"]["cold"]["tiles_per_s"], 1)
+            one["warm_ratio"] = round(one["ours"]["warm"]["tiles_per_s"] / one["tipg"]["warm"]["tiles_per_s"], 1)
+            one["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+            out["rounds"].append(one)
         out["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+        # per server and pass, the median over the rounds of each figure
+        for name in ("ours", "tipg"):
+            out[name] = {
+                label: {
+                    key: statistics.median(r[name][label][key] for r in out["rounds"])
+                    for key in (
+                        "tiles_per_s",
+                        "p50_ms",
+                        "p95_ms",
+                        "mean_bytes",
+                        "server_cpu_ms_per_tile",
+                        "db_cpu_ms_per_tile",
+                    )
+                }
+                for label in ("cold", "warm")
+            }
         ours, tipg = out["ours"], out["tipg"]
         out["ratios"] = {
             "cold_tiles_per_s": round(ours["cold"]["tiles_per_s"] / tipg["cold"]["tiles_per_s"], 1),
             "warm_tiles_per_s": round(ours["warm"]["tiles_per_s"] / tipg["warm"]["tiles_per_s"], 1),
             "bytes": round(ours["cold"]["mean_bytes"] / max(tipg["cold"]["mean_bytes"], 1), 2),
+            "cold_by_round": [r["cold_ratio"] for r in out["rounds"]],
+            "warm_by_round": [r["warm_ratio"] for r in out["rounds"]],
         }
+        cpu = {
+            n: {p: out[n][p]["server_cpu_ms_per_tile"] + out[n][p]["db_cpu_ms_per_tile"] for p in ("cold", "warm")}
+            for n in ("ours", "tipg")
+        }
+        # tiles per CPU-second (server + database), ours over tipg's: the same work measured by CPU time
+        out["ratios"]["cold_cpu"] = round(cpu["tipg"]["cold"] / max(cpu["ours"]["cold"], 0.01), 1)
+        out["ratios"]["warm_cpu"] = round(cpu["tipg"]["warm"] / max(cpu["ours"]["warm"], 0.01), 1)
         out["targets"] = {
             "cold_5x_tipg": out["ratios"]["cold_tiles_per_s"] >= 5,
             "warm_p95_10ms": ours["warm"]["p95_ms"] <= 10,
@@ -262,9 +377,9 @@ def main() -> None:
         path = results_write("tiles", out)
         print(f"→ {path.relative_to(ROOT)}")
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
-        for proc in procs:
+        for proc in procs.values():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

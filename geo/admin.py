@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from geo.admin_mixins import LargeTableAdminMixin, OfflineGISModelAdmin, RelatedOnlyLightFilter
 from geo.models import AdminArea, Camera, Component, GridCell, ResponsibilityGrid, Speaker
-from geo.services import speaker_locate
+from geo.services import grid_version_bump, speaker_locate
 
 # Boundaries are large multipolygons: never drag them into a list or an autocomplete answer.
 _AREA_FKS = ("district", "street", "community")
@@ -47,6 +48,20 @@ class GridCellAdmin(LargeTableAdminMixin, OfflineGISModelAdmin):
     autocomplete_fields = _AREA_FKS
     list_select_related = (*_AREA_FKS, "responsibility_grid")
     changelist_defer = ("geom", "center", *_AREA_BOUNDARIES, "responsibility_grid__geom")
+
+    # Cell tiles are cached under the grid's version stamp (geo.selectors.cell_tile_cached): a cell added,
+    # edited or deleted here changes the grid as a rebuild does, so the stamp is replaced once it commits.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(grid_version_bump)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        transaction.on_commit(grid_version_bump)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        transaction.on_commit(grid_version_bump)
 
 
 @admin.register(Camera)

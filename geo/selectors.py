@@ -26,24 +26,37 @@ TILE_BUFFER = 16
 GRID_VERSION_KEY = "geo:grid-version"
 TILE_CACHE_SECONDS = 7 * 24 * 3600
 
-# Each cell's id is both the MVT feature id (`fid`, for Leaflet.VectorGrid's setFeatureStyle) and a property
-# `id`: VectorGrid hands a style function the properties only, and the wall shades a cell by its id.
-# ST_Affine moves the cells onto a GCJ-02 basemap (the identity on a WGS-84 one): see tile_datum_shift. The
-# cells are picked by the tile's box moved back by the shift at its centre, widened by `margin` degrees.
-_CELL_TILE_SQL = """
-WITH bounds AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc),
-     box AS (SELECT merc, ST_Expand(ST_Translate(ST_Transform(merc, 4326), %(back_lon)s, %(back_lat)s), %(margin)s)
-                    AS wgs FROM bounds),
-     mvtgeom AS (
-        SELECT c.id AS fid, c.id,
-               ST_AsMVTGeom(ST_Transform(ST_Affine(c.geom, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s), 3857),
-                            box.merc, %(extent)s, %(buffer)s, true) AS geom,
-               c.code
-        FROM geo_gridcell c, box
-        WHERE c.geom && box.wgs
-     )
-SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'fid') FROM mvtgeom
+# The tile SQL, hand-written: bench/tiles.py (README, "Cell tiles against tipg") measured a z13 tile of Pudong
+# (1,848 cells) at ~40 ms in PostgreSQL when every cell went ST_Transform → ST_AsMVTGeom with `id` and `code`
+# properties: ~5 ms of PROJ, ~25 ms of ST_AsMVTGeom's clipping and validation (wagyu) and ~10 ms of ST_AsMVT
+# hashing one unique code and id per feature. Now ~5 ms (z14 1.1 ms, z15 0.3 ms, z16 0.14 ms):
+# - one affine map per tile takes WGS-84 degrees straight to tile units (cell_tile_affine: Web Mercator
+#   linearised at the tile's centre, ≤ 0.25 m off across a z13 tile, 1/20 of a unit), so no PROJ per vertex;
+# - a "plain" cell — 4 corners and ≥ TILE_PLAIN_CELL_M2, i.e. a 100 m square less at most a thin strip, every
+#   side ≥ ~80 m (≥ 16 units at z13) — stays a valid ring when its corners are snapped to whole units, so it
+#   skips ST_AsMVTGeom: snapped and oriented as MVT wants (exterior ring clockwise in tile units, y down). It
+#   is not clipped either: a cell on the tile's edge reaches at most one cell past it (MVT allows coordinates
+#   outside the extent; renderers clip). That is 98 % of Pudong's cells; the rest, cut by community
+#   boundaries, go through ST_AsMVTGeom as before (mapped to tile units with y up, the box being the tile);
+# - the features carry the cell id once, as the MVT feature id, and nothing else: the maps draw outlines and
+#   the wall shades a cell by its id (static/js/faces/wall.js), nothing reads a code from a tile.
+# The cells are picked by the tile's box in degrees (for a GCJ-02 basemap: moved back by the shift at its
+# centre, widened by `margin`), on the geom column's GiST index.
+CELL_TILE_SQL = """
+SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM (
+    SELECT c.id,
+           CASE WHEN ST_NPoints(c.geom) = 5 AND c.area_m2 >= %(plain_m2)s
+                THEN ST_ForcePolygonCCW(ST_SnapToGrid(
+                         ST_Affine(c.geom, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s), 1))
+                ELSE ST_AsMVTGeom(ST_Affine(c.geom, %(a)s, %(b)s, %(d_up)s, %(e_up)s, %(xoff)s, %(yoff_up)s),
+                                  ST_MakeEnvelope(0, 0, %(extent)s, %(extent)s), %(extent)s, %(buffer)s, true)
+           END AS geom
+    FROM geo_gridcell c
+    WHERE c.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)
+) mvtgeom
 """
+# ≥ 90 % of a 100 m cell with 4 corners (cells are at most CELL_MAX_AREA_M2): see CELL_TILE_SQL.
+TILE_PLAIN_CELL_M2 = 9_000.0
 
 
 @contextmanager
@@ -133,35 +146,98 @@ def tile_datum_shift(*, tile: TileAddress, datum: str) -> DatumShift:
     )
 
 
+@dataclass(frozen=True)
+class TileAffine:
+    """u = a·lon + b·lat + xoff, v = d·lon + e·lat + yoff: WGS-84 degrees → one tile's units (0…TILE_EXTENT,
+    y down), with the datum shift folded in; and the tile's box in WGS-84 degrees that holds its cells."""
+
+    a: float
+    b: float
+    d: float
+    e: float
+    xoff: float
+    yoff: float
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+_MERCATOR_R = 6378137.0  # EPSG:3857's sphere
+
+
+def cell_tile_affine(*, tile: TileAddress, datum: str = "wgs84") -> TileAffine:
+    """The one affine map cell_tile_mvt applies to every vertex of a tile: the datum shift (tile_datum_shift,
+    in degrees), then Web Mercator scaled to tile units. Mercator's x is linear in longitude; its y,
+    ln tan(π/4 + φ/2), is linearised at the tile's centre (its derivative there is sec φ): the curvature leaves
+    ≤ 0.25 m at a z13 tile's edge at Shanghai's latitude (1/20 of a unit), less at higher zooms."""
+    n = 1 << tile.z
+    units = TILE_EXTENT * n / (2 * math.pi * _MERCATOR_R)  # tile units per Mercator metre at this zoom
+    lon_c, lat_c = tile_center(tile)
+    kx = units * _MERCATOR_R * math.pi / 180  # units per degree of longitude
+    ky = kx / math.cos(math.radians(lat_c))  # units per degree of latitude at the centre
+    # u = kx·(lon − lon_c) + E/2, v = E/2 − ky·(lat − lat_c), after the shift (lon', lat') = S·(lon, lat) + t
+    s = tile_datum_shift(tile=tile, datum=datum)
+    half = TILE_EXTENT / 2
+    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * tile.y / n))))
+    south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (tile.y + 1) / n))))
+    # the data that lands in this tile: its box moved back by the shift at the centre, widened by ~30 m for
+    # GCJ-02 (the shift varies ~10 m across a tile)
+    margin = 0.0003 if datum == "gcj02" else 0.0
+    return TileAffine(
+        a=kx * s.a,
+        b=kx * s.b,
+        xoff=kx * (s.xoff - lon_c) + half,
+        d=-ky * s.d,
+        e=-ky * s.e,
+        yoff=half - ky * (s.yoff - lat_c),
+        west=tile.x / n * 360.0 - 180.0 - s.dlon - margin,
+        east=(tile.x + 1) / n * 360.0 - 180.0 - s.dlon + margin,
+        south=south - s.dlat - margin,
+        north=north - s.dlat + margin,
+    )
+
+
+def cell_tile_params(*, tile: TileAddress, datum: str = "wgs84") -> dict[str, float]:
+    """CELL_TILE_SQL's parameters for one tile (geo/tile_asgi.py runs the same query)."""
+    m = cell_tile_affine(tile=tile, datum=datum)
+    return {
+        "extent": TILE_EXTENT,
+        "buffer": TILE_BUFFER,
+        "plain_m2": TILE_PLAIN_CELL_M2,
+        "a": m.a,
+        "b": m.b,
+        "d": m.d,
+        "e": m.e,
+        "xoff": m.xoff,
+        "yoff": m.yoff,
+        # ST_AsMVTGeom's input: y up, its box the tile (0…extent)
+        "d_up": -m.d,
+        "e_up": -m.e,
+        "yoff_up": TILE_EXTENT - m.yoff,
+        "west": m.west,
+        "south": m.south,
+        "east": m.east,
+        "north": m.north,
+    }
+
+
 def cell_tile_mvt(*, tile: TileAddress, datum: str = "wgs84") -> bytes:
-    """Unit cells of one XYZ tile as a Mapbox Vector Tile (layer `cells`), rendered by ST_AsMVT; `datum`
-    "gcj02" draws them where a GCJ-02 basemap shows them (tile_datum_shift), the data staying WGS-84."""
+    """Unit cells of one XYZ tile as a Mapbox Vector Tile (layer `cells`, each feature's id the cell's id),
+    rendered by ST_AsMVT; `datum` "gcj02" draws them where a GCJ-02 basemap shows them (tile_datum_shift),
+    the data staying WGS-84."""
     if tile.z < CELL_TILE_MIN_ZOOM:
         return b""
-    shift = tile_datum_shift(tile=tile, datum=datum)
     # One tile is a few thousand cells at most: the planner's estimate for ST_AsMVTGeom makes it start
     # parallel workers, whose start-up (each loads PostGIS) costs more than the whole serial render
-    # (z13, 1,840 cells: 20 ms parallel, 7 ms serial).
-    with serial_queries(), connection.cursor() as cur:
+    # (z13, 1,840 cells: 20 ms parallel, 7 ms serial). SET LOCAL and the tile go as one simple query (Django's
+    # psycopg cursors bind parameters client-side), which PostgreSQL runs as one implicit transaction: one
+    # round trip instead of four (BEGIN, SET LOCAL, the tile, COMMIT), as serial_queries would take.
+    with connection.cursor() as cur:
         cur.execute(
-            _CELL_TILE_SQL,
-            {
-                "z": tile.z,
-                "x": tile.x,
-                "y": tile.y,
-                "extent": TILE_EXTENT,
-                "buffer": TILE_BUFFER,
-                "a": shift.a,
-                "b": shift.b,
-                "d": shift.d,
-                "e": shift.e,
-                "xoff": shift.xoff,
-                "yoff": shift.yoff,
-                "back_lon": -shift.dlon,
-                "back_lat": -shift.dlat,
-                "margin": 0.0003 if datum == "gcj02" else 0.0,  # ~30 m: the shift varies ~10 m across a tile
-            },
+            "SET LOCAL max_parallel_workers_per_gather = 0; " + CELL_TILE_SQL, cell_tile_params(tile=tile, datum=datum)
         )
+        cur.nextset()  # the tile's result, after SET's
         row = cur.fetchone()
     return bytes(row[0]) if row and row[0] else b""
 
@@ -184,7 +260,7 @@ def cell_tile_key(*, version: str, datum: str, tile: TileAddress) -> str:
 
 def cell_tile_cached(*, tile: TileAddress, datum: str = "wgs84") -> bytes:
     """cell_tile_mvt through the shared cache, keyed by the grid's version and the datum (one cache read when
-    warm: no database access at all)."""
+    warm: no database access at all). geo/tile_asgi.py reads and writes the same keys for plain tiles."""
     if tile.z < CELL_TILE_MIN_ZOOM:
         return b""
     key = cell_tile_key(version=grid_version(), datum=datum, tile=tile)

@@ -18,7 +18,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else
 
 from geo.tile_asgi import CellTileFastPath  # noqa: E402
 
-http_app = CellTileFastPath(http_app)  # cached cell tiles straight from Redis (geo/tile_asgi.py)
+http_app = CellTileFastPath(http_app)  # cell tiles: cached from Redis, else rendered off Django (geo/tile_asgi.py)
 
 from realtime.track_asgi import TrackFastPath  # noqa: E402
 

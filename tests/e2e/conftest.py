@@ -96,6 +96,7 @@ def uvicorn_serving(tmp_path_factory, *, name: str = "uvicorn", **env_extra: str
         "CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}",
         **env_extra,
     }
+    _SERVER_CACHE_PREFIXES.add(env["CACHE_KEY_PREFIX"])
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety guard
     log = tmp_path_factory.mktemp(name) / "uvicorn.log"
     cmd = [sys.executable, "-m", "uvicorn", "gridmgmt.asgi:application", "--host", "127.0.0.1"]
@@ -114,6 +115,24 @@ def uvicorn_serving(tmp_path_factory, *, name: str = "uvicorn", **env_extra: str
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# The servers' cache key prefixes. Their cell tiles are cached under the grid's version stamp, which only a
+# grid build replaces; tests make their cells with factories, new ids at the same places, so each test starts
+# with the stamp gone (a missing stamp is made anew: no tile of an earlier test's cells is served).
+_SERVER_CACHE_PREFIXES: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _servers_grid_version_dropped():
+    if _SERVER_CACHE_PREFIXES:
+        from django.core.cache import cache
+        from django.core.cache.backends.base import default_key_func
+
+        from geo.selectors import GRID_VERSION_KEY
+
+        client = cache._cache.get_client(write=True)
+        client.delete(*(default_key_func(GRID_VERSION_KEY, prefix, 1) for prefix in _SERVER_CACHE_PREFIXES))
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_cell_tiles_the_page_requests_hold_the_cells(live_server_url, page, page
         body = response.read()
     assert body, "the cell tile the page asked for came back empty"
     features = mapbox_vector_tile.decode(body)["cells"]["features"]
-    assert {f["properties"]["code"] for f in features} == {c.code for c in cells}
+    assert {f["id"] for f in features} == {c.pk for c in cells}
 
 
 def test_language_switch_to_english_and_back(live_server_url, page, page_log, district):

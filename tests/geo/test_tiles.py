@@ -21,17 +21,16 @@ def cells(db):
     return [CellFactory(district=district, row_i=r, col_i=c) for r in range(3) for c in range(3)]
 
 
-def test_cell_tile_returns_mvt_with_cell_codes(client, cells):
+def test_cell_tile_returns_mvt_with_the_cells_by_id(client, cells):
     lon, lat = cells[4].center.x, cells[4].center.y
     x, y = tile_of(lon, lat, 16)
     response = client.get(f"/tiles/cells/16/{x}/{y}.pbf")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/vnd.mapbox-vector-tile"
     layer = mapbox_vector_tile.decode(response.content)["cells"]
-    codes = {f["properties"]["code"] for f in layer["features"]}
-    assert cells[4].code in codes
-    # trimmed to what the maps use: the id (the wall's shading key) and the code
-    assert all(set(f["properties"]) <= {"id", "code"} for f in layer["features"])
+    assert cells[4].pk in {f["id"] for f in layer["features"]}
+    # trimmed to what the maps use: the id (the wall's shading key), once, as the feature id
+    assert all(f["properties"] == {} for f in layer["features"])
 
 
 def test_low_zoom_tile_is_empty(client, cells):
@@ -56,10 +55,9 @@ def test_tile_is_one_query_then_served_from_the_cache(client, cells):
     x, y = tile_of(cells[0].center.x, cells[0].center.y, 15)
     with CaptureQueriesContext(connection) as queries:
         client.get(f"/tiles/cells/15/{x}/{y}.pbf")
-    # The tile, after SET LOCAL (no parallel workers) in its own transaction (a savepoint inside a test's).
-    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(sql) == 2
-    assert sql[0] == "SET LOCAL max_parallel_workers_per_gather = 0" and "ST_AsMVT" in sql[1]
+    # The tile after SET LOCAL (no parallel workers), in one round trip.
+    (sql,) = [q["sql"] for q in queries.captured_queries]
+    assert sql.startswith("SET LOCAL max_parallel_workers_per_gather = 0; ") and "ST_AsMVT" in sql
     with CaptureQueriesContext(connection) as queries:
         again = client.get(f"/tiles/cells/15/{x}/{y}.pbf")
     assert again.status_code == 200 and [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]] == []
@@ -79,12 +77,62 @@ def _features_by_id(content: bytes) -> dict[int, dict]:
     return {f["id"]: f for f in mapbox_vector_tile.decode(content)["cells"]["features"]}
 
 
-def test_cell_tile_features_carry_their_id_as_feature_id_and_property(client, cells):
-    # The wall shades a cell by the id its style function gets, and VectorGrid gives it the properties only.
-    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
-    features = _features_by_id(client.get(f"/tiles/cells/16/{x}/{y}.pbf").content)
-    assert cells[4].pk in features
-    assert all(f["properties"]["id"] == fid for fid, f in features.items())
+def _tile_units(lon, lat, *, z: int, x: int, y: int):
+    """WGS-84 → Web Mercator → this tile's units, y down (as the tile stores them)."""
+    import numpy as np
+
+    from geo.selectors import TILE_EXTENT
+
+    n = TILE_EXTENT * 2**z
+    tx = (np.asarray(lon) + 180) / 360 * n - x * TILE_EXTENT
+    ty = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n - y * TILE_EXTENT
+    return tx, ty
+
+
+def _ring_area(ring) -> float:
+    """The surveyor's formula: > 0 for an MVT exterior ring (clockwise in tile units, y down)."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True)) / 2
+
+
+@pytest.mark.parametrize("z", [13, 16, 18])
+def test_cell_outlines_are_where_web_mercator_puts_them(client, db, z):
+    import numpy as np
+    import shapely
+
+    from tests.factories import square_utm, utm_to_wgs84
+
+    district = DistrictFactory()
+    whole = CellFactory(district=district, row_i=4, col_i=4)
+    # a cell cut by a community boundary: the square less its south-east half (drawn by ST_AsMVTGeom)
+    square = square_utm(500, 500, 100)
+    (x0, y0, x1, y1) = square.bounds
+    cut = CellFactory(
+        district=district,
+        row_i=4,
+        col_i=5,
+        geom=f"SRID=4326;{utm_to_wgs84(shapely.MultiPolygon([shapely.Polygon([(x0, y0), (x0, y1), (x1, y1)])])).wkt}",
+        area_m2=5_000.0,
+    )
+    for cell in (whole, cut):
+        x, y = tile_of(cell.center.x, cell.center.y, z)
+        tile = mapbox_vector_tile.decode(
+            client.get(f"/tiles/cells/{z}/{x}/{y}.pbf").content, default_options={"y_coord_down": True}
+        )
+        (shown,) = [f["geometry"] for f in tile["cells"]["features"] if f["id"] == cell.pk]
+        ring = shown["coordinates"][0]
+        assert shown["type"] == "Polygon" and _ring_area(ring) > 0
+        exact = np.array(cell.geom.coords[0][0][:-1])
+        ex, ey = _tile_units(exact[:, 0], exact[:, 1], z=z, x=x, y=y)
+        # Every corner within the tile and its buffer is shown within a unit of its exact place (rounding);
+        # any other vertex is where ST_AsMVTGeom clipped the cut cell at the buffer's edge. A whole cell is
+        # never clipped: it reaches at most one cell past the tile's edge.
+        inside = (ex >= -16) & (ex <= 1040) & (ey >= -16) & (ey <= 1040)
+        for cx, cy in zip(ex[inside], ey[inside], strict=True):
+            assert min(np.hypot(cx - px, cy - py) for px, py in ring) <= 1.0
+        for px, py in ring:
+            assert np.hypot(ex - px, ey - py).min() <= 1.0 or (cell == cut and {px, py} & {-16, 1040})
+        if cell == whole:
+            assert len(set(map(tuple, ring))) == 4
 
 
 def test_gcj02_tile_draws_cells_where_a_gcj02_basemap_shows_them(client, cells):
@@ -186,3 +234,50 @@ def test_asgi_fast_path_adds_what_the_middleware_adds(client, cells, settings, p
     assert {n: headers.get(n.lower()) for n in names} == {n: view.get(n) for n in names}
     assert headers["x-request-id"] == "proxy-id-0001"
     assert ("strict-transport-security" in headers) == (proto == "https")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asgi_fast_path_renders_and_caches_a_tile_not_cached_yet(client):
+    from geo.tile_asgi import CellTileFastPath
+
+    async def django_only(scope, receive, send):
+        raise AssertionError("the fast path passed a tile on to Django")
+
+    district = DistrictFactory()
+    cells = [CellFactory(district=district, row_i=r, col_i=c) for r in range(3) for c in range(3)]
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    fast = CellTileFastPath(django_only)
+    with pytest.raises(AssertionError):  # no version stamp yet: Django makes it
+        _asgi_get(fast, f"/tiles/cells/16/{x + 1}/{y}.pbf")
+    client.get(f"/tiles/cells/16/{x + 1}/{y}.pbf")
+    try:
+        status, headers, body = _asgi_get(fast, path)  # rendered on the fast path's own connection
+    finally:
+        fast.close()
+    assert status == 200 and cells[4].pk in {f["id"] for f in mapbox_vector_tile.decode(body)["cells"]["features"]}
+    with CaptureQueriesContext(connection) as queries:
+        view = client.get(path)  # now cached: the view reads it back
+    assert queries.captured_queries == []
+    assert (view.content, view["ETag"], view["Content-Type"]) == (body, headers["etag"], headers["content-type"])
+
+
+def test_a_cell_edited_in_the_admin_is_not_served_from_an_old_tile(
+    admin_client, cells, django_capture_on_commit_callbacks
+):
+    from django.contrib import admin
+    from django.contrib.gis.geos import MultiPolygon
+
+    from geo.models import GridCell
+
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    before = admin_client.get(path).content
+    cell = cells[4]
+    cell.geom = MultiPolygon(cell.geom[0].buffer(-0.0002), srid=4326)  # shrunk by ~20 m each side
+    request = admin_client.get("/admin/").wsgi_request
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.site._registry[GridCell].save_model(request, cell, None, True)
+    after = admin_client.get(path).content
+    assert after != before
+    assert after == admin_client.get(path).content  # cached again, under the new stamp

@@ -19,12 +19,22 @@ window.gridmgmtWall = state;
 /* --- layers --- */
 // Cells by their open (or overdue) case count; the legend (wall.html) names the same three steps.
 const cellColor = (n) => (n >= 5 ? "#e74c3c" : n >= 3 ? "#e67e22" : n >= 1 ? "#b9770e" : null);
-const cells = L.vectorGrid.protobuf(config.cellTiles, {
+// A cell tile carries each cell's id once, as its MVT feature id (geo.selectors.cell_tile_mvt); VectorGrid
+// hands a style function the properties only, so each feature's id is copied there when its tile arrives.
+const CellTiles = L.VectorGrid.Protobuf.extend({
+  _getVectorTilePromise(...args) {
+    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.apply(this, args).then((tile) => {
+      for (const f of (tile.layers.cells && tile.layers.cells.features) || []) f.properties.id = f.id;
+      return tile;
+    });
+  },
+});
+const cells = new CellTiles(config.cellTiles, {
   minZoom: config.cellMinZoom,
   maxZoom: 19,
   interactive: false,
   rendererFactory: L.canvas.tile,
-  getFeatureId: (f) => f.properties.id,
+  getFeatureId: (f) => f.id,
   vectorTileLayerStyles: {
     cells: (props) => {
       const c = state.cells[props.id];

@@ -22,7 +22,7 @@ Then measures p95 over `--reps` requests through the product's code paths (Djang
 or the selectors the views call), each next to the naive query a first version would run:
 
   desk queue page    GET /api/cases/?order=deadline&area=<street>       vs spatial join on the street polygon
-  search             description/address ILIKE '%frag%' (trigram GIN)    vs the same without the index
+  search             GET /api/cases/?search=<frag>&area=<street>          vs the same condition, indexes off
   case detail        GET /api/cases/<id>/ and its events                 vs the events by an unindexed scan
   KPIs month/street  GET /api/kpis/?start&end&group_by=street            vs areas by spatial join
   KPIs year/team     GET /api/kpis/?start&end&group_by=team (a year)     vs unindexed scan of the events
@@ -404,31 +404,6 @@ def _sql(sql: str, params=None, *, settings: str = "") -> list:
 UNINDEXED = "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexonlyscan = off"
 
 
-def search_indexes_ensure() -> str:
-    """The trigram GIN indexes the search endpoint will use (its migration lives in another branch): made here
-    in the bench database when no gin_trgm_ops index on the case description exists yet."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_indexes WHERE tablename = 'gridmgmt_case' AND indexdef LIKE '%%gin_trgm_ops%%'"
-        )
-        if cur.fetchone()[0] >= 2:
-            return "trigram GIN indexes present"
-        started = time.perf_counter()
-        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        cur.execute("SET maintenance_work_mem = '512MB'")
-        for column in ("description", "address"):
-            cur.execute(
-                f"CREATE INDEX IF NOT EXISTS bench_case_{column}_trgm"
-                f" ON gridmgmt_case USING gin ({column} gin_trgm_ops)"
-            )
-        cur.execute("ANALYZE gridmgmt_case")
-        took = time.perf_counter() - started
-    print(f"  (trigram GIN indexes on description and address made by the bench: {took:.0f} s)", flush=True)
-    return f"trigram GIN indexes made by the bench ({took:.0f} s)"
-
-
 def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=lambda out: None) -> dict:
     import random
 
@@ -514,27 +489,33 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
         200,
     )
 
-    # 2. search: a trigram query on description/address as the search endpoint will serve it (ILIKE '%frag%'
-    # on a gin_trgm_ops index), the first page in the user's scope with its count
+    # 2. search as the desk asks it (gridmgmt.queue.cases_search through GET /api/cases/?search=…): the busiest
+    # street's cases whose code starts with the fragment or whose description or address holds it, the first page
+    # (newest first) and its count. Common words (a category phrase in 5 % of the street's cases) and rare ones
+    # (an address number, a description's serial).
     frags = ["路灯不亮", "消防通道", "张杨路12", "编号4711", "窨井盖缺失"]
-    # The page, newest first, and its count capped at 1,000 ("1000+"): an exact count of a common word's
-    # matches (5 % of a street's 110,000 cases) alone costs seconds, for a figure nobody pages through.
-    search_where = "c.district_id = %s AND c.street_id = %s AND (c.description ILIKE %s OR c.address ILIKE %s)"
+
+    def search():
+        get(client, "/api/cases/", search=rng.choice(frags), area=street.code)()
+
+    # The naive peer: the same condition without any index (a scan of the street's cases in the table).
+    search_where = (
+        "c.district_id = %s AND c.street_id = %s AND (lower(c.code) LIKE lower(%s)"
+        " OR c.description ILIKE %s OR c.address ILIKE %s)"
+    )
     search_sql = f"""SELECT c.id, c.code, c.status, c.reported_at FROM gridmgmt_case c WHERE {search_where}
         ORDER BY c.reported_at DESC, c.id DESC LIMIT 50"""
-    search_count_sql = f"SELECT count(*) FROM (SELECT 1 FROM gridmgmt_case c WHERE {search_where} LIMIT 1001) t"
+    search_count_sql = f"SELECT count(*) FROM gridmgmt_case c WHERE {search_where}"
 
-    def search(settings=""):
-        def call():
-            frag = "%" + rng.choice(frags) + "%"
-            _sql(search_sql, [district.id, street.id, frag, frag], settings=settings)
-            return _sql(search_count_sql, [district.id, street.id, frag, frag], settings=settings)
+    def search_naive():
+        frag = rng.choice(frags)
+        params = [district.id, street.id, frag + "%", "%" + frag + "%", "%" + frag + "%"]
+        _sql(search_sql, params, settings=UNINDEXED)
+        return _sql(search_count_sql, params, settings=UNINDEXED)
 
-        return call
-
-    search_note = "ILIKE '%frag%' on description/address: first page + count capped at 1,000; "
-    search_note += search_indexes_ensure()
-    row("search", search(), search(UNINDEXED), 200, search_note)
+    search_note = "GET /api/cases/?search=<fragment>&area=<street>: first page + count in one statement"
+    search_note += " (migrations 0017, 0021, 0022)"
+    row("search", search, search_naive, 200, search_note)
 
     # 3. case detail + its timeline
     def detail():
@@ -629,16 +610,22 @@ def main() -> None:
     uptime = Path("/proc/loadavg").read_text().split()[:3]
     print(f"measuring (load average {' '.join(uptime)}) …", flush=True)
     only = {n for n in args.only.split(",") if n}
-    figures = measure(
-        reps=args.reps, naive_reps=args.naive_reps, only=only, save=lambda out: results_write("scale", {**out})
-    )
+    # The rows not measured again, from the last run: read before measuring, since each row saves the file as it
+    # goes (a first version read them afterwards and so kept only the rows just measured).
     previous = RESULTS / "scale.json"
-    if only and previous.exists():  # the rows not measured again, from the last run
+    kept: dict = {}
+    if only and previous.exists():
         import json
 
-        kept = json.loads(previous.read_text())
-        figures = {**{k: v for k, v in kept.items() if k not in ("benchmark", "at", "machine")}, **figures}
-        loaded = loaded or kept.get("load")
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k not in ("benchmark", "at", "machine")}
+    figures = measure(
+        reps=args.reps,
+        naive_reps=args.naive_reps,
+        only=only,
+        save=lambda out: results_write("scale", {**kept, **out}),
+    )
+    figures = {**kept, **figures}
+    loaded = loaded or kept.get("load")
     figures["load"] = loaded
     figures["loadavg_at_measure"] = uptime
     path = results_write("scale", figures)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.gis.geos import Point
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import BigIntegerField, F, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Cast
 from django.http import Http404
 
 from geo.models import AdminArea, GridCell, Speaker
@@ -76,6 +77,14 @@ def is_unrestricted(user) -> bool:
     return bool(user.is_superuser or (user.role in STAFF_ROLES and user.area_id is None))
 
 
+def area_id_value(area_id: int) -> Cast:
+    """An area id compared as bigint (`street_id = 59::bigint`; a bare 59 is int4). The desk search's trigram
+    indexes lead with the street and community ids (btree_gin, migration 0022), and btree_gin's int8 operator
+    class serves int8 = int8 only: with `= 59` the scope stays out of the index scan. bench/scale.py, 5 M cases,
+    a common word in a street of 109,588 cases: the count 317 ms → 94 ms."""
+    return Cast(Value(area_id), BigIntegerField())
+
+
 def area_filter(user: User, *, prefix: str = "") -> Q:
     """Q limiting rows with district/street/community ids (stored copies) to the user's area."""
     area = user.area
@@ -88,7 +97,7 @@ def area_filter(user: User, *, prefix: str = "") -> Q:
     }.get(area.level)
     if field is None:  # a city-level scope sees its districts
         return Q(**{f"{prefix}district__parent_id": area.id})
-    return Q(**{f"{prefix}{field}": area.id})
+    return Q(**{f"{prefix}{field}": area_id_value(area.id)})
 
 
 def _gate(user: User, qs: QuerySet) -> QuerySet | None:

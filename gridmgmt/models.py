@@ -292,9 +292,20 @@ class Case(models.Model):
             models.Index(fields=["street", "status"], name="case_street_status"),
             models.Index(fields=["team", "status"], name="case_team_status"),
             # The desk's search (gridmgmt.queue.cases_search): ILIKE on description and address through
-            # pg_trgm (a code prefix uses the unique code's pattern index), the reporter's phone by equality.
-            GinIndex(fields=["description"], name="case_description_trgm", opclasses=["gin_trgm_ops"]),
-            GinIndex(fields=["address"], name="case_address_trgm", opclasses=["gin_trgm_ops"]),
+            # pg_trgm, led by the street and community ids (btree_gin) so that a street's or community's search
+            # reads only its own matches from the index (the scope compared as bigint: access.area_id_value); a
+            # code prefix as LOWER(code) LIKE LOWER('text%') through case_code_lower (an expression index made by
+            # migration 0021 in SQL); the reporter's phone by equality. Every arm indexed: one BitmapOr.
+            GinIndex(
+                fields=["street", "community", "description"],
+                name="case_description_scoped_trgm",
+                opclasses=["int8_ops", "int8_ops", "gin_trgm_ops"],
+            ),
+            GinIndex(
+                fields=["street", "community", "address"],
+                name="case_address_scoped_trgm",
+                opclasses=["int8_ops", "int8_ops", "gin_trgm_ops"],
+            ),
             models.Index(fields=["reporter_phone"], name="case_reporter_phone", condition=~Q(reporter_phone="")),
             # A street's or community's cases counted by an index-only scan: the list's page count under a
             # district-scoped user (both ids in the WHERE). bench/scale.py, 5 M cases, a street of 109,621:

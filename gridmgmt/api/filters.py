@@ -80,7 +80,7 @@ def area_q(area: AdminArea, *, prefix: str = "") -> Q:
     }.get(area.level)
     if field is None:  # a city: its districts
         return Q(**{f"{prefix}district__parent_id": area.id})
-    return Q(**{f"{prefix}{field}": area.id})
+    return Q(**{f"{prefix}{field}": access.area_id_value(area.id)})  # bigint: the search's indexes
 
 
 class BBoxFilter(InBBoxFilter):

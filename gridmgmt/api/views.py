@@ -27,7 +27,7 @@ from geo.selectors import speakers_near
 from gridmgmt import access, clients, queue, rules, selectors, services, states
 from gridmgmt.api import serializers as s
 from gridmgmt.api.filters import BBoxFilter, CaseFilter, CellFilter, EventFilter, TeamFilter
-from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, PagePagination
+from gridmgmt.api.pagination import EventCursorPagination, FeaturePagination, OnePassPaginator, PagePagination
 from gridmgmt.api.speakers import SpeakerSerializer
 from gridmgmt.errors import InvalidInput, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, Category, PatrolTeam, User
@@ -215,6 +215,12 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_serializer_class(self):
         return s.CaseDetailSerializer if self.action == "retrieve" else s.CaseSerializer
+
+    def paginate_queryset(self, queryset):
+        # A search reads every match before ordering them: its page and total in one statement.
+        if self.request.query_params.get("search", "").strip():
+            self.paginator.django_paginator_class = OnePassPaginator
+        return super().paginate_queryset(queryset)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "now": timezone.now()}

@@ -16,7 +16,9 @@ non-constraint indexes of the two big tables dropped during the load and built a
   closed for 55 % of patrol/inspector finds, or reported → voided (3 %); 1 % are "stuck" (handling 20× longer)
   — and only the steps already in the past happened: the case's status, clocks and team are those of its
   last step, and its events are exactly those steps (from/to statuses chained, team and area ids copied,
-  `on_time` / `on_time_overall` / `satisfaction` data as the services write them).
+  `on_time` / `on_time_overall` / `satisfaction` data as the services write them);
+- then the KPI summary (gridmgmt.models.KpiDay) of every loaded event is built, as `manage.py kpi_summarize`
+  (the deployed timer) builds and keeps it: part of the load's cost, timed as its own step.
 
 Then measures p95 over `--reps` requests through the product's code paths (Django test client on the views,
 or the selectors the views call), each next to the naive query a first version would run:

@@ -629,8 +629,10 @@ def kpi_for_user(
 def kpi_stock(*, cases: QuerySet[Case], now: datetime) -> dict:
     """The open and overdue stock of `cases` at `now` (a state, not a flow over a period), by the rules of
     gridmgmt.states. The wall's tiles, the feed's KPI frames and /api/kpis/ all report these figures."""
-    return cases.aggregate(
-        open=Count("pk", filter=states.open_q()),
+    # Overdue cases are open (CLOCKED_STATUSES ⊂ OPEN_STATUSES): only the open ones are read, by the status
+    # indexes, not every case of the scope (a district's 5 M at city scale).
+    return cases.filter(states.open_q()).aggregate(
+        open=Count("pk"),
         overdue=Count("pk", filter=states.overdue_q(now=now)),
     )
 

@@ -119,3 +119,10 @@ def test_area_scoped_users_read_the_summary(day):
     same_both_ways(cases=mine)
     rows = kpi.kpi_for_user(user=local, start=DAY[0], end=DAY[1] + timedelta(days=1), group_by="day")
     assert [(r.key, r.received) for r in rows] == [(DAY[0].date(), 4), (DAY[1].date(), 1)]
+
+
+def test_stock_reads_only_open_cases():
+    """kpi_stock counts overdue among the open cases only: every clocked status is an open one."""
+    from gridmgmt import states
+
+    assert states.CLOCKED_STATUSES <= states.OPEN_STATUSES

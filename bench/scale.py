@@ -640,16 +640,17 @@ def main() -> None:
     uptime = Path("/proc/loadavg").read_text().split()[:3]
     print(f"measuring (load average {' '.join(uptime)}) …", flush=True)
     only = {n for n in args.only.split(",") if n}
-    figures = measure(
-        reps=args.reps, naive_reps=args.naive_reps, only=only, save=lambda out: results_write("scale", {**out})
-    )
     previous = RESULTS / "scale.json"
-    if only and previous.exists():  # the rows not measured again, from the last run
+    kept: dict = {}
+    if only and previous.exists():  # the rows not measured again, from the last run (read before `save` rewrites it)
         import json
 
-        kept = json.loads(previous.read_text())
-        figures = {**{k: v for k, v in kept.items() if k not in ("benchmark", "at", "machine")}, **figures}
-        loaded = loaded or kept.get("load")
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k not in ("benchmark", "at", "machine")}
+    figures = measure(
+        reps=args.reps, naive_reps=args.naive_reps, only=only, save=lambda out: results_write("scale", {**kept, **out})
+    )
+    figures = {**kept, **figures}
+    loaded = loaded or kept.get("load")
     figures["load"] = loaded
     figures["loadavg_at_measure"] = uptime
     path = results_write("scale", figures)

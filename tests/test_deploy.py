@@ -38,3 +38,15 @@ def test_the_prune_timer_runs_the_retention_of_the_feed_log_and_the_positions():
     assert "WantedBy=gridmgmt.target" in timer
     command = (ROOT / "realtime/management/commands/realtime_prune.py").read_text()
     assert "DELETE FROM realtime_feedevent" in command and "partitions_maintain()" in command
+
+
+def test_the_kpi_timer_keeps_the_summary_up_to_date():
+    """deploy/systemd: every few minutes the KPI timer starts kpi_summarize (gridmgmt.kpi.kpi_summary_refresh,
+    exercised in tests/gridmgmt/test_kpi_summary.py)."""
+    unit = (ROOT / "deploy/systemd/gridmgmt-kpi.service").read_text()
+    timer = (ROOT / "deploy/systemd/gridmgmt-kpi.timer").read_text()
+    assert re.search(r"^ExecStart=\S+/python manage\.py kpi_summarize$", unit, re.M)
+    assert re.search(r"^OnUnitActiveSec=\d+min$", timer, re.M)
+    assert "WantedBy=gridmgmt.target" in timer
+    command = (ROOT / "gridmgmt/management/commands/kpi_summarize.py").read_text()
+    assert "kpi_summary_refresh(" in command

@@ -45,8 +45,7 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
     if cases.query.is_empty():
         k = KpiRow(key=None, name="")
     else:
-        scope_q = Q(pk__in=cases.values("pk")) if cases.query.has_filters() else None
-        (k,) = kpi_compute(start=_day_start(now), end=now + timedelta(microseconds=1), scope_q=scope_q)
+        (k,) = kpi_compute(start=_day_start(now), end=now + timedelta(microseconds=1), cases=cases)
     return {
         "received": k.received,
         "filed": k.filed,

@@ -94,7 +94,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Lookup, Q, QuerySet
+from django.db.models import Count, Func, Lookup, Q, QuerySet, Value
 from django.db.models.expressions import Col
 from django.db.models.sql.where import WhereNode
 from django.utils import timezone
@@ -384,6 +384,15 @@ _COLUMNS = [f.name for f in fields(KpiRow)]
 _AREA_COLUMNS = frozenset({"district_id", "street_id", "community_id"})
 
 
+def _constant(rhs) -> bool:
+    """A plain value, or an expression of plain values only (access.area_id_value's `Cast(Value(59), bigint)`)."""
+    if not hasattr(rhs, "resolve_expression"):
+        return True
+    if isinstance(rhs, Value):
+        return True
+    return isinstance(rhs, Func) and all(_constant(e) for e in rhs.get_source_expressions())
+
+
 def _where_columns(node) -> set[str] | None:
     """The case columns a WHERE tree compares with plain values; None when it does anything else (a subquery, a
     join, an expression): then it is applied as `c.id IN (…)`."""
@@ -398,7 +407,7 @@ def _where_columns(node) -> set[str] | None:
             isinstance(child, Lookup)
             and isinstance(child.lhs, Col)
             and child.lhs.alias == Case._meta.db_table
-            and not hasattr(child.rhs, "resolve_expression")
+            and _constant(child.rhs)
         ):
             columns.add(child.lhs.target.column)
         else:

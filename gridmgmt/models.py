@@ -776,16 +776,24 @@ class DeliveryAttempt(models.Model):
         ordering = ["id"]
 
 
-class KpiDay(models.Model):
-    """gridmgmt.kpi's summary: the event-derived KPI counts of one local day, per area (the ids copied onto the
-    events) and team, for the events up to KpiWatermark.upto. Built and kept up to date by
-    ``kpi.kpi_summary_refresh`` (``manage.py kpi_summarize``, the deployed timer); never edited by hand."""
+class _KpiKey(models.Model):
+    """The summary's key: a local day and the area ids and team copied onto the events."""
 
     day = models.DateField()
     district_id = models.BigIntegerField()
     street_id = models.BigIntegerField(null=True)
     community_id = models.BigIntegerField(null=True)
     team_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        abstract = True
+
+
+class KpiDay(_KpiKey):
+    """gridmgmt.kpi's summary: the event-derived KPI counts of one local day, per area (the ids copied onto the
+    events) and team, for the events up to KpiWatermark.upto. Built and kept up to date by
+    ``kpi.kpi_summary_refresh`` (``manage.py kpi_summarize``, the deployed timer); never edited by hand."""
+
     received = models.IntegerField()
     filed = models.IntegerField()
     dispatched = models.IntegerField()
@@ -813,18 +821,13 @@ class KpiDay(models.Model):
         ]
 
 
-class KpiVolatile(models.Model):
+class KpiVolatile(_KpiKey):
     """The summarized events whose on-time flags read the case as it is now (a first dispatch against the
     case's dispatch deadline, which a resume moves; history imported without the flag written at handling or
     closing), with what they contributed to KpiDay when last summarized: corrected when their case changes."""
 
     event_id = models.BigIntegerField(primary_key=True)
     case_id = models.BigIntegerField(db_index=True)
-    day = models.DateField()
-    district_id = models.BigIntegerField()
-    street_id = models.BigIntegerField(null=True)
-    community_id = models.BigIntegerField(null=True)
-    team_id = models.BigIntegerField(null=True)
     handled_on_time = models.IntegerField()
     closed_on_time = models.IntegerField()
     first_dispatched = models.IntegerField()

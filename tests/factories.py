@@ -1,9 +1,13 @@
 """factory_boy factories shared by the suite. Geometry is built in UTM 51N (metres) around Lujiazui, then
 stored in WGS-84, so tests can reason in metres."""
 
+import functools
+
 import factory
 import numpy as np
 import shapely
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 from pyproj import Transformer
 
@@ -82,6 +86,17 @@ class TeamFactory(factory.django.DjangoModelFactory):
     district = factory.SubFactory(DistrictFactory)
 
 
+@functools.cache
+def _password_hash(raw: str, hashers: tuple[str, ...]) -> str:
+    return make_password(raw)
+
+
+def password_hash(raw: str) -> str:
+    """make_password(raw) under the current PASSWORD_HASHERS, computed once: test users with the same password
+    share one hash (one salt), which costs a test nothing and saves a PBKDF2 run per user."""
+    return _password_hash(raw, tuple(settings.PASSWORD_HASHERS))
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
@@ -89,7 +104,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     role = User.Role.RESIDENT
-    password = factory.django.Password("demo1234")
+    # Hashed once per password and hasher set: live-server tests keep Django's PBKDF2 (their servers know
+    # only the default hashers), ~0.5 s a user, which the worlds' six to ten users paid on every test.
+    password = factory.Transformer("demo1234", transform=lambda raw: password_hash(raw))
 
 
 class CaseFactory(factory.django.DjangoModelFactory):

@@ -2,7 +2,7 @@
 # Everything is idempotent: a finished step is skipped on the next run.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check restore-drill s3rver stop lint fmt bench screenshots clean-var
+.PHONY: help system venv audit services db demo-data demo serve test deploy-check prod-check restore-drill s3rver stop lint fmt bench bench-tools screenshots clean-var
 
 ROOT      := $(realpath .)
 VENV      := $(ROOT)/.venv
@@ -116,7 +116,12 @@ lint:
 fmt:
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-bench: demo-data
+## The benchmarks' load generator (bench/tiles.py: h2load, from Debian's nghttp2-client).
+bench-tools: system
+	@dpkg-query -W -f='$${Status}\n' nghttp2-client 2>/dev/null | grep -q 'install ok installed' || \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nghttp2-client; }
+
+bench: demo-data bench-tools
 	$(PY) bench/grid_build.py
 
 ## Pictures of each face for the README, taken in Chromium from the demo data (its own server, free port).

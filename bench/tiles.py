@@ -18,10 +18,12 @@ Servers, both on 127.0.0.1 with `--workers` uvicorn workers, started and stopped
 
 Tiles: z13–z16 around random Pudong cells, up to `--per-zoom` per zoom. In each of `--rounds` rounds, each
 server gets a cold pass (every tile once, in random order, from `--clients` concurrent keep-alive clients)
-then a warm pass (the same tiles again, shuffled); who goes first alternates, and before every round but the
-first our grid version stamp is replaced, as a rebuild does, so our cold pass renders every tile again.
-Reported: per round and as the median over the rounds, tiles/s, p50/p95 latency, mean bytes; the ratios
-ours/tipg; the load average around each round (the machine is shared).
+then a warm pass (the same tiles again, each `--warm-repeat` times, shuffled: a pass long enough to time);
+who goes first alternates, and before every round but the first our grid version stamp is replaced, as a
+rebuild does, so our cold pass renders every tile again. The clients are h2load processes (nghttp2's C
+benchmarking client, `make bench-tools`), one per connection. Reported: per round and as the median over the
+rounds, tiles/s, p50/p95 latency, mean bytes, CPU per tile of the server, the database and the client; the
+ratios ours/tipg; the load average around each round (the machine is shared).
 
 Targets: cold ≥ 5× tipg's tiles/s; warm p95 ≤ 10 ms and ≥ 20× tipg's tiles/s.
 Results: bench/results/tiles.json.
@@ -34,10 +36,13 @@ import http.client
 import math
 import os
 import random
+import re
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -219,48 +224,50 @@ def run_pass_cpu(server: subprocess.Popen, base: str, path_of, tiles, *, clients
 
 
 def run_pass(base: str, path_of, tiles: list[tuple[int, int, int]], *, clients: int) -> dict:
-    """Every tile once from `clients` concurrent keep-alive connections: tiles/s, p50/p95 ms, mean bytes."""
-    todo = list(tiles)
-    lock = threading.Lock()
-    times: list[float] = []
-    sizes: list[int] = []
-    errors: list[str] = []
-    host = urllib.parse.urlsplit(base)
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
-        while True:
-            with lock:
-                if not todo:
-                    break
-                z, x, y = todo.pop()
-            started = time.perf_counter()
-            conn.request("GET", path_of(z, x, y))
-            response = conn.getresponse()
-            body = response.read()
-            took = (time.perf_counter() - started) * 1000
-            with lock:
-                times.append(took)
-                sizes.append(len(body))
-                if response.status != 200:
-                    errors.append(f"{response.status} {path_of(z, x, y)}")
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
-    ordered = sorted(times)
+    """Every tile once from `clients` concurrent keep-alive HTTP/1.1 connections: tiles/s, p50/p95 ms, mean
+    bytes. The load comes from h2load (nghttp2's benchmarking client, C: `make bench-tools`), one process per
+    connection, each with its own share of the tiles, so the client costs the two cores next to nothing: the
+    earlier Python client (8 threads of http.client) took about a third of a core at 1,600 tiles/s, which the
+    faster server paid for. Its per-request log gives each tile's start and time to the response's end."""
+    h2load = shutil.which("h2load")
+    if h2load is None:
+        raise SystemExit("bench/tiles.py needs h2load (Debian's nghttp2-client): make bench-tools")
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory(prefix="bench-tiles-") as tmp:
+        procs = []
+        for i in range(clients):
+            share = tiles[i::clients]
+            if not share:
+                continue
+            uris = Path(tmp, f"uris-{i}")
+            uris.write_text("".join(f"{base}{path_of(z, x, y)}\n" for z, x, y in share))
+            cmd = [h2load, "--h1", "-c", "1", "-n", str(len(share)), "-i", str(uris), f"--log-file={tmp}/log-{i}"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [proc.communicate()[0] for proc in procs]
+        rows = []
+        for i in range(len(procs)):
+            for line in Path(tmp, f"log-{i}").read_text().splitlines():
+                started_us, status, took_us = line.split("\t")
+                rows.append((int(started_us), int(status), int(took_us)))
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_s = sum(getattr(client_after, f) - getattr(client_before, f) for f in ("ru_utime", "ru_stime"))
+    data_bytes = 0
+    for out in outputs:
+        found = re.search(r"\((\d+)\) data", out)
+        if found is None:
+            raise RuntimeError(f"h2load said:\n{out}")
+        data_bytes += int(found.group(1))
+    wall_us = max(s + t for s, _, t in rows) - min(s for s, _, _ in rows)
+    ordered = sorted(t / 1000 for _, _, t in rows)
+    errors = [f"{status}" for _, status, _ in rows if status != 200]
     return {
-        "tiles": len(times),
-        "tiles_per_s": round(len(times) / wall, 1),
+        "tiles": len(rows),
+        "tiles_per_s": round(len(rows) / (wall_us / 1e6), 1),
         "p50_ms": round(statistics.median(ordered), 1),
         "p95_ms": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1),
-        "mean_bytes": round(statistics.mean(sizes)),
-        "errors": errors[:5],
+        "mean_bytes": round(data_bytes / max(len(rows), 1)),
+        "client_cpu_ms_per_tile": round(client_s * 1000 / max(len(rows), 1), 3),
+        "errors": errors[:5] + ([f"… {len(errors)} in all"] if len(errors) > 5 else []),
     }
 
 
@@ -269,6 +276,7 @@ def stamp_replace(prefix: str) -> None:
     leaves after a rebuild: every tile it has cached is stale, the next pass renders each one again."""
     import pickle
 
+    from django.conf import settings
     from django.core.cache import cache
     from django.core.cache.backends.base import default_key_func
 
@@ -276,6 +284,9 @@ def stamp_replace(prefix: str) -> None:
 
     client = cache._cache.get_client(write=True)
     client.set(default_key_func(GRID_VERSION_KEY, prefix, 1), pickle.dumps(uuid.uuid4().hex[:16]))
+    # The workers trust the stamp they last read for TILE_VERSION_SECONDS (geo/tile_asgi.py): only after that
+    # do they see the new one, and the next pass is really cold.
+    time.sleep(settings.TILE_VERSION_SECONDS + 0.2)
 
 
 def main() -> None:
@@ -284,6 +295,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warm-repeat", type=int, default=4, help="each tile this many times in a warm pass")
     args = ap.parse_args()
     db_url = db_ensure()
     from _setup import results_write  # sets Django up, on the tiles database
@@ -307,6 +319,9 @@ def main() -> None:
             ),
         )
         out: dict = {"tiles": len(tiles), "clients": args.clients, "workers": args.workers, "zooms": list(ZOOMS)}
+        out["warm_repeat"] = args.warm_repeat
+        version = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.split()[-1]
+        out["client"] = f"h2load {version}"
         out["tipg_version"] = TIPG_VERSION
         out["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
         out["rounds"] = []
@@ -321,14 +336,16 @@ def main() -> None:
                 order = list(tiles)
                 rng.shuffle(order)
                 cold = run_pass_cpu(procs[name], base, path_of, order, clients=args.clients)
-                rng.shuffle(order)
-                warm = run_pass_cpu(procs[name], base, path_of, order, clients=args.clients)
+                warm_order = order * args.warm_repeat
+                rng.shuffle(warm_order)
+                warm = run_pass_cpu(procs[name], base, path_of, warm_order, clients=args.clients)
                 one[name] = {"cold": cold, "warm": warm}
                 for label, r in (("cold", cold), ("warm", warm)):
                     print(
                         f"  {i + 1}/{args.rounds} {name:<5} {label}: {r['tiles_per_s']:8.1f} tiles/s"
                         f"  p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f} ms  {r['mean_bytes']:7d} B/tile"
-                        f"  CPU/tile {r['server_cpu_ms_per_tile']:.2f} server + {r['db_cpu_ms_per_tile']:.2f} db ms"
+                        f"  CPU/tile {r['server_cpu_ms_per_tile']:.2f} server + {r['db_cpu_ms_per_tile']:.2f} db"
+                        f" + {r['client_cpu_ms_per_tile']:.2f} client ms"
                         + (f"  errors {r['errors']}" if r["errors"] else ""),
                         flush=True,
                     )
@@ -349,6 +366,7 @@ def main() -> None:
                         "mean_bytes",
                         "server_cpu_ms_per_tile",
                         "db_cpu_ms_per_tile",
+                        "client_cpu_ms_per_tile",
                     )
                 }
                 for label in ("cold", "warm")
@@ -387,7 +405,7 @@ def main() -> None:
         from django.core.cache import cache
 
         client = cache._cache.get_client(write=True)
-        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=10_000))
         if keys:
             client.delete(*keys)
 

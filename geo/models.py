@@ -6,10 +6,14 @@ Geometry validity is a database constraint, so no writer (ORM, COPY, raw SQL) ca
 
 from django.contrib.gis.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 UTM_SRID = 32651  # UTM zone 51N: metric work for Shanghai
 CELL_MAX_AREA_M2 = 10_050.0  # 100 m x 100 m + 0.5 %
+# A "plain" cell for the tile SQL: ≥ 90 % of a 100 m cell with 4 corners, every side ≥ ~80 m, which stays a valid
+# ring when its corners are snapped to whole tile units (geo.selectors.CELL_TILE_SQL).
+TILE_PLAIN_CELL_M2 = 9_000.0
 
 
 class AdminArea(models.Model):
@@ -88,6 +92,21 @@ class GridCell(models.Model):
         _("中心点"), srid=4326, spatial_index=False, help_text=_("落在网格内的代表点,用于公开位置的模糊化")
     )
     area_m2 = models.FloatField(_("面积(平方米)"))
+    # A "plain" cell's one ring for the tile SQL (geo.selectors.CELL_TILE_SQL), kept by PostgreSQL on every write:
+    # 4 corners and ≥ TILE_PLAIN_CELL_M2, exterior clockwise in degrees, so that the tile's y-down affine map
+    # turns it counter-clockwise — the orientation MVT wants — with no ST_ForcePolygonCCW per cell and tile.
+    # NULL for a cell cut by a boundary (those go through ST_AsMVTGeom). bench/tiles.py: −1.4 ms on a z13 tile
+    # (1,848 cells), −0.6 ms on an average z13–z16 tile, the same bytes.
+    tile_ring = models.GeneratedField(
+        expression=RawSQL(
+            f"CASE WHEN ST_NPoints(geom) = 5 AND area_m2 >= {TILE_PLAIN_CELL_M2} "
+            "THEN ST_ForcePolygonCW(ST_GeometryN(geom, 1)) END",
+            (),
+        ),
+        output_field=models.PolygonField(srid=4326, spatial_index=False),
+        db_persist=True,
+        verbose_name=_("瓦片轮廓"),
+    )
     row = models.IntegerField(_("行号"), help_text=_("UTM 51N 中自北向南的行序"))
     col = models.IntegerField(_("列号"), help_text=_("UTM 51N 中自西向东的列序"))
     district = models.ForeignKey(AdminArea, verbose_name=_("区"), on_delete=models.PROTECT, related_name="+")

@@ -32,9 +32,10 @@ TILE_CACHE_SECONDS = 7 * 24 * 3600
 # hashing one unique code and id per feature. Now ~5 ms (z14 1.1 ms, z15 0.3 ms, z16 0.14 ms):
 # - one affine map per tile takes WGS-84 degrees straight to tile units (cell_tile_affine: Web Mercator
 #   linearised at the tile's centre, ≤ 0.25 m off across a z13 tile, 1/20 of a unit), so no PROJ per vertex;
-# - a "plain" cell — 4 corners and ≥ TILE_PLAIN_CELL_M2, i.e. a 100 m square less at most a thin strip, every
-#   side ≥ ~80 m (≥ 16 units at z13) — stays a valid ring when its corners are snapped to whole units, so it
-#   skips ST_AsMVTGeom: snapped and oriented as MVT wants (exterior ring clockwise in tile units, y down). It
+# - a "plain" cell — 4 corners and ≥ geo.models.TILE_PLAIN_CELL_M2, i.e. a 100 m square less at most a thin
+#   strip, every side ≥ ~80 m (≥ 16 units at z13) — stays a valid ring when its corners are snapped to whole
+#   units, so it skips ST_AsMVTGeom: its GridCell.tile_ring, kept by PostgreSQL already oriented for the y-down
+#   map, is only mapped and snapped (exterior ring clockwise in tile units, y down, as MVT wants). It
 #   is not clipped either: a cell on the tile's edge reaches at most one cell past it (MVT allows coordinates
 #   outside the extent; renderers clip). That is 98 % of Pudong's cells; the rest, cut by community
 #   boundaries, go through ST_AsMVTGeom as before (mapped to tile units with y up, the box being the tile);
@@ -45,9 +46,8 @@ TILE_CACHE_SECONDS = 7 * 24 * 3600
 CELL_TILE_SQL = """
 SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM (
     SELECT c.id,
-           CASE WHEN ST_NPoints(c.geom) = 5 AND c.area_m2 >= %(plain_m2)s
-                THEN ST_ForcePolygonCCW(ST_SnapToGrid(
-                         ST_Affine(c.geom, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s), 1))
+           CASE WHEN c.tile_ring IS NOT NULL
+                THEN ST_SnapToGrid(ST_Affine(c.tile_ring, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s), 1)
                 ELSE ST_AsMVTGeom(ST_Affine(c.geom, %(a)s, %(b)s, %(d_up)s, %(e_up)s, %(xoff)s, %(yoff_up)s),
                                   ST_MakeEnvelope(0, 0, %(extent)s, %(extent)s), %(extent)s, %(buffer)s, true)
            END AS geom
@@ -55,8 +55,6 @@ SELECT ST_AsMVT(mvtgeom, 'cells', %(extent)s, 'geom', 'id') FROM (
     WHERE c.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)
 ) mvtgeom
 """
-# ≥ 90 % of a 100 m cell with 4 corners (cells are at most CELL_MAX_AREA_M2): see CELL_TILE_SQL.
-TILE_PLAIN_CELL_M2 = 9_000.0
 
 
 @contextmanager
@@ -204,7 +202,6 @@ def cell_tile_params(*, tile: TileAddress, datum: str = "wgs84") -> dict[str, fl
     return {
         "extent": TILE_EXTENT,
         "buffer": TILE_BUFFER,
-        "plain_m2": TILE_PLAIN_CELL_M2,
         "a": m.a,
         "b": m.b,
         "d": m.d,

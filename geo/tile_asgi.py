@@ -4,11 +4,12 @@ A cell tile changes only when the grid is rebuilt, and geo.selectors keeps rende
 under the grid's version stamp. Going through Django's whole middleware stack for a tile costs several times
 more than reading it back, and Django runs every sync view of a worker in one thread, so a worker renders one
 tile at a time. This wrapper answers a plain GET/HEAD of a cell tile itself, with the same body and headers as
-geo.views.cell_tile: a cached tile straight from Redis (two reads: the version stamp, then the tile); a tile
-not cached yet is rendered (geo.selectors.CELL_TILE_SQL, on a database connection of the fast path's own:
-_TileDatabase) and cached. Anything else — a query string (`?datum=gcj02`), a bad address, a low zoom, no
-version stamp yet, the cache or the database failing — goes to Django unchanged, which answers it (and
-reports the failure).
+geo.views.cell_tile: a cached tile from the worker's memory (_TileMemory, keyed by the grid's version stamp,
+which the worker reads from Redis at most every settings.TILE_VERSION_SECONDS, so a rebuild shows that late at
+most) or else from Redis; a tile not cached yet is rendered (geo.selectors.CELL_TILE_SQL, on a database
+connection of the fast path's own: _TileDatabase) and cached. Anything else — a query string
+(`?datum=gcj02`), a bad address, a low zoom, no version stamp yet, the cache or the database failing — goes to
+Django unchanged, which answers it (and reports the failure).
 
 Measured by bench/tiles.py (README, "Benchmarks").
 """
@@ -20,6 +21,8 @@ import hashlib
 import logging
 import pickle
 import re
+import time
+from collections import OrderedDict
 
 import psycopg
 from django.conf import settings
@@ -48,6 +51,34 @@ STATIC_HEADERS = [
 
 def tile_etag(data: bytes) -> str:
     return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+class _TileMemory:
+    """The worker's most recently served tiles with their ETags, least recently used dropped past `max_bytes`.
+    Keys carry the grid's version stamp: after a rebuild the tiles of the older version are never served and
+    age out. A hit costs no Redis read (the stamp is trusted for TILE_VERSION_SECONDS), no unpickling and no
+    hash: bench/tiles.py (README, "Cell tiles against tipg")."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: OrderedDict[tuple, tuple[bytes, bytes]] = OrderedDict()
+
+    def get(self, key: tuple) -> tuple[bytes, bytes] | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple, data: bytes) -> tuple[bytes, bytes]:
+        entry = (data, tile_etag(data).encode())
+        if key not in self._entries:
+            self._entries[key] = entry
+            self.size += len(data)
+            while self.size > self.max_bytes and self._entries:
+                _, (old, _) = self._entries.popitem(last=False)
+                self.size -= len(old)
+        return entry
 
 
 class _TileDatabase:
@@ -102,6 +133,8 @@ class CellTileFastPath:
         self.app = app
         self._redis = None
         self._db = None
+        self._memory = _TileMemory()
+        self._version: tuple[float, str] | None = None  # (when read, the grid's version stamp)
 
     def close(self) -> None:
         """Close the render connection (tests; a worker's goes with its process)."""
@@ -127,47 +160,57 @@ class CellTileFastPath:
             self._redis = (loop, from_url(settings.CACHES["default"]["LOCATION"]))
         return self._redis[1]
 
-    async def _tile(self, z: int, x: int, y: int) -> bytes | None:
+    async def _tile(self, z: int, x: int, y: int) -> tuple[bytes, bytes, str | None] | None:
+        """(tile, its ETag, the cache key to store it under once answered — None when it came from a cache), or
+        None for Django to answer."""
         if z < CELL_TILE_MIN_ZOOM or z > 22 or not (0 <= x < 1 << z and 0 <= y < 1 << z):
             return None
         tile = TileAddress(z=z, x=x, y=y)
         try:
             redis = self._client()
-            version = await redis.get(cache.make_key(GRID_VERSION_KEY))
-            if version is None:  # Django makes the stamp (geo.selectors.grid_version)
-                return None
-            version = pickle.loads(version)
-            raw = await redis.get(cache.make_key(cell_tile_key(version=version, datum="wgs84", tile=tile)))
+            now = time.monotonic()
+            if self._version is not None and now - self._version[0] < settings.TILE_VERSION_SECONDS:
+                version = self._version[1]
+            else:
+                stamp = await redis.get(cache.make_key(GRID_VERSION_KEY))
+                if stamp is None:  # Django makes the stamp (geo.selectors.grid_version)
+                    return None
+                version = pickle.loads(stamp)
+                self._version = (now, version)
+            remembered = self._memory.get((version, z, x, y))
+            if remembered is not None:
+                return (*remembered, None)
+            key = cache.make_key(cell_tile_key(version=version, datum="wgs84", tile=tile))
+            raw = await redis.get(key)
         except Exception:  # the cache unreachable: Django answers (and reports it)
             log.warning("cell tile fast path: cache read failed", exc_info=True)
             return None
         if raw is not None:
-            return pickle.loads(raw)
+            return (*self._memory.put((version, z, x, y), pickle.loads(raw)), None)
         try:
             data = await self._database().tile(tile)
         except Exception:  # the database failing: Django answers (a 503, and reports it)
             log.warning("cell tile fast path: render failed", exc_info=True)
             return None
-        # Stored as django.core.cache's Redis backend stores it (a pickle, with its expiry), through this loop's
-        # client: Django's cache object is per request context under ASGI, so cache.set from here would open a
-        # new Redis connection for every tile (py-spy: 40 % of a cold pass's samples).
+        return (*self._memory.put((version, z, x, y), data), key)
+
+    async def _store(self, key: str, data: bytes) -> None:
+        """A rendered tile into the shared cache, for the other workers, after it was answered. Stored as
+        django.core.cache's Redis backend stores it (a pickle, with its expiry), through this loop's client:
+        Django's cache object is per request context under ASGI, so cache.set from here would open a new Redis
+        connection for every tile (py-spy: 40 % of a cold pass's samples)."""
         try:
-            await redis.set(
-                cache.make_key(cell_tile_key(version=version, datum="wgs84", tile=tile)),
-                pickle.dumps(data, pickle.HIGHEST_PROTOCOL),
-                ex=TILE_CACHE_SECONDS,
-            )
-        except Exception:  # not cached this time: still answered
+            await self._client().set(key, pickle.dumps(data, pickle.HIGHEST_PROTOCOL), ex=TILE_CACHE_SECONDS)
+        except Exception:  # not cached this time: it was answered all the same
             log.warning("cell tile fast path: cache write failed", exc_info=True)
-        return data
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             # A query (?datum=gcj02, a basemap's shifted cells) is Django's: the fast path serves the plain tile.
             match = None if scope.get("query_string") else TILE_PATH.match(scope["path"])
-            data = await self._tile(*map(int, match.groups())) if match else None
-            if data is not None:
-                etag = tile_etag(data).encode()
+            found = await self._tile(*map(int, match.groups())) if match else None
+            if found is not None:
+                data, etag, unstored = found
                 headers = {k.lower(): v for k, v in scope.get("headers") or []}
                 fresh = etag in [t.strip() for t in headers.get(b"if-none-match", b"").split(b",")]
                 body = b"" if fresh or scope["method"] == "HEAD" else data
@@ -184,5 +227,7 @@ class CellTileFastPath:
                     }
                 )
                 await send({"type": "http.response.body", "body": body})
+                if unstored is not None:  # the client has its tile: the next request need not wait for this
+                    await self._store(unstored, data)
                 return
         await self.app(scope, receive, send)

@@ -335,6 +335,10 @@ SPECTACULAR_SETTINGS = {
 BASEMAP_MBTILES = os.environ.get("BASEMAP_MBTILES", "")
 BASEMAP_URL = os.environ.get("BASEMAP_URL", "")
 BASEMAP_DATUM = os.environ.get("BASEMAP_DATUM", "wgs84")
+# How long a worker's cell-tile fast path trusts the grid version stamp it last read from Redis (geo/tile_asgi.py):
+# a rebuild's tiles are served at most this late; within it a warm tile costs no Redis read at all. 0 reads the
+# stamp on every request (the test servers, whose tests replace it between tests).
+TILE_VERSION_SECONDS = float(os.environ.get("TILE_VERSION_SECONDS", "1"))
 
 SILENCED_SYSTEM_CHECKS = [
     # Debian 12 ships GDAL 3.6; Django 5.2 merely notes GDAL < 3.9 will be unsupported later.

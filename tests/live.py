@@ -86,6 +86,8 @@ def uvicorn_start(*, settings_dict: dict, log_dir: Path, env: dict | None = None
         "DJANGO_SETTINGS_MODULE": "gridmgmt.settings",
         "DEBUG": "1",
         "SERVE_STATIC": "1",
+        # tests replace the grid version stamp between tests: read it on every tile request
+        "TILE_VERSION_SECONDS": "0",
         "PYTHONUNBUFFERED": "1",
         # Rate limits count in the shared Redis: a server of its own counts under a prefix of its own.
         "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}",

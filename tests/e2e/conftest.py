@@ -90,6 +90,8 @@ def uvicorn_serving(tmp_path_factory, *, name: str = "uvicorn", **env_extra: str
         "DJANGO_SETTINGS_MODULE": "gridmgmt.settings",
         "DEBUG": "1",
         "SERVE_STATIC": "1",  # the vendored assets come from this same server
+        # tests replace the grid version stamp between tests: read it on every tile request
+        "TILE_VERSION_SECONDS": "0",
         "PYTHONUNBUFFERED": "1",
         # Rate limits count in the shared Redis: this run's server counts under a prefix of its own, so a
         # second run within the hour (or another session's) starts from zero.

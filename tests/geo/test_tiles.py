@@ -281,3 +281,66 @@ def test_a_cell_edited_in_the_admin_is_not_served_from_an_old_tile(
     after = admin_client.get(path).content
     assert after != before
     assert after == admin_client.get(path).content  # cached again, under the new stamp
+
+
+def test_asgi_fast_path_keeps_served_tiles_and_trusts_the_stamp_for_tile_version_seconds(client, cells, settings):
+    from django.core.cache import cache
+
+    from geo.selectors import GRID_VERSION_KEY, TileAddress, cell_tile_key, grid_version
+    from geo.tile_asgi import CellTileFastPath
+
+    async def django_only(scope, receive, send):
+        raise AssertionError("the fast path passed the tile on to Django")
+
+    settings.TILE_VERSION_SECONDS = 60
+    x, y = tile_of(cells[4].center.x, cells[4].center.y, 16)
+    path = f"/tiles/cells/16/{x}/{y}.pbf"
+    view = client.get(path)  # rendered and cached in Redis
+    fast = CellTileFastPath(django_only)
+    assert _asgi_get(fast, path)[2] == view.content  # read from Redis, kept in the worker's memory
+    cache.delete(cell_tile_key(version=grid_version(), datum="wgs84", tile=TileAddress(z=16, x=x, y=y)))
+    assert _asgi_get(fast, path)[2] == view.content  # from memory: Redis no longer has it
+    cache.delete(GRID_VERSION_KEY)  # a rebuild's new stamp is on its way
+    assert _asgi_get(fast, path)[2] == view.content  # the stamp read is trusted for TILE_VERSION_SECONDS
+    settings.TILE_VERSION_SECONDS = 0
+    with pytest.raises(AssertionError):  # read again: no stamp, so Django answers (and makes one)
+        _asgi_get(fast, path)
+
+
+def test_tile_memory_drops_the_least_recently_used_past_its_size():
+    from geo.tile_asgi import _TileMemory, tile_etag
+
+    memory = _TileMemory(max_bytes=25)
+    memory.put(("v", 16, 0, 0), b"a" * 10)
+    memory.put(("v", 16, 0, 1), b"b" * 10)
+    assert memory.get(("v", 16, 0, 0)) == (b"a" * 10, tile_etag(b"a" * 10).encode())  # now the most recent
+    memory.put(("v", 16, 0, 2), b"c" * 10)
+    assert memory.get(("v", 16, 0, 1)) is None
+    assert [memory.get(("v", 16, 0, i)) is not None for i in (0, 2)] == [True, True]
+    assert memory.size == 20
+
+
+def test_plain_cells_keep_a_clockwise_tile_ring_and_cut_cells_none(cells):
+    from django.contrib.gis.geos import MultiPolygon, Polygon
+
+    from geo.models import GridCell
+
+    cut = cells[0]
+    ring = list(cut.geom[0].exterior_ring.coords)
+    midpoint = ((ring[0][0] + ring[1][0]) / 2, (ring[0][1] + ring[1][1]) / 2)
+    cut.geom = MultiPolygon(Polygon([ring[0], midpoint, *ring[1:]]), srid=4326)  # 5 corners: not plain
+    cut.save(update_fields=["geom"])
+    small = cells[1]
+    small.area_m2 = 8_000  # a strip of the cell, below TILE_PLAIN_CELL_M2
+    small.save(update_fields=["area_m2"])
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id, tile_ring IS NOT NULL, ST_IsPolygonCW(tile_ring), ST_Equals(tile_ring, ST_GeometryN(geom, 1))"
+            " FROM geo_gridcell WHERE id = ANY(%s)",
+            [[c.pk for c in cells]],
+        )
+        rows = {pk: rest for pk, *rest in cur.fetchall()}
+    assert rows.pop(cut.pk) == [False, None, None]
+    assert rows.pop(small.pk) == [False, None, None]
+    assert set(map(tuple, rows.values())) == {(True, True, True)}
+    assert GridCell.objects.filter(tile_ring__isnull=False).count() == 7

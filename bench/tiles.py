@@ -19,11 +19,12 @@ Servers, both on 127.0.0.1 with `--workers` uvicorn workers, started and stopped
 Tiles: z13–z16 around random Pudong cells, up to `--per-zoom` per zoom. In each of `--rounds` rounds, each
 server gets a cold pass (every tile once, in random order, from `--clients` concurrent keep-alive clients)
 then a warm pass (the same tiles again, each `--warm-repeat` times, shuffled: a pass long enough to time);
-who goes first alternates, and before every round but the first our grid version stamp is replaced, as a
-rebuild does, so our cold pass renders every tile again. The clients are h2load processes (nghttp2's C
-benchmarking client, `make bench-tools`), one per connection. Reported: per round and as the median over the
-rounds, tiles/s, p50/p95 latency, mean bytes, CPU per tile of the server, the database and the client; the
-ratios ours/tipg; the load average around each round (the machine is shared).
+who goes first alternates, and before every round our grid version stamp is replaced, as a rebuild does, so
+our cold pass renders every tile again. Before round 1 each server answers 32 other tiles (a warm-up: its
+connections and prepared statements made, as in a server that has run a while). The clients are h2load
+processes (nghttp2's C benchmarking client, `make bench-tools`), one per connection. Reported: per round
+and as the median over the rounds, tiles/s, p50/p95 latency, mean bytes, CPU per tile of the server, the
+database and the client; the ratios ours/tipg; the load average around each round (the machine is shared).
 
 Targets: cold ≥ 5× tipg's tiles/s; warm p95 ≤ 10 ms and ≥ 20× tipg's tiles/s.
 Results: bench/results/tiles.json.
@@ -147,7 +148,9 @@ def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
 
 
-def tiles_pick(per_zoom: int) -> list[tuple[int, int, int]]:
+def tiles_pick(per_zoom: int, *, skip: int = 0) -> list[tuple[int, int, int]]:
+    """Up to `per_zoom` tiles a zoom around random Pudong cells, after the first `skip` of each zoom (the
+    same draw every run: a warm-up set is `tiles_pick(8, skip=per_zoom)`, never a measured tile)."""
     from django.db import connection
 
     rng = random.Random(13)
@@ -161,7 +164,7 @@ def tiles_pick(per_zoom: int) -> list[tuple[int, int, int]]:
     for z in ZOOMS:
         addresses = sorted({_tile_of(lon, lat, z) for lon, lat in centres})
         rng.shuffle(addresses)
-        out += [(z, x, y) for x, y in addresses[:per_zoom]]
+        out += [(z, x, y) for x, y in addresses[skip : skip + per_zoom]]
     return out
 
 
@@ -303,6 +306,7 @@ def main() -> None:
 
     assert connection.settings_dict["NAME"].endswith("_tiles"), connection.settings_dict["NAME"]
     tiles = tiles_pick(args.per_zoom)
+    warmup = tiles_pick(8, skip=args.per_zoom)
     connection.close()
     print(f"{len(tiles)} tiles at z{ZOOMS[0]}–z{ZOOMS[-1]}, {args.clients} clients, {args.workers} workers each")
     prefix = f"bench-tiles-{uuid.uuid4().hex[:8]}"
@@ -325,6 +329,11 @@ def main() -> None:
         out["tipg_version"] = TIPG_VERSION
         out["loadavg_before"] = Path("/proc/loadavg").read_text().split()[:3]
         out["rounds"] = []
+        # Each server answers a few other tiles first (its connections, prepared statements and the table's
+        # pages ready, as in a server that has run a while); then ours gets a new stamp, so round 1 is cold.
+        for base, path_of in servers.values():
+            run_pass(base, path_of, warmup, clients=args.clients)
+        stamp_replace(prefix)
         rng = random.Random(5)
         for i in range(args.rounds):
             if i:  # a new grid version stamp, as a rebuild leaves: ours is cold again
@@ -387,9 +396,10 @@ def main() -> None:
         out["ratios"]["cold_cpu"] = round(cpu["tipg"]["cold"] / max(cpu["ours"]["cold"], 0.01), 1)
         out["ratios"]["warm_cpu"] = round(cpu["tipg"]["warm"] / max(cpu["ours"]["warm"], 0.01), 1)
         out["targets"] = {
-            "cold_5x_tipg": out["ratios"]["cold_tiles_per_s"] >= 5,
+            # on the unrounded ratios: 4.96 is not 5
+            "cold_5x_tipg": ours["cold"]["tiles_per_s"] >= 5 * tipg["cold"]["tiles_per_s"],
             "warm_p95_10ms": ours["warm"]["p95_ms"] <= 10,
-            "warm_20x_tipg": out["ratios"]["warm_tiles_per_s"] >= 20,
+            "warm_20x_tipg": ours["warm"]["tiles_per_s"] >= 20 * tipg["warm"]["tiles_per_s"],
         }
         print(f"  ratios ours/tipg: {out['ratios']}  targets: {out['targets']}")
         path = results_write("tiles", out)

@@ -71,13 +71,14 @@ class _TileMemory:
         return entry
 
     def put(self, key: tuple, data: bytes) -> tuple[bytes, bytes]:
-        entry = (data, tile_etag(data).encode())
-        if key not in self._entries:
-            self._entries[key] = entry
-            self.size += len(data)
-            while self.size > self.max_bytes and self._entries:
-                _, (old, _) = self._entries.popitem(last=False)
-                self.size -= len(old)
+        """Remember `data` under `key` (a tile kept already — two requests rendered it at once — stays)."""
+        if (entry := self._entries.get(key)) is not None:
+            return entry
+        entry = self._entries[key] = (data, tile_etag(data).encode())
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, (old, _) = self._entries.popitem(last=False)
+            self.size -= len(old)
         return entry
 
 

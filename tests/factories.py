@@ -106,7 +106,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     role = User.Role.RESIDENT
     # Hashed once per password and hasher set: live-server tests keep Django's PBKDF2 (their servers know
     # only the default hashers), ~0.5 s a user, which the worlds' six to ten users paid on every test.
-    password = factory.Transformer("demo1234", transform=lambda raw: password_hash(raw))
+    password = factory.Transformer("demo1234", transform=password_hash)
 
 
 class CaseFactory(factory.django.DjangoModelFactory):

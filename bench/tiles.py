@@ -229,9 +229,10 @@ def run_pass_cpu(server: subprocess.Popen, base: str, path_of, tiles, *, clients
 def run_pass(base: str, path_of, tiles: list[tuple[int, int, int]], *, clients: int) -> dict:
     """Every tile once from `clients` concurrent keep-alive HTTP/1.1 connections: tiles/s, p50/p95 ms, mean
     bytes. The load comes from h2load (nghttp2's benchmarking client, C: `make bench-tools`), one process per
-    connection, each with its own share of the tiles, so the client costs the two cores next to nothing: the
-    earlier Python client (8 threads of http.client) took about a third of a core at 1,600 tiles/s, which the
-    faster server paid for. Its per-request log gives each tile's start and time to the response's end."""
+    connection, each with its own share of the tiles: ~0.1–0.3 ms of CPU a tile (client_cpu_ms_per_tile),
+    where the earlier Python client (8 threads of http.client, its CPU not measured) competed for the same two
+    cores, which a faster server pays for more. Its per-request log gives each tile's start and time to the
+    response's end."""
     h2load = shutil.which("h2load")
     if h2load is None:
         raise SystemExit("bench/tiles.py needs h2load (Debian's nghttp2-client): make bench-tools")

@@ -27,8 +27,10 @@ or the selectors the views call), each next to the naive query a first version w
   search             GET /api/cases/?search=<frag>&area=<street>          vs the same condition, indexes off
   case detail        GET /api/cases/<id>/ and its events                 vs the events by an unindexed scan
   KPIs month/street  GET /api/kpis/?start&end&group_by=street            vs areas by spatial join
-  KPIs year/team     GET /api/kpis/?start&end&group_by=team (a year)     vs unindexed scan of the events
-  wall snapshot      GET /wall/snapshot.json                            vs per-cell counts by spatial join
+  KPIs year/team     GET /api/kpis/?start&end&group_by=team (a year)     vs the same from the events (no summary)
+  KPIs year/dept     GET /api/kpis/?start&end&group_by=department         vs unindexed scan of events + cases
+  wall snapshot      GET /wall/snapshot.json (every part)
+  wall cells         GET /wall/snapshot.json?only=cells                 vs per-cell counts by spatial join
   statistics data    GET /api/kpis/?group_by=month over a year (the /stats/ page reads /api/kpis/, and the
   Excel export renders that same response: a month's export costs "KPIs month/street")
 
@@ -423,6 +425,7 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
     from django.utils import timezone
 
     from geo.models import AdminArea
+    from gridmgmt import access, kpi
     from gridmgmt.models import Case, User
 
     rng = random.Random(7)
@@ -559,15 +562,28 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
         1000,
     )
     y0 = timezone.make_aware(datetime.combine(year_start, datetime.min.time()))
-    kpi_team_naive_sql = """
-        SELECT e.team_id_copy, e.type, count(*) FROM gridmgmt_caseevent e
-        WHERE e.at >= %s AND e.at < %s GROUP BY 1, 2"""
+    year_end = timezone.make_aware(datetime.combine(local.date() + timedelta(days=1), datetime.min.time()))
+
+    def kpi_team_events():  # the same figures from the events alone: what the summary (KpiDay) saves
+        kpi.kpi_compute(start=y0, end=year_end, group_by="team", cases=access.cases_visible(user=user), summary=False)
+
     row(
         "kpis_year_by_team",
         get(client, "/api/kpis/", start=year_start.isoformat(), end=local.date().isoformat(), group_by="team"),
-        lambda: _sql(kpi_team_naive_sql, [y0, now], settings=UNINDEXED),  # counts only: a floor, not a peer
+        kpi_team_events,
         None,
-        "by team (teams belong to departments; no department grouping in gridmgmt.kpi); one run",
+        "one run; naive: the same figures from the events, without the summary (kpi_compute(summary=False))",
+        slow=True,
+    )
+    kpi_department_naive_sql = """
+        SELECT c.department_id, e.type, count(*) FROM gridmgmt_caseevent e JOIN gridmgmt_case c ON c.id = e.case_id
+        WHERE e.at >= %s AND e.at < %s GROUP BY 1, 2"""
+    row(
+        "kpis_year_by_department",
+        get(client, "/api/kpis/", start=year_start.isoformat(), end=local.date().isoformat(), group_by="department"),
+        lambda: _sql(kpi_department_naive_sql, [y0, now], settings=UNINDEXED),  # counts only: a floor
+        None,
+        "the case's current department: read from the events, not the summary (gridmgmt.kpi); one run",
         slow=True,
     )
     row(
@@ -586,12 +602,14 @@ def measure(*, reps: int, naive_reps: int, only: set[str] | None = None, save=la
         FROM gridmgmt_case c JOIN geo_gridcell g ON ST_Contains(g.geom, c.point)
         WHERE c.status IN ('reported', 'filed', 'dispatched', 'sent_back', 'handling', 'handled', 'checked', 'parked')
         GROUP BY g.id"""
+    row("wall_snapshot", get(wall_client, "/wall/snapshot.json"), None, 1500, "every part; the ratio: wall_cells")
     row(
-        "wall_snapshot",
-        get(wall_client, "/wall/snapshot.json"),
+        "wall_cells",
+        get(wall_client, "/wall/snapshot.json", only="cells"),
         lambda: _sql(wall_naive_sql),
-        1500,
-        "naive: open cases per cell by spatial join (cell GiST index), instead of the stored cell id",
+        None,
+        "the snapshot's open/overdue cases per cell (?only=cells) vs the same counts by spatial join on the cells"
+        " (their GiST index), instead of the stored cell id",
     )
     out["cases_total"] = Case.objects.count()
     return out

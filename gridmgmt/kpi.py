@@ -79,7 +79,10 @@ service moves a case), so the ids copied onto its events are the case's, and an 
 same as on the case. Groupings by grid (the case's), department (the case's current one) and person, partial
 days (the wall's "today so far") and other scopes (a patrol member: their team's and own cases) read the
 events, with the same ``_FACTS``; ``due`` / ``due_closed`` always come from the case table (promises move),
-through the ``case_promise`` and ``caseevent_closed`` indexes. ``kpi_compute(summary=False)`` reads only the
+through the ``case_promise`` index; a case closed now (``DONE_STATUSES``) answers ``due_closed`` by its
+``closed_at`` (services.moves.move_close sets it to the CLOSED event's time), the others (open, reopened and
+closed again, imported history) by a probe of the ``caseevent_closed`` index (bench/scale.py, 5 M cases: a
+year's 1.24 M promises 1.98 s → 0.63 s). ``kpi_compute(summary=False)`` reads only the
 events: the tests compare the two (tests/gridmgmt/test_kpi_summary.py). One difference could arise: a send-back
 names its team by code, which KpiDay resolved when it summarized it — a team whose code is changed afterwards
 keeps its summarized send-backs, the events path would look the new code up.
@@ -252,7 +255,10 @@ tail AS MATERIALIZED (
 ), due_agg AS (  -- promises falling due in the period (imported history without one: its deadline)
     SELECT coalesce({g_case}, {none}) AS g,
            count(*) AS due,
-           count(*) FILTER (WHERE EXISTS (
+           -- a case closed now (not a merged duplicate: those are left out above) was closed at closed_at, a
+           -- CLOSED event's time: that answers most without probing the events (a reopened case, closed
+           -- again later, and imported history without the clock are probed)
+           count(*) FILTER (WHERE (c.status IN ({done}) AND c.closed_at < %(end)s) OR EXISTS (
                SELECT 1 FROM gridmgmt_caseevent x WHERE x.case_id = c.id AND x.type = 'closed' AND x.at < %(end)s
            )) AS due_closed
     FROM gridmgmt_case c
@@ -514,6 +520,7 @@ def kpi_compute(
     else:
         ev, summary, upto = _fmt_facts(g=g_event, where=period), "", "0"
     sql = _READ_SQL.format(
+        done=", ".join(f"'{status}'" for status in sorted(states.DONE_STATUSES)),
         upto=upto,
         tail_max=TAIL_MAX,
         ev=ev,

@@ -116,6 +116,27 @@ def test_period_is_half_open(day):
     assert empty.received == 0 and empty.closure_rate is None and empty.avg_handling_hours is None
 
 
+def test_a_case_reopened_and_closed_again_later_counts_as_closed_by_its_first_closure(day):
+    """结案率 asks for a CLOSED event before the period's end: A, closed at 11:40, reopened and closed again the
+    next day (its closed_at now after the period), still counts; a period ending before 11:40 does not."""
+    t, a = Clock(day), day.ids["a"]
+    lead, d, patrol, insp = (t.user(r) for r in (R.SHIFT_LEADER, R.DISPATCHER, R.PATROL, R.INSPECTOR))
+    t(at(12, 30), services.case_reopen, case_id=a, actor=lead, reason="仍未清理")
+    t(at(12, 40), services.case_dispatch, case_id=a, actor=d, team_id=day.team.pk)
+    t(at(12, 50), services.case_accept, case_id=a, actor=patrol)
+    t(at(9, day=25), services.case_handle, case_id=a, actor=patrol, photos=[jpeg()])
+    t(at(9, 10, day=25), services.case_check, case_id=a, actor=insp, passed=True)
+    t(at(9, 20, day=25), services.case_close, case_id=a, actor=lead)
+    assert Case.objects.get(pk=a).closed_at == at(9, 20, day=25)
+    r = only(kpi.kpi_compute(start=DAY[0], end=DAY[1]))
+    assert (r.due, r.due_closed) == (3, 2)  # A (first closure) and B
+    assert only(kpi.kpi_compute(start=DAY[0], end=DAY[1], summary=False)).due_closed == 2
+    before = only(kpi.kpi_compute(start=DAY[0], end=at(11, 30)))
+    assert (before.due, before.due_closed) == (0, 0)  # the promises (14:35, 15:35) fall after 11:30
+    morning = only(kpi.kpi_compute(start=at(14), end=at(16)))
+    assert (morning.due, morning.due_closed) == (3, 1)  # A closed at 11:40; B only at 17:00; D never
+
+
 def test_per_team(day):
     rows = {r.key: r for r in kpi.kpi_compute(start=DAY[0], end=DAY[1], group_by="team")}
     a, b, none = rows[day.team.pk], rows[day.other_team.pk], rows[None]

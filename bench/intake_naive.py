@@ -139,6 +139,7 @@ class NaiveCaseSerializer(serializers.ModelSerializer):
                 district_id_copy=case.district_id,
                 street_id_copy=case.street_id,
                 community_id_copy=case.community_id,
+                department_id_copy=case.department_id,
             )
             if stored:
                 event.photos.add(*stored)

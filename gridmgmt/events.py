@@ -303,6 +303,7 @@ def event_build(
         street_id_copy=case.street_id,
         community_id_copy=case.community_id,
         team_id_copy=case.team_id,
+        department_id_copy=case.department_id,
     )
 
 
@@ -311,7 +312,7 @@ def event_build(
 COPY_FROM = 500
 _EVENT_COLUMNS = (
     "id", "case_id", "type", "actor_id", "actor_role", "from_status", "to_status", "at", "location", "note", "data",
-    "district_id_copy", "street_id_copy", "community_id_copy", "team_id_copy",
+    "district_id_copy", "street_id_copy", "community_id_copy", "team_id_copy", "department_id_copy",
 )  # fmt: skip
 
 
@@ -333,6 +334,7 @@ def _events_copy(events: list[CaseEvent], pairs: list[tuple[int, int]]) -> None:
                         e.location.ewkt if e.location is not None else None, e.note,
                         json.dumps(e.data, cls=DjangoJSONEncoder, ensure_ascii=False),
                         e.district_id_copy, e.street_id_copy, e.community_id_copy, e.team_id_copy,
+                        e.department_id_copy,
                     )
                 )  # fmt: skip
         if pairs:

@@ -41,8 +41,11 @@ On-time counts per role (each with its base count)
 
 Groups: day / week / month split the period by the local calendar (the key is the period's first date;
 ``due`` by the date of the promise). district / street / community use the area ids copied onto each
-event (and onto the case for ``due``); grid = the case's responsibility grid; department = the case's
-current department; team = the team on the event (``team_id_copy``, or for a send-back the team named in
+event (and onto the case for ``due``); grid = the case's responsibility grid; department = the department
+that owned the case when the event happened (``department_id_copy``: a reclassification or a component's
+maintainer routes a case anew, and its earlier events stay with the department that had it; an event written
+before migration 0024 has no copy and counts for the case's current department), and the case's current
+department for ``due``; team = the team on the event (``team_id_copy``, or for a send-back the team named in
 its data), and the case's current team for ``due``; person = the event's actor (who reported, filed,
 dispatched, handled, checked, closed…): ``due`` is not attributed to a person (it falls in the key=None
 row), and ``check_failed`` counts for the inspector who failed the check. Events with no value for the
@@ -65,27 +68,32 @@ Summary (city scale: 31 M events; README "City scale"). Every per-event fact abo
 dispatch, satisfaction, handling time) is written once, in ``_FACTS``; ``_PARTS`` are its additive partial
 aggregates (counts, Σ satisfaction, Σ handling seconds and their count; the means are Σ / n at the end, in
 both paths). ``KpiDay`` holds those parts per local day × district × street × community (the ids copied onto
-the event) × team (the ``team`` group above) for every event up to ``KpiWatermark.upto``;
+the event) × team (the ``team`` group above), and ``KpiDayDepartment`` per the same day × district × street ×
+department (copied onto the event), for every event up to ``KpiWatermark.upto``;
 ``kpi_summary_refresh`` (``manage.py kpi_summarize``, run every 5 minutes by deploy/systemd/gridmgmt-kpi.timer)
 adds the events committed since, in id order (the bound is taken under a SHARE lock on the event table, so no
-smaller id can commit later). A read of whole local days, grouped by none / area / team / day / week / month,
-over everything or an area scope, takes KpiDay's rows of those days plus the events past the watermark (the
+smaller id can commit later). A read of whole local days, grouped by none / area / team / department / day /
+week / month,
+over everything or an area scope, takes the summary's rows of those days plus the events past the watermark (the
 tail: late offline actions count on their own day) — so figures are exact whether or not the timer ran.
 Facts that read the case as it is now — a first dispatch against ``Case.dispatch_deadline_at`` (a resume moves
 it), a CLOSED/HANDLED event without the flag the services write — are "volatile": ``KpiVolatile`` keeps what
 each contributed; a read corrects those of the cases with an event in the tail (every change of a case writes
 an event), and the refresh folds the correction in. A case's area ids are set at intake and never change (no
-service moves a case), so the ids copied onto its events are the case's, and an area scope on KpiDay is the
-same as on the case. Groupings by grid (the case's), department (the case's current one) and person, partial
+service moves a case), so the ids copied onto its events are the case's, and an area scope on the summary is the
+same as on the case. Groupings by grid (the case's) and person, partial
 days (the wall's "today so far") and other scopes (a patrol member: their team's and own cases) read the
 events, with the same ``_FACTS``; ``due`` / ``due_closed`` always come from the case table (promises move),
 through the ``case_promise`` index; a case closed now (``DONE_STATUSES``) answers ``due_closed`` by its
 ``closed_at`` (services.moves.move_close sets it to the CLOSED event's time), the others (open, reopened and
 closed again, imported history) by a probe of the ``caseevent_closed`` index (bench/scale.py, 5 M cases: a
 year's 1.24 M promises 1.98 s → 0.63 s). ``kpi_compute(summary=False)`` reads only the
-events: the tests compare the two (tests/gridmgmt/test_kpi_summary.py). One difference could arise: a send-back
+events: the tests compare the two (tests/gridmgmt/test_kpi_summary.py). Two differences could arise: a send-back
 names its team by code, which KpiDay resolved when it summarized it — a team whose code is changed afterwards
-keeps its summarized send-backs, the events path would look the new code up.
+keeps its summarized send-backs, the events path would look the new code up; and an event written before
+migration 0024 (no department copy; the event table is append-only, so none was filled in) counts for its
+case's department as the summary found it — were that case routed to another department afterwards, the events path
+would count it there.
 """
 
 from __future__ import annotations
@@ -132,8 +140,9 @@ _GROUPS: dict[str | None, tuple[str, str, str | None]] = {
         "c.team_id",
         "gridmgmt_patrolteam",
     ),
-    # The case's current department (the one it was routed to), for its events and its promise alike.
-    "department": ("c.department_id", "c.department_id", "gridmgmt_department"),
+    # The department that owned the case when the event happened (copied onto the event, as the team; an event
+    # written before the copy existed: the case's current one), and the case's current one for `due`.
+    "department": ("coalesce(e.department_id_copy, c.department_id)", "c.department_id", "gridmgmt_department"),
     # The person who did the event; a promise belongs to no person (`due` falls in the key=None row).
     "person": ("e.actor_id", "NULL::bigint", _PERSON_LABELS),
 }
@@ -167,6 +176,7 @@ _FACTS = """
 SELECT e.id, e.case_id, e.type, e.at, {g} AS g,
        (e.at AT TIME ZONE 'Asia/Shanghai')::date AS day, e.district_id_copy AS district_id,
        e.street_id_copy AS street_id, e.community_id_copy AS community_id, {team} AS team_id,
+       coalesce(e.department_id_copy, c.department_id) AS department_id,
        CASE WHEN e.type = 'closed' THEN coalesce(f.on_time_overall, e.at <= coalesce(c.due_at, c.deadline_at)) END
            AS closed_on_time,
        CASE WHEN e.type = 'self_handled' THEN true
@@ -222,18 +232,27 @@ _PARTS = {
 }
 # The parts a volatile event contributes that read the case (KpiVolatile keeps what it contributed).
 _VOLATILE = ("handled_on_time", "closed_on_time", "first_dispatched", "dispatched_on_time")
-_DIMS = "day, district_id, street_id, community_id, team_id"
+_DIMS = "day, district_id, street_id, community_id, team_id, department_id"  # of a fact and a KpiVolatile row
+# The summaries (rollups) of the facts, each by its key: KpiDay by community and team, KpiDayDepartment by street
+# and department (bench/scale.py: 3.75 M and 1.2 M rows; one table keyed by both team and department would hold
+# 12.8 M, with the community 8.6 M). A summarized grouping reads KpiDay, but department; a scope by an area id the
+# rollup lacks (a community's staff by department) reads the events.
+_ROLLUPS = {
+    "gridmgmt_kpiday": ("day, district_id, street_id, community_id, team_id", "kpiday_key"),
+    "gridmgmt_kpidaydepartment": ("day, district_id, street_id, department_id", "kpidaydepartment_key"),
+}
+_ROLLUP_OF = {"department": "gridmgmt_kpidaydepartment"}
 
-# The summary's grouping of a KpiDay / KpiVolatile row `{t}`; None: the group needs the raw events (the case's
-# grid or current department, the actor).
+# The summary's grouping of a rollup / KpiVolatile row `{t}`; None: the group needs the raw events (the case's
+# grid, the actor).
 _SUMMARY_GROUPS: dict[str | None, str | None] = {
     None: "NULL::bigint",
     "district": "{t}.district_id",
     "street": "{t}.street_id",
     "community": "{t}.community_id",
     "team": "{t}.team_id",
+    "department": "{t}.department_id",
     "grid": None,
-    "department": None,
     "person": None,
     **{step: f"date_trunc('{step}', {{t}}.day::timestamp)::date" for step in PERIODS},
 }
@@ -280,11 +299,11 @@ FULL JOIN due_agg d ON a.g = d.g
 ORDER BY key NULLS LAST
 """
 
-# The summary's part of a read: KpiDay's rows of the period's days, and the correction of the volatile events
-# (up to the watermark) of every case with an event past it — what they contribute now minus what KpiDay holds.
+# The summary's part of a read: the rollup's rows of the period's days, and the correction of the volatile events
+# (up to the watermark) of every case with an event past it — what they contribute now minus what the rollups hold.
 _SUMMARY_SQL = """
     UNION ALL
-    SELECT coalesce({g_s}, {none}), {s_sums} FROM gridmgmt_kpiday s
+    SELECT coalesce({g_s}, {none}), {s_sums} FROM {rollup} s
     WHERE s.day >= %(d0)s AND s.day < %(d1)s {scope_s}
     GROUP BY 1
     UNION ALL
@@ -425,27 +444,29 @@ def _where_columns(node) -> set[str] | None:
 class _Scope:
     sql: str  # a condition on a case-like row `{t}` ("" for none)
     params: dict
-    by_area: bool  # only the area ids: KpiDay's rows (the ids copied onto the events) can be scoped by it
+    # The case columns it reads when they are area ids only (a summary's rows, keyed by the ids copied onto the
+    # events, can be scoped by them if it has them); None: other columns, or a list of ids.
+    area_columns: frozenset[str] | None
 
 
 def _scope(cases: QuerySet[Case] | None, connection) -> _Scope:
     """The cases to count as a condition: inline on the case's own columns when the query filters only those
     (the SQL planner then scopes each event and promise by its case row, not through a list of 5 M ids)."""
     if cases is None or not cases.query.has_filters():
-        return _Scope("", {}, True)
+        return _Scope("", {}, frozenset())
     query = cases.query
     columns = _where_columns(query.where)  # every lookup on the case table itself (checked there)
     if columns is not None:
         sql, params = query.get_compiler(connection=connection).compile(query.where)
         sql = sql.replace(f'"{Case._meta.db_table}".', "{t}.")
-        by_area = columns <= _AREA_COLUMNS
+        area_columns = frozenset(columns) if columns <= _AREA_COLUMNS else None
     else:
         sql, params = cases.values("id").query.get_compiler(connection=connection).as_sql()
-        sql, by_area = f"{{t}}.id IN ({sql})", False
+        sql, area_columns = f"{{t}}.id IN ({sql})", None
     names = [f"scope_{i}" for i in range(len(params))]
     parts = sql.split("%s")
     sql = parts[0] + "".join(f"%({n})s{rest}" for n, rest in zip(names, parts[1:], strict=True))
-    return _Scope(f"AND ({sql})", dict(zip(names, params, strict=True)), by_area)
+    return _Scope(f"AND ({sql})", dict(zip(names, params, strict=True)), area_columns)
 
 
 def _local_midnight(moment: datetime) -> date | None:
@@ -479,7 +500,11 @@ def kpi_compute(
     g_event, g_case, label_table = _GROUPS[group_by]
     d0, d1 = _local_midnight(start), _local_midnight(end)
     g_summary = _SUMMARY_GROUPS[group_by]
-    use_summary = bool(summary and d0 and d1 and g_summary and scope.by_area)
+    rollup = _ROLLUP_OF.get(group_by or "", "gridmgmt_kpiday")
+    rollup_columns = set(_ROLLUPS[rollup][0].split(", "))
+    use_summary = bool(
+        summary and d0 and d1 and g_summary and scope.area_columns is not None and scope.area_columns <= rollup_columns
+    )
     none = "'-infinity'::date" if group_by in PERIODS else str(_NO_GROUP)
     period = "AND e.at >= %(start)s AND e.at < %(end)s " + scope.sql.format(t="c")
     if use_summary:
@@ -508,6 +533,7 @@ def kpi_compute(
             " AND v.event_id <= (SELECT upto FROM wm) " + in_period
         )
         summary = _SUMMARY_SQL.format(
+            rollup=rollup,
             g_s=g_summary.format(t="s"),
             g_v=g_summary.format(t="v"),
             none=none,
@@ -542,28 +568,38 @@ def kpi_compute(
     return rows
 
 
-# --- the summary (KpiDay), kept up to date from the append-only event table ----------------------------------
+# --- the summary (KpiDay, KpiDayDepartment), kept up to date from the append-only event table -------------------
 
 _LOCK_KEY = 0x6B7069  # pg_advisory_xact_lock: one refresh at a time
-_ADD = ", ".join(f"{c} = gridmgmt_kpiday.{c} + EXCLUDED.{c}" for c in _PARTS)
-_UPSERT = f"""
-INSERT INTO gridmgmt_kpiday ({_DIMS}, {", ".join(_PARTS)})
-{{select}}
-ON CONFLICT ON CONSTRAINT kpiday_key DO UPDATE SET {_ADD}
-"""
-# Events (lo, hi]: their facts added to KpiDay; the volatile ones, with what they contributed, to KpiVolatile.
+
+
+def _upserts(*, source: str, parts: str) -> str:
+    """The end of one statement: the rows of `source` (a CTE of facts or of corrections) summed into every rollup
+    by its key, `parts` their aggregates in _PARTS's order (all but the last rollup as CTEs)."""
+    inserts = []
+    for table, (dims, key) in _ROLLUPS.items():
+        add = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in _PARTS)
+        inserts.append(
+            f"INSERT INTO {table} ({dims}, {', '.join(_PARTS)}) SELECT {dims}, {parts} FROM {source} GROUP BY {dims}"
+            f" ON CONFLICT ON CONSTRAINT {key} DO UPDATE SET {add}"
+        )
+    *first, last = inserts
+    return "".join(f", up{i} AS ({sql})" for i, sql in enumerate(first)) + "\n" + last
+
+
+# Events (lo, hi]: their facts added to the rollups; the volatile ones, with what they contributed, to KpiVolatile.
 _SUMMARIZE_SQL = """
 WITH ev AS MATERIALIZED ({facts}), vol AS (
     INSERT INTO gridmgmt_kpivolatile (event_id, case_id, {dims}, {volatile})
     SELECT id, case_id, {dims}, {v_parts} FROM ev WHERE volatile GROUP BY id, case_id, {dims}
-)
-""" + _UPSERT.format(select="SELECT {dims}, {parts} FROM ev GROUP BY {dims}")
-# The volatile events of the cases with an event in (lo, hi]: KpiDay and KpiVolatile corrected by the change.
+){upserts}
+"""
+# The volatile events of the cases with an event in (lo, hi]: the rollups and KpiVolatile corrected by the change.
 _CORRECT_SQL = """
 WITH diff AS MATERIALIZED ({diff}), upd AS (
     UPDATE gridmgmt_kpivolatile v SET {set_v} FROM diff d WHERE v.event_id = d.event_id
-)
-""" + _UPSERT.format(select="SELECT {dims}, {d_sums} FROM diff GROUP BY {dims}")
+){upserts}
+"""
 
 
 def _watermark_bound() -> int:
@@ -577,7 +613,7 @@ def _watermark_bound() -> int:
 
 
 def kpi_summary_refresh(*, batch: int = 1_000_000) -> dict:
-    """Bring KpiDay up to the events committed now, `batch` event ids per transaction: the facts of the new
+    """Bring the summary up to the events committed now, `batch` event ids per transaction: the facts of the new
     events added, and the volatile events of every case that has a new event re-read and corrected. Reads are
     exact whether or not this has run (kpi_compute reads the events past the watermark); it keeps that tail
     short. Returns {"from": old watermark, "to": new one, "seconds": …}."""
@@ -611,8 +647,9 @@ def kpi_summary_refresh(*, batch: int = 1_000_000) -> dict:
                     _CORRECT_SQL.format(
                         diff=_diff_sql(vol),
                         set_v=", ".join(f"{c} = v.{c} + d.{c}" for c in _VOLATILE),
-                        dims=_DIMS,
-                        d_sums=", ".join(f"sum({c})" if c in _VOLATILE else "0" for c in _PARTS),
+                        upserts=_upserts(
+                            source="diff", parts=", ".join(f"sum({c})" if c in _VOLATILE else "0" for c in _PARTS)
+                        ),
                     ),
                     params,
                 )
@@ -622,7 +659,7 @@ def kpi_summary_refresh(*, batch: int = 1_000_000) -> dict:
                     dims=_DIMS,
                     volatile=", ".join(_VOLATILE),
                     v_parts=", ".join(_PARTS[c] for c in _VOLATILE),
-                    parts=", ".join(_PARTS.values()),
+                    upserts=_upserts(source="ev", parts=", ".join(_PARTS.values())),
                 ),
                 params,
             )

@@ -402,6 +402,8 @@ class CaseEvent(models.Model):
     street_id_copy = models.BigIntegerField(null=True, db_index=True)
     community_id_copy = models.BigIntegerField(null=True, db_index=True)
     team_id_copy = models.BigIntegerField(null=True, db_index=True)
+    # The department that owned the case when the event happened (gridmgmt.kpi's department grouping).
+    department_id_copy = models.BigIntegerField(null=True)
     photos = models.ManyToManyField(CasePhoto, verbose_name=_("照片"), blank=True, related_name="events")
     # An action queued on a phone offline: `at` is when it was done (the phone's time, bounded by
     # gridmgmt.services.workflow.occurred_at_bound), `recorded_at` when the server wrote it; NULL = the same.
@@ -777,22 +779,18 @@ class DeliveryAttempt(models.Model):
 
 
 class _KpiKey(models.Model):
-    """The summary's key: a local day and the area ids and team copied onto the events."""
+    """A summary's key: a local day and the district and street ids copied onto the events."""
 
     day = models.DateField()
     district_id = models.BigIntegerField()
     street_id = models.BigIntegerField(null=True)
-    community_id = models.BigIntegerField(null=True)
-    team_id = models.BigIntegerField(null=True)
 
     class Meta:
         abstract = True
 
 
-class KpiDay(_KpiKey):
-    """gridmgmt.kpi's summary: the event-derived KPI counts of one local day, per area (the ids copied onto the
-    events) and team, for the events up to KpiWatermark.upto. Built and kept up to date by
-    ``kpi.kpi_summary_refresh`` (``manage.py kpi_summarize``, the deployed timer); never edited by hand."""
+class _KpiParts(models.Model):
+    """gridmgmt.kpi's additive parts of every KPI (``kpi._PARTS``)."""
 
     received = models.IntegerField()
     filed = models.IntegerField()
@@ -812,6 +810,18 @@ class KpiDay(_KpiKey):
     handling_n = models.IntegerField()
 
     class Meta:
+        abstract = True
+
+
+class KpiDay(_KpiKey, _KpiParts):
+    """gridmgmt.kpi's summary: the event-derived KPI counts of one local day, per area (the ids copied onto the
+    events) and team, for the events up to KpiWatermark.upto. Built and kept up to date by
+    ``kpi.kpi_summary_refresh`` (``manage.py kpi_summarize``, the deployed timer); never edited by hand."""
+
+    community_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["day", "district_id", "street_id", "community_id", "team_id"],
@@ -821,13 +831,33 @@ class KpiDay(_KpiKey):
         ]
 
 
+class KpiDayDepartment(_KpiKey, _KpiParts):
+    """The same summary per day, district, street and department (copied onto the events), for the department
+    grouping: KpiDay keyed by team and department would hold 3.4× its rows (gridmgmt.kpi._ROLLUPS)."""
+
+    department_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "district_id", "street_id", "department_id"],
+                name="kpidaydepartment_key",
+                nulls_distinct=False,
+            )
+        ]
+
+
 class KpiVolatile(_KpiKey):
     """The summarized events whose on-time flags read the case as it is now (a first dispatch against the
     case's dispatch deadline, which a resume moves; history imported without the flag written at handling or
-    closing), with what they contributed to KpiDay when last summarized: corrected when their case changes."""
+    closing), with what they contributed to KpiDay and KpiDayDepartment when last summarized: corrected when their
+    case changes."""
 
     event_id = models.BigIntegerField(primary_key=True)
     case_id = models.BigIntegerField(db_index=True)
+    community_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+    department_id = models.BigIntegerField(null=True)
     handled_on_time = models.IntegerField()
     closed_on_time = models.IntegerField()
     first_dispatched = models.IntegerField()
@@ -835,7 +865,8 @@ class KpiVolatile(_KpiKey):
 
 
 class KpiWatermark(models.Model):
-    """One row: KpiDay and KpiVolatile hold every event with id <= upto (all committed when it was taken)."""
+    """One row: KpiDay, KpiDayDepartment and KpiVolatile hold every event with id <= upto (all committed when it
+    was taken)."""
 
     upto = models.BigIntegerField()
     refreshed_at = models.DateTimeField()

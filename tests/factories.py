@@ -131,6 +131,7 @@ class CaseEventFactory(factory.django.DjangoModelFactory):
     to_status = Case.Status.REPORTED
     at = factory.LazyFunction(timezone.now)
     district_id_copy = factory.SelfAttribute("case.district_id")
+    department_id_copy = factory.SelfAttribute("case.department_id")
 
 
 class CameraFactory(factory.django.DjangoModelFactory):

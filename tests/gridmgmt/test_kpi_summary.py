@@ -1,7 +1,8 @@
 """The KPI summary (KpiDay, kpi_summary_refresh) gives the rows the events give (kpi_compute(summary=False)),
 on the hand-built day of test_kpi: right after it is built, with events written after it (reads take the
-tail past the watermark from the events), with an offline action recorded late but dated earlier, and with a
-case whose clocks a resume moved after its first dispatch was summarized."""
+tail past the watermark from the events), with an offline action recorded late but dated earlier, with a
+case whose clocks a resume moved after its first dispatch was summarized, and with a case reclassified to
+another department."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 import time_machine
 
 from gridmgmt import kpi, services
-from gridmgmt.models import Case, CaseEvent, KpiDay, KpiVolatile, KpiWatermark, User
-from tests.factories import CaseEventFactory, UserFactory
+from gridmgmt.models import Case, CaseEvent, Department, KpiDay, KpiVolatile, KpiWatermark, User
+from tests.factories import CaseEventFactory, CategoryFactory, UserFactory
 from tests.gridmgmt import test_kpi
 from tests.gridmgmt.test_kpi import DAY, at
 
@@ -88,6 +89,43 @@ def test_a_resume_after_the_summary_moves_the_first_dispatch_deadline(day):
     assert same_both_ways() == [now]
 
 
+def test_a_reclassified_case_keeps_its_earlier_events_with_the_department_that_had_them(day):
+    """D (filed at 10:05 under 城管执法队) is reclassified at 11:00 to a category of 绿化市容所, after the summary
+    was built, then dispatched: its report and filing stay with the first department, the dispatch counts for the
+    second (its promise, `due`, would count for the department that owns the case now)."""
+    d = day.users[R.DISPATCHER]
+    green = Department.objects.create(code="D-GREEN", name="绿化市容所")
+    CategoryFactory(code="E0501", name="绿化带损坏", parent=day.category.parent, default_department=green)
+    kpi.kpi_summary_refresh()
+    with time_machine.travel(at(11), tick=False):
+        services.case_reclassify(case_id=day.ids["d"], actor=d, category="E0501", reason="实为绿化带损坏")
+    with time_machine.travel(at(11, 5), tick=False):
+        services.case_dispatch(case_id=day.ids["d"], actor=d, team_id=day.team.pk)
+    for refreshed in (False, True):
+        if refreshed:
+            kpi.kpi_summary_refresh()
+        same_both_ways()
+        rows = kpi.kpi_compute(start=DAY[0], end=DAY[1], group_by="department")
+        by_name = {r.name: (r.received, r.filed, r.dispatched, r.due, r.due_closed) for r in rows}
+        # 城管执法队: A, B, C and D reported, A, B and D filed, A and B dispatched (B twice), A and B due and
+        # closed; D's new category's limit moved its promise past the day
+        assert by_name == {"城管执法队": (4, 3, 3, 2, 2), "绿化市容所": (0, 0, 1, 0, 0)}, refreshed
+    case = Case.objects.get(pk=day.ids["d"])
+    assert case.department == green and case.due_at > DAY[1]
+
+
+def test_an_event_without_a_department_copy_counts_for_its_cases_department(day):
+    """History written before the copy existed (migration 0024): its case's department, both ways."""
+    case = Case.objects.get(pk=day.ids["d"])
+    CaseEventFactory(case=case, type=E.CHECK_FAILED, at=at(12), department_id_copy=None)
+    for refresh in (False, True):
+        if refresh:
+            kpi.kpi_summary_refresh()
+        same_both_ways()
+        (row,) = kpi.kpi_compute(start=DAY[0], end=DAY[1], group_by="department")
+        assert (row.key, row.check_failed) == (case.department_id, 2)
+
+
 def test_imported_closure_judged_against_the_promise_now(day):
     """A CLOSED event without `on_time_overall` reads the case's promise as it is now."""
     case = Case.objects.get(pk=day.ids["d"])
@@ -111,12 +149,16 @@ def test_area_scoped_users_read_the_summary(day):
     kpi.kpi_summary_refresh()
     local = UserFactory(username="local_inspector", role=R.INSPECTOR, area=day.district)
     visible = kpi.access.cases_visible(user=local)
-    assert kpi._scope(visible, kpi.read_connection()).by_area  # served by KpiDay
+    assert kpi._scope(visible, kpi.read_connection()).area_columns is not None  # served by KpiDay
     same_both_ways(cases=visible)
     same_both_ways(cases=kpi.cases_in_area(cases=visible, area_id=day.district.pk))
     mine = kpi.access.cases_visible(user=day.users[R.PATROL])  # a team's cases: from the events
-    assert not kpi._scope(mine, kpi.read_connection()).by_area
+    assert kpi._scope(mine, kpi.read_connection()).area_columns is None
     same_both_ways(cases=mine)
+    # a scope by community: KpiDay serves it, KpiDayDepartment (no community id) leaves department to the events
+    by_community = Case.objects.filter(community_id__isnull=True)  # this world has no communities
+    assert kpi._scope(by_community, kpi.read_connection()).area_columns == {"community_id"}
+    same_both_ways(cases=by_community)
     rows = kpi.kpi_for_user(user=local, start=DAY[0], end=DAY[1] + timedelta(days=1), group_by="day")
     assert [(r.key, r.received) for r in rows] == [(DAY[0].date(), 4), (DAY[1].date(), 1)]
 

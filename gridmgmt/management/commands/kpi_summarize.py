@@ -1,6 +1,7 @@
-"""`manage.py kpi_summarize [--batch N]`: bring the KPI summary (gridmgmt.models.KpiDay) up to the events
-committed now — gridmgmt.kpi.kpi_summary_refresh. Run by the deployed timer (deploy/systemd/gridmgmt-kpi.timer,
-every 5 minutes) and once after a bulk load (the first run summarizes every event: bench/scale.py times it).
+"""`manage.py kpi_summarize [--batch N]`: bring the KPI summary (gridmgmt.models.KpiDay and KpiDayDepartment) up
+to the events committed now — gridmgmt.kpi.kpi_summary_refresh. Run by the deployed timer
+(deploy/systemd/gridmgmt-kpi.timer, every 5 minutes) and once after a bulk load (the first run summarizes every
+event: bench/scale.py times it).
 KPI reads are exact whether or not it has run; it keeps the part they read from the raw events short.
 """
 

@@ -29,7 +29,10 @@ def call(url: str, *, headers: dict, body: dict | None = None) -> tuple[int, dic
 
 
 def caught_up(primary: Cluster, replica: Cluster, timeout: float = 20) -> None:
-    target = primary.psql("SELECT pg_current_wal_lsn()")
+    # The insert position, not pg_current_wal_lsn() (the write position): the test clusters run with
+    # synchronous_commit off, so a commit just answered may not be written yet — waiting for the write
+    # position once let the figures be read before the replica had the report (a clean-clone run).
+    target = primary.psql("SELECT pg_current_wal_insert_lsn()")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if replica.psql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn") == "t":

@@ -36,12 +36,15 @@ const cells = new CellTiles(config.cellTiles, {
   rendererFactory: L.canvas.tile,
   getFeatureId: (f) => f.id,
   vectorTileLayerStyles: {
-    cells: (props) => {
+    cells: (props, zoom) => {
       const c = state.cells[props.id];
       const n = c ? (state.shade === "open" ? c[0] : c[1]) : 0;
       const fill = cellColor(n);
-      return fill
-        ? { weight: 1, color: fill, fill: true, fillColor: fill, fillOpacity: 0.75 }
+      if (fill) return { weight: 1, color: fill, fill: true, fillColor: fill, fillOpacity: 0.75 };
+      // Empty cells: a hairline when a screen holds thousands of them; zoomed in to a street, a cell is a
+      // few hundred pixels wide and the hairline vanished on the dark wall.
+      return zoom >= 16
+        ? { weight: 1, color: "#4d77a8", opacity: 0.8, fill: false }
         : { weight: 0.3, color: "#27405f", opacity: 0.7, fill: false };
     },
   },

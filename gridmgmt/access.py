@@ -140,6 +140,21 @@ def case_access(*, user: User, case_id: int | None = None, code: str | None = No
     return _one_or_404(qs, lookup, "案件不存在 (case not found)")
 
 
+def reporter_phone_may_call(user) -> bool:
+    """Who may see a reporter's whole phone number: the roles that record a return visit (回访) by phone
+    (services.workflow.case_rate via="phone"). Everywhere else the number is masked (gridmgmt.phones)."""
+    return bool(user is not None and user.is_authenticated and role_effective(user) in DISPATCHERS)
+
+
+def reporter_phone_access(*, user: User, case_id: int) -> str:
+    """The reporter's whole phone number of a case `user` may see, to call them back; a case out of scope or
+    without a number looks like "not found". The caller checks reporter_phone_may_call first."""
+    case = case_access(user=user, case_id=case_id)
+    if not case.reporter_phone:
+        raise Http404("此案件没有联系电话 (no phone number)")
+    return case.reporter_phone
+
+
 def teams_visible(*, user: User) -> QuerySet[PatrolTeam]:
     qs = PatrolTeam.objects.all()
     if (gated := _gate(user, qs)) is not None:

@@ -294,6 +294,8 @@ REST_FRAMEWORK = {
         "public_read": os.environ.get("THROTTLE_PUBLIC_READ", "600/hour"),
         "public_map": os.environ.get("THROTTLE_PUBLIC_MAP", "600/hour"),
         "duplicates": os.environ.get("THROTTLE_DUPLICATES", "300/hour"),
+        # A return-visit caller's reveals of whole reporter numbers, per user: a day's calls, not a harvest.
+        "reporter_phone": os.environ.get("THROTTLE_REPORTER_PHONE", "200/hour"),
         "open311_read": os.environ.get("THROTTLE_OPEN311_READ", "600/hour"),
         "open311_post": os.environ.get("THROTTLE_OPEN311_POST", "120/hour"),  # per api_key
         # Attempts per address, both logins. Patrol phones share carrier NAT addresses and a centre's staff one

@@ -134,6 +134,10 @@ class ReporterSerializer(serializers.Serializer):
     phone = serializers.CharField(help_text="已脱敏 (masked), e.g. 138****1234")
 
 
+class ReporterPhoneSerializer(serializers.Serializer):
+    phone = serializers.CharField(help_text="完整号码 (unmasked), 供回访拨打")
+
+
 # --- cases ------------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 service, and render; every rule (roles, states, deadlines) is in `gridmgmt.services`."""
 
 import functools
+import logging
 import re
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from gridmgmt.models import Case, CaseEvent, Category, PatrolTeam, User
 
 R = User.Role
 SRC = Case.Source
+log = logging.getLogger(__name__)
 
 # Above this many cells an unbounded list would be tens of MB of GeoJSON: clients use a bbox or the tiles.
 CELL_LIST_MAX = 2000
@@ -196,6 +198,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = CaseFilter
     bbox_filter_field = "point"
     queryset = Case.objects.none()  # the real one is always scoped per user
+    throttle_scope: str | None = None  # an action's own (reporter_phone)
 
     def get_queryset(self):
         qs = (
@@ -317,6 +320,36 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         ranked = selectors.dispatch_candidates(case=case, limit=limit)
         data = {"case": case.code, "results": ranked}
         return Response(s.CandidatesSerializer(data).data)
+
+    # --- return visits (回访): the reporter's number, to call ---
+
+    @extend_schema(
+        summary="报告人完整电话 (回访拨打; 仅派遣员、值班长; 记入日志, 限频)",
+        request=None,
+        responses={
+            200: s.ReporterPhoneSerializer,
+            403: OpenApiResponse(description="无权查看"),
+            404: OpenApiResponse(description="案件不存在或没有联系电话"),
+            429: OpenApiResponse(description="请求过于频繁"),
+        },
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="reporter-phone",
+        pagination_class=None,
+        filter_backends=[],
+        throttle_classes=[clients.ClientRateThrottle],
+        throttle_scope="reporter_phone",
+    )
+    def reporter_phone(self, request, pk=None):
+        # POST: a deliberate act per case (never prefetched or cached), logged by case id — never the number.
+        if not access.reporter_phone_may_call(request.user):
+            raise RoleNotAllowed(_("只有派遣员和值班长可以查看完整电话"))
+        phone = access.reporter_phone_access(user=request.user, case_id=_case_id(pk))
+        log.info("reporter phone shown", extra={"case_id": _case_id(pk)})
+        return Response(s.ReporterPhoneSerializer({"phone": phone}).data)
 
     # --- street loudspeakers ---
 

@@ -80,7 +80,8 @@ def desk_config(user) -> dict:
             for a in BULK_ACTIONS
             if role in RULES[a].roles
         ],
-        "returnVisit": role in RULES["rate"].roles,
+        # 回访: record the answer (the rate rule) of a call, which needs the whole number
+        "returnVisit": role in RULES["rate"].roles and access.reporter_phone_may_call(user),
         "sources": [{"value": s, "label": str(Case.Source(s).label)} for s in sources],
         "printUrl": reverse("faces:case-print", kwargs={"code": "CODE"}),
         "componentMinZoom": COMPONENT_MIN_ZOOM,
@@ -140,4 +141,6 @@ DESK_MESSAGES = {
     "components_layer": _("部件"),
     "case": _("案件编号"),
     "need_satisfaction": _("请选择满意度"),
+    "show_phone": _("显示号码"),
+    "call": _("拨打"),
 }

@@ -88,3 +88,37 @@ def test_reassign_bulk_file_and_print(browser, live_server_url):
     fresh[0].refresh_from_db()
     assert fresh[0].supporters == 1 and Case.objects.count() == 4
     assert clean(log) == NO_PROBLEMS
+
+
+def test_return_visit_call_shows_the_number_and_records_the_answer(browser, live_server_url):
+    """回访: the list shows the reporter's number masked; 显示号码 asks the server for it (a tel: link to call);
+    the answer is recorded as the case's rating by phone."""
+    from tests.world import jpeg
+
+    world = world_build()
+    lon, lat = world.centre()
+    users = world.users
+    case, _ = services.case_report(source=Case.Source.HOTLINE, category_code="E0404", lon=lon, lat=lat)
+    services.case_file(case_id=case.pk, actor=users[R.DISPATCHER])
+    services.case_dispatch(case_id=case.pk, actor=users[R.DISPATCHER], team_id=world.team.pk)
+    services.case_accept(case_id=case.pk, actor=users[R.PATROL])
+    services.case_handle(case_id=case.pk, actor=users[R.PATROL], photos=[jpeg()])
+    services.case_check(case_id=case.pk, actor=users[R.INSPECTOR], passed=True)
+    services.case_close(case_id=case.pk, actor=users[R.SHIFT_LEADER], hotline_reply="已处理")
+    Case.objects.filter(pk=case.pk).update(reporter_phone="13812345678", reporter_name="王先生")
+
+    desk = person(browser, live_server_url, world, user="dispatcher", viewport=(1600, 900))
+    page, log = open_face(desk, f"{live_server_url}/dispatch/")
+    page.click("#desk-visits")
+    row = page.locator(f'#desk-visit-list li[data-case="{case.code}"]')
+    row.wait_for()
+    assert "138****5678" in row.inner_text() and "13812345678" not in row.inner_text()
+    row.locator(".gm-visit-phone button").click()
+    call = row.locator('.gm-visit-phone a[href="tel:13812345678"]')
+    call.wait_for()
+    screenshot(page, "desk_return_visit_call")
+    row.locator("select").select_option("5")
+    row.locator("button.gm-primary").click()
+    page.wait_for_selector(f'#desk-visit-list li[data-case="{case.code}"] .gm-msg[data-kind="ok"]')
+    assert case.events.get(type=E.RATED).data == {"satisfaction": 5, "via": "phone"}
+    assert clean(log) == NO_PROBLEMS

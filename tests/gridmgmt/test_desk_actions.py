@@ -16,7 +16,7 @@ from geo.models import Component
 from gridmgmt import desk_selectors, rules, services
 from gridmgmt.errors import InvalidInput, RoleNotAllowed, TransitionNotAllowed
 from gridmgmt.models import Case, CaseEvent, Category, Department, Notification, User
-from tests.factories import CategoryFactory, TeamFactory
+from tests.factories import CategoryFactory, DistrictFactory, TeamFactory, UserFactory
 from tests.world import world_build
 
 S, E, R = Case.Status, CaseEvent.Type, User.Role
@@ -282,6 +282,35 @@ def test_return_visit_records_satisfaction_by_phone(world):
     assert client.get("/api/return-visits/").json()["features"] == []
     r = client.post(f"/api/cases/{case.pk}/rate/", {"satisfaction": 5}, format="json")
     assert r.status_code == 409  # rated once
+
+
+def test_the_return_visit_caller_gets_the_whole_number_and_no_one_else(world, caplog):
+    case = _closed(world)
+    Case.objects.filter(pk=case.pk).update(reporter_phone="13812345678")
+    url = f"/api/cases/{case.pk}/reporter-phone/"
+
+    def post(user, path=url):
+        client = APIClient()
+        client.force_authenticate(user)
+        return client.post(path, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    with caplog.at_level("INFO", logger="gridmgmt.api.views"):
+        r = post(world.users[R.DISPATCHER])
+    assert (r.status_code, r.json()) == (200, {"phone": "13812345678"})
+    assert "13812345678" not in caplog.text and "reporter phone shown" in caplog.text
+    assert post(world.users[R.SHIFT_LEADER]).json() == {"phone": "13812345678"}
+    for role in (R.INSPECTOR, R.PATROL, R.WALL):  # staff who never call back: refused, in Chinese
+        r = post(world.users[role])
+        assert r.status_code in (403, 404), role
+        assert "13812345678" not in r.content.decode()
+    assert post(world.users[R.INSPECTOR]).json()["detail"] == "只有派遣员和值班长可以查看完整电话"
+    other_district = DistrictFactory(code="310116")
+    elsewhere = UserFactory(username="disp_310116", role=R.DISPATCHER, area=other_district)
+    assert post(elsewhere).status_code == 404  # another district's dispatcher: not found
+    Case.objects.filter(pk=case.pk).update(reporter_phone="")
+    assert post(world.users[R.DISPATCHER]).status_code == 404  # nothing to call
+    assert post(world.users[R.DISPATCHER], "/api/cases/abc/reporter-phone/").status_code == 404
+    assert APIClient().post(url).status_code in (401, 403)  # anonymous
 
 
 # --- components route cases --------------------------------------------------------------------------------

@@ -243,11 +243,21 @@ async function returnVisits() {
       const score = h("select", { "aria-label": m("satisfaction") }, h("option", { value: "", text: `${m("satisfaction")} —` }), [5, 4, 3, 2, 1].map((n) => h("option", { value: n, text: `${"★".repeat(n)} ${n}` })));
       const note = h("input", { maxlength: 1000, "aria-label": m("note"), placeholder: m("note") });
       const line = h("p", { class: "gm-msg", hidden: true });
+      // The list shows the number masked; the whole one is asked for per case, when calling (logged, limited).
+      const phone = h("span", { class: "gm-visit-phone" }, p.reporter_phone, " ", h("button", {
+        type: "button",
+        text: m("show_phone"),
+        onclick: async () => {
+          const r = await api(`/api/cases/${f.id}/reporter-phone/`, { method: "POST" });
+          if (!r.ok) return say(line, r.message, "error");
+          phone.replaceChildren(h("a", { href: `tel:${r.data.phone}`, text: `${m("call")} ${r.data.phone}` }));
+        },
+      }));
       return h(
         "li",
         { "data-case": p.code },
         h("strong", { text: `${p.code} · ${(p.category && (p.category.label || p.category.name)) || ""}` }),
-        h("span", { class: "gm-muted", text: `${p.reporter_name || ""} ${p.reporter_phone} · ${timeText(p.closed_at)} · ${p.address || p.summary || ""}` }),
+        h("span", { class: "gm-muted" }, `${p.reporter_name || ""} `, phone, ` · ${timeText(p.closed_at)} · ${p.address || p.summary || ""}`),
         h("div", { class: "gm-desk-row" }, score, note, h("button", {
           type: "button",
           class: "gm-primary",

@@ -148,12 +148,15 @@ def urge_answered_data(*, urge: CaseEvent) -> dict:
 
 def reassigned_data(*, from_team: PatrolTeam, team: PatrolTeam, evidence: dict) -> dict:
     """改派: the case moves from one team to another (the reason is the event's note)."""
-    return {"from_team": from_team.code, TEAM: team.code, "evidence": evidence}
+    return {FROM_TEAM: from_team.code, TEAM: team.code, "evidence": evidence}
+
+
+FROM_TEAM = "from_team"  # reassigned / recalled: the code of the team the case was taken from
 
 
 def recalled_data(*, from_team: PatrolTeam) -> dict:
     """撤回: the dispatchers take the case back from the team (the reason is the event's note)."""
-    return {"from_team": from_team.code}
+    return {FROM_TEAM: from_team.code}
 
 
 def reclassified_data(*, old: Category, new: Category, due_at: datetime | None, deadline_at: datetime | None) -> dict:

@@ -485,6 +485,8 @@ class Notification(models.Model):
         EXTENSION_REQUESTED = "extension_requested", _("延时申请")
         REOPENED = "reopened", _("重新打开")
         URGED = "urged", _("督办")
+        URGE_ANSWERED = "urge_answered", _("督办回复")
+        RECALLED = "recalled", _("任务撤回")
         CAMERAS_OFFLINE = "cameras_offline", _("摄像头离线")
 
     user = models.ForeignKey(User, verbose_name=_("接收人"), on_delete=models.CASCADE, related_name="notifications")

@@ -10,7 +10,10 @@
   decides (属地兜底 included);
 - `urged_party`: the party a 督办 (urge) pressed, as its event recorded it (`gridmgmt.events.urged_data`): the
   members of the case's team when a team held it (dispatched, handling), else the dispatchers (role dispatcher)
-  of the case's area.
+  of the case's area;
+- `urger`: who wrote the urge an answer answers (`gridmgmt.events.urge_answered_data`);
+- `from_team`: the members of the team a case was taken from (`gridmgmt.events.recalled_data`), whose phones
+  would otherwise keep a task that is no longer theirs.
 
 The actor of an event is never told of their own action. `events_write` calls `notifications_write` in the
 writer's transaction: one INSERT … SELECT … ON CONFLICT DO NOTHING per batch of events, whatever the number
@@ -40,7 +43,7 @@ from django.utils.translation import gettext as _
 
 from geo.models import AdminArea
 from gridmgmt import access, metrics
-from gridmgmt.models import Case, CaseEvent, Notification, User
+from gridmgmt.models import Case, CaseEvent, Notification, PatrolTeam, User
 from gridmgmt.outbox import Stored, notification_deliveries_write
 from realtime.feed import FeedRow, feed_rows_write
 
@@ -56,6 +59,8 @@ class Rule:
     area_roles: frozenset[str] = frozenset()
     level_supervisors: bool = False
     urged_party: bool = False
+    urger: bool = False
+    from_team: bool = False
 
 
 URGED_DISPATCHER_ROLES = frozenset({User.Role.DISPATCHER})  # an urge not on a team presses the area's dispatchers
@@ -70,6 +75,8 @@ RULES: dict[str, Rule] = {
     E.EXTENSION_REQUESTED: Rule(K.EXTENSION_REQUESTED, area_roles=frozenset({User.Role.SHIFT_LEADER})),
     E.REOPENED: Rule(K.REOPENED, team=True, area_roles=frozenset({User.Role.INSPECTOR})),
     E.URGED: Rule(K.URGED, urged_party=True),
+    E.URGE_ANSWERED: Rule(K.URGE_ANSWERED, urger=True),
+    E.RECALLED: Rule(K.RECALLED, from_team=True),
 }
 
 
@@ -102,6 +109,13 @@ def notification_words(*, kind: str, event: CaseEvent, env: dict) -> tuple[str, 
         }
     if kind == K.URGED:
         return _("督办 %(code)s") % {"code": code}, _("%(what)s:指挥中心督办,请抓紧办理。%(note)s") % {
+            "what": what,
+            "note": note,
+        }
+    if kind == K.URGE_ANSWERED:
+        return _("督办已回复 %(code)s") % {"code": code}, _("%(what)s:%(note)s") % {"what": what, "note": note}
+    if kind == K.RECALLED:
+        return _("任务已撤回 %(code)s") % {"code": code}, _("%(what)s:指挥中心已收回此任务,无需再处置。%(note)s") % {
             "what": what,
             "note": note,
         }
@@ -164,8 +178,21 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
         ):  # fmt: skip
             params[key].append(value)
 
+    from gridmgmt.events import FROM_TEAM, URGE  # events imports this module
+
     escalations: list[tuple[CaseEvent, tuple[str, str]]] = []
     said: dict[tuple[int, str], tuple[str, str]] = {}  # (event id, kind) → words, for the outbox
+    # The urges answered and the teams recalled from, looked up once for the batch.
+    urgers = dict(
+        CaseEvent.objects.filter(
+            pk__in=[e.data.get(URGE) for e in events if RULES.get(e.type, Rule("")).urger and e.data.get(URGE)]
+        ).values_list("pk", "actor_id")
+    )
+    from_teams = dict(
+        PatrolTeam.objects.filter(
+            code__in=[e.data.get(FROM_TEAM) for e in events if RULES.get(e.type, Rule("")).from_team]
+        ).values_list("code", "pk")
+    )
     with translation.override(settings.LANGUAGE_CODE):
         for event, env in zip(events, envelopes, strict=True):
             rule = RULES.get(event.type)
@@ -180,6 +207,10 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
                 add(event, rule.kind, words, roles=",".join(sorted(rule.area_roles)))
             if rule.level_supervisors:
                 escalations.append((event, words))
+            if rule.urger and urgers.get(event.data.get(URGE)) is not None:
+                add(event, rule.kind, words, to_user=urgers[event.data[URGE]])
+            if rule.from_team and from_teams.get(event.data.get(FROM_TEAM)) is not None:
+                add(event, rule.kind, words, team=from_teams[event.data[FROM_TEAM]])
             if rule.urged_party:
                 from gridmgmt.events import URGED_PARTY, URGED_TEAM  # events imports this module
 

@@ -103,3 +103,17 @@ def test_an_urge_is_on_the_timeline_the_wall_ticker_and_the_feed(crew):
     assert (tick["type"], tick["type_label"], tick["case_code"]) == (E.URGED, "督办", case.code)
     row = FeedEvent.objects.get(case_event_id=event.pk)
     assert (row.type, row.data["event"], row.data["status"]) == ("case.updated", E.URGED, S.DISPATCHED)
+
+
+def test_an_answer_tells_the_urger_and_a_recall_tells_the_team_it_was_taken_from(crew):
+    case = dispatched(crew)
+    leader, patrol = crew.users[R.SHIFT_LEADER], crew.users[R.PATROL]
+    services.case_urge(case_id=case.pk, actor=leader, note="今天必须清理")
+    services.case_urge_answer(case_id=case.pk, actor=patrol, note="已安排两人下午处理")
+    (answer,) = Notification.objects.filter(case=case, kind=K.URGE_ANSWERED)
+    assert (answer.user, answer.title) == (leader, f"督办已回复 {case.code}")
+    assert answer.text == "乱堆物堆料:已安排两人下午处理"
+    services.case_recall(case_id=case.pk, actor=crew.users[R.DISPATCHER], reason="派错了队伍")
+    recalled = Notification.objects.filter(case=case, kind=K.RECALLED).order_by("user__username")
+    assert list(recalled.values_list("user__username", flat=True)) == ["patrol", "patrol2"]  # not the dispatcher
+    assert recalled[0].text == "乱堆物堆料:指挥中心已收回此任务,无需再处置。派错了队伍"

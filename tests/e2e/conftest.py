@@ -262,3 +262,14 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _contexts_closed(request):
+    """Every browser context a test opened is closed before its database is flushed: a page left open keeps
+    asking the live server, and such a read once deadlocked with the flush's TRUNCATE (a clean-clone run)."""
+    yield
+    browser = request.node.funcargs.get("browser")  # only a test that asked for the browser
+    if browser is not None:
+        for context in list(browser.contexts):
+            context.close()

@@ -54,6 +54,9 @@ def wall_kpis(*, cases: QuerySet[Case], now: datetime) -> dict:
         "overdue": stock["overdue"],
         "closure_rate": k.closure_rate,  # 结案率
         "on_time_rate": k.on_time_closure_rate,  # 按期结案率
+        # each rate's part and whole: early in the day "0.0 %" may be 0 of 2, which the tile says
+        "closure_of": [k.due_closed, k.due],
+        "on_time_of": [k.closed_on_time, k.closed],
         "satisfaction": round(k.satisfaction_mean, 2) if k.satisfaction_mean is not None else None,
     }
 

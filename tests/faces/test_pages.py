@@ -228,6 +228,7 @@ def test_wall_snapshot_counts(client, world, django_assert_max_num_queries):
     k = data["kpis"]
     assert (k["received"], k["filed"], k["closed"], k["open"], k["overdue"]) == (2, 1, 1, 3, 1)
     assert k["on_time_rate"] == 1.0 and k["satisfaction"] == 4.0
+    assert k["on_time_of"] == [1, 1]  # the rate's part and whole, shown beside it
     assert data["cells"] == {str(cell.pk): [2, 1], str(world.cells[1].pk): [1, 0]}
     heat = {round(lat, 4): n for lat, _lon, n in data["heat"]}
     assert sorted(heat.values()) == [1, 2]  # the 30-day-old case is not in the 7-day heat

@@ -120,6 +120,11 @@ function kpis(k) {
     if (v !== null && v !== undefined && n.dataset.format === "pct") text = (v * 100).toFixed(1) + "%";
     if (v !== null && v !== undefined && n.dataset.format === "score") text = Number(v).toFixed(2);
     n.querySelector("b").textContent = text;
+    const of = n.dataset.of && k[n.dataset.of];
+    if (of) {  // the rate's part and whole, after its label (0.0 % early in the day may be 0 of 2)
+      n.querySelector(".gm-kpi-of")?.remove();
+      n.querySelector("span").append(h("small", { class: "gm-kpi-of", text: `${of[0]} / ${of[1]}` }));
+    }
   });
 }
 function tick(e) {

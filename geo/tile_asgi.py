@@ -59,8 +59,11 @@ class _TileMemory:
     age out. A hit costs no Redis read (the stamp is trusted for TILE_VERSION_SECONDS), no unpickling and no
     hash: bench/tiles.py (README, "Cell tiles against tipg")."""
 
-    def __init__(self, max_bytes: int = 32 * 1024 * 1024):
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024, max_entries: int = 100_000):
         self.max_bytes = max_bytes
+        # Empty tiles (outside the grid, any address up to z22) weigh nothing by their bytes: without a count
+        # limit a crawl of such addresses would grow the worker without bound.
+        self.max_entries = max_entries
         self.size = 0
         self._entries: OrderedDict[tuple, tuple[bytes, bytes]] = OrderedDict()
 
@@ -76,7 +79,7 @@ class _TileMemory:
             return entry
         entry = self._entries[key] = (data, tile_etag(data).encode())
         self.size += len(data)
-        while self.size > self.max_bytes:
+        while self.size > self.max_bytes or len(self._entries) > self.max_entries:
             _, (old, _) = self._entries.popitem(last=False)
             self.size -= len(old)
         return entry

@@ -146,12 +146,12 @@ def urge_answered_data(*, urge: CaseEvent) -> dict:
     return {URGE: urge.pk, "urged_at": _iso(urge.at)}
 
 
+FROM_TEAM = "from_team"  # reassigned / recalled: the code of the team the case was taken from
+
+
 def reassigned_data(*, from_team: PatrolTeam, team: PatrolTeam, evidence: dict) -> dict:
     """改派: the case moves from one team to another (the reason is the event's note)."""
     return {FROM_TEAM: from_team.code, TEAM: team.code, "evidence": evidence}
-
-
-FROM_TEAM = "from_team"  # reassigned / recalled: the code of the team the case was taken from
 
 
 def recalled_data(*, from_team: PatrolTeam) -> dict:

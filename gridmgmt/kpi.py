@@ -67,33 +67,31 @@ statement: aggregates with FILTER, no Python loop over events.
 Summary (city scale: 31 M events; README "City scale"). Every per-event fact above (the on-time flags, first
 dispatch, satisfaction, handling time) is written once, in ``_FACTS``; ``_PARTS`` are its additive partial
 aggregates (counts, Σ satisfaction, Σ handling seconds and their count; the means are Σ / n at the end, in
-both paths). ``KpiDay`` holds those parts per local day × district × street × community (the ids copied onto
-the event) × team (the ``team`` group above), and ``KpiDayDepartment`` per the same day × district × street ×
-department (copied onto the event), for every event up to ``KpiWatermark.upto``;
-``kpi_summary_refresh`` (``manage.py kpi_summarize``, run every 5 minutes by deploy/systemd/gridmgmt-kpi.timer)
-adds the events committed since, in id order (the bound is taken under a SHARE lock on the event table, so no
-smaller id can commit later). A read of whole local days, grouped by none / area / team / department / day /
-week / month,
-over everything or an area scope, takes the summary's rows of those days plus the events past the watermark (the
-tail: late offline actions count on their own day) — so figures are exact whether or not the timer ran.
-Facts that read the case as it is now — a first dispatch against ``Case.dispatch_deadline_at`` (a resume moves
-it), a CLOSED/HANDLED event without the flag the services write — are "volatile": ``KpiVolatile`` keeps what
-each contributed; a read corrects those of the cases with an event in the tail (every change of a case writes
-an event), and the refresh folds the correction in. A case's area ids are set at intake and never change (no
-service moves a case), so the ids copied onto its events are the case's, and an area scope on the summary is the
-same as on the case. Groupings by grid (the case's) and person, partial
-days (the wall's "today so far") and other scopes (a patrol member: their team's and own cases) read the
-events, with the same ``_FACTS``; ``due`` / ``due_closed`` always come from the case table (promises move),
-through the ``case_promise`` index; a case closed now (``DONE_STATUSES``) answers ``due_closed`` by its
-``closed_at`` (services.moves.move_close sets it to the CLOSED event's time), the others (open, reopened and
-closed again, imported history) by a probe of the ``caseevent_closed`` index (bench/scale.py, 5 M cases: a
-year's 1.24 M promises 1.98 s → 0.63 s). ``kpi_compute(summary=False)`` reads only the
-events: the tests compare the two (tests/gridmgmt/test_kpi_summary.py). Two differences could arise: a send-back
-names its team by code, which KpiDay resolved when it summarized it — a team whose code is changed afterwards
-keeps its summarized send-backs, the events path would look the new code up; and an event written before
-migration 0024 (no department copy; the event table is append-only, so none was filled in) counts for its
-case's department as the summary found it — were that case routed to another department afterwards, the events path
-would count it there.
+both paths). ``KpiDay`` holds those parts per local day × district × street × community (the ids copied onto the
+event) × team (the ``team`` group above), and ``KpiDayDepartment`` per the same day × district × street ×
+department (copied onto the event), for every event up to ``KpiWatermark.upto``; ``kpi_summary_refresh``
+(``manage.py kpi_summarize``, run every 5 minutes by deploy/systemd/gridmgmt-kpi.timer) adds the events committed
+since, in id order (the bound is taken under a SHARE lock on the event table, so no smaller id can commit later). A
+read of whole local days, grouped by none / area / team / department / day / week / month, over everything or an
+area scope, takes the summary's rows of those days plus the events past the watermark (the tail: late offline
+actions count on their own day) — so figures are exact whether or not the timer ran.
+Facts that read the case as it is now — a first dispatch against ``Case.dispatch_deadline_at`` (a resume moves it),
+a CLOSED/HANDLED event without the flag the services write — are "volatile": ``KpiVolatile`` keeps what each
+contributed; a read corrects those of the cases with an event in the tail (every change of a case writes an event),
+and the refresh folds the correction in. A case's area ids are set at intake and never change (no service moves a
+case), so the ids copied onto its events are the case's, and an area scope on the summary is the same as on the
+case. Groupings by grid (the case's) and person, partial days (the wall's "today so far") and other scopes (a
+patrol member: their team's and own cases) read the events, with the same ``_FACTS``; ``due`` / ``due_closed``
+always come from the case table (promises move), through the ``case_promise`` index; a case closed now
+(``DONE_STATUSES``) answers ``due_closed`` by its ``closed_at`` (services.moves.move_close sets it to the CLOSED
+event's time), the others (open, reopened and closed again, imported history) by a probe of the
+``caseevent_closed`` index (bench/scale.py, 5 M cases: a year's 1.24 M promises 1.98 s → 0.63 s).
+``kpi_compute(summary=False)`` reads only the events: the tests compare the two
+(tests/gridmgmt/test_kpi_summary.py). Two differences could arise: a send-back names its team by code, which the
+summary resolved when it summarized it — a team whose code is changed afterwards keeps its summarized send-backs,
+the events path would look the new code up; and an event written before migration 0024 (no department copy; the
+event table is append-only, so none was filled in) counts for its case's department as the summary found it — were
+that case routed to another department afterwards, the events path would count it there.
 """
 
 from __future__ import annotations
@@ -176,7 +174,7 @@ _FACTS = """
 SELECT e.id, e.case_id, e.type, e.at, {g} AS g,
        (e.at AT TIME ZONE 'Asia/Shanghai')::date AS day, e.district_id_copy AS district_id,
        e.street_id_copy AS street_id, e.community_id_copy AS community_id, {team} AS team_id,
-       coalesce(e.department_id_copy, c.department_id) AS department_id,
+       {department} AS department_id,
        CASE WHEN e.type = 'closed' THEN coalesce(f.on_time_overall, e.at <= coalesce(c.due_at, c.deadline_at)) END
            AS closed_on_time,
        CASE WHEN e.type = 'self_handled' THEN true
@@ -277,7 +275,7 @@ tail AS MATERIALIZED (
            -- a case closed now (not a merged duplicate: those are left out above) was closed at closed_at, a
            -- CLOSED event's time: that answers most without probing the events (a reopened case, closed
            -- again later, and imported history without the clock are probed)
-           count(*) FILTER (WHERE (c.status IN ({done}) AND c.closed_at < %(end)s) OR EXISTS (
+           count(*) FILTER (WHERE (c.status = ANY(%(done)s) AND c.closed_at < %(end)s) OR EXISTS (
                SELECT 1 FROM gridmgmt_caseevent x WHERE x.case_id = c.id AND x.type = 'closed' AND x.at < %(end)s
            )) AS due_closed
     FROM gridmgmt_case c
@@ -330,6 +328,7 @@ def _fmt_facts(*, g: str = "NULL::bigint", source: str = "gridmgmt_caseevent e",
         k_deadline_at=events.DEADLINE_AT,
         k_satisfaction=events.SATISFACTION,
         team=_GROUPS["team"][0],
+        department=_GROUPS["department"][0],
         g=g,
         source=source,
         where=where,
@@ -546,7 +545,6 @@ def kpi_compute(
     else:
         ev, summary, upto = _fmt_facts(g=g_event, where=period), "", "0"
     sql = _READ_SQL.format(
-        done=", ".join(f"'{status}'" for status in sorted(states.DONE_STATUSES)),
         upto=upto,
         tail_max=TAIL_MAX,
         ev=ev,
@@ -560,6 +558,7 @@ def kpi_compute(
         label_join=f"LEFT JOIN {label_table} n ON n.id = coalesce(a.g, d.g)" if label_table else "",
     )
     params = {"start": start, "end": end, "d0": d0, "d1": d1, "types": [str(t) for t in _TYPES], **scope.params}
+    params["done"] = sorted(states.DONE_STATUSES)  # due_closed: the statuses of a case closed now
     with reader.cursor() as cur:
         cur.execute(sql, params)
         rows = [KpiRow(**dict(zip(_COLUMNS, r, strict=True))) for r in cur.fetchall()]

@@ -178,21 +178,16 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
         ):  # fmt: skip
             params[key].append(value)
 
-    from gridmgmt.events import FROM_TEAM, URGE  # events imports this module
+    from gridmgmt.events import FROM_TEAM, URGE, URGED_PARTY, URGED_TEAM  # events imports this module
 
     escalations: list[tuple[CaseEvent, tuple[str, str]]] = []
     said: dict[tuple[int, str], tuple[str, str]] = {}  # (event id, kind) → words, for the outbox
-    # The urges answered and the teams recalled from, looked up once for the batch.
-    urgers = dict(
-        CaseEvent.objects.filter(
-            pk__in=[e.data.get(URGE) for e in events if RULES.get(e.type, Rule("")).urger and e.data.get(URGE)]
-        ).values_list("pk", "actor_id")
-    )
-    from_teams = dict(
-        PatrolTeam.objects.filter(
-            code__in=[e.data.get(FROM_TEAM) for e in events if RULES.get(e.type, Rule("")).from_team]
-        ).values_list("code", "pk")
-    )
+    # The urges answered and the teams recalled from, each looked up once for the batch (and only if any).
+    ruled = [(e, RULES[e.type]) for e in events if e.type in RULES]
+    urges = [e.data[URGE] for e, rule in ruled if rule.urger and e.data.get(URGE)]
+    team_codes = [e.data[FROM_TEAM] for e, rule in ruled if rule.from_team and e.data.get(FROM_TEAM)]
+    urgers = dict(CaseEvent.objects.filter(pk__in=urges).values_list("pk", "actor_id")) if urges else {}
+    from_teams = dict(PatrolTeam.objects.filter(code__in=team_codes).values_list("code", "pk")) if team_codes else {}
     with translation.override(settings.LANGUAGE_CODE):
         for event, env in zip(events, envelopes, strict=True):
             rule = RULES.get(event.type)
@@ -212,8 +207,6 @@ def notifications_write(events: Sequence[CaseEvent], envelopes: Sequence[dict]) 
             if rule.from_team and from_teams.get(event.data.get(FROM_TEAM)) is not None:
                 add(event, rule.kind, words, team=from_teams[event.data[FROM_TEAM]])
             if rule.urged_party:
-                from gridmgmt.events import URGED_PARTY, URGED_TEAM  # events imports this module
-
                 if event.data.get(URGED_PARTY) == URGED_TEAM and event.team_id_copy is not None:
                     add(event, rule.kind, words, team=event.team_id_copy)
                 else:

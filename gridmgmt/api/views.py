@@ -347,8 +347,9 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         # POST: a deliberate act per case (never prefetched or cached), logged by case id — never the number.
         if not access.reporter_phone_may_call(request.user):
             raise RoleNotAllowed(_("只有派遣员和值班长可以查看完整电话"))
-        phone = access.reporter_phone_access(user=request.user, case_id=_case_id(pk))
-        log.info("reporter phone shown", extra={"case_id": _case_id(pk)})
+        case_id = _case_id(pk)
+        phone = access.reporter_phone_access(user=request.user, case_id=case_id)
+        log.info("reporter phone shown", extra={"case_id": case_id})
         return Response(s.ReporterPhoneSerializer({"phone": phone}).data)
 
     # --- street loudspeakers ---

@@ -88,7 +88,6 @@ def test_reassign_bulk_file_and_print(browser, live_server_url):
     fresh[0].refresh_from_db()
     assert fresh[0].supporters == 1 and Case.objects.count() == 4
     assert clean(log) == NO_PROBLEMS
-    desk.close()
 
 
 def test_return_visit_call_shows_the_number_and_records_the_answer(browser, live_server_url):
@@ -123,4 +122,3 @@ def test_return_visit_call_shows_the_number_and_records_the_answer(browser, live
     page.wait_for_selector(f'#desk-visit-list li[data-case="{case.code}"] .gm-msg[data-kind="ok"]')
     assert case.events.get(type=E.RATED).data == {"satisfaction": 5, "via": "phone"}
     assert clean(log) == NO_PROBLEMS
-    desk.close()

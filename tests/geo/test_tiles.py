@@ -320,6 +320,15 @@ def test_tile_memory_drops_the_least_recently_used_past_its_size():
     assert memory.size == 20
 
 
+def test_tile_memory_holds_a_bounded_number_of_empty_tiles():
+    from geo.tile_asgi import _TileMemory
+
+    memory = _TileMemory(max_entries=3)
+    for y in range(10):  # a crawl of addresses outside the grid: empty tiles
+        memory.put(("v", 22, 0, y), b"")
+    assert [memory.get(("v", 22, 0, y)) is not None for y in range(10)] == [False] * 7 + [True] * 3
+
+
 def test_plain_cells_keep_a_clockwise_tile_ring_and_cut_cells_none(cells):
     from django.contrib.gis.geos import MultiPolygon, Polygon
 
